@@ -1,0 +1,59 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { FastifyInstance } from 'fastify'
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import core, { type CoreOptions } from './core.js'
+import auth from './http/auth.js'
+import builds from './http/builds.js'
+import errorHandler from './http/error-handler.js'
+import health from './http/health.js'
+import logs from './http/logs.js'
+import results from './http/results.js'
+import streams from './http/streams.js'
+
+// The application as a plugin: server.ts listens with it, tests inject into it.
+
+export const OPENAPI_INFO = {
+  title: 'cosa-buildd',
+  version: '1.0.0',
+  description: 'Builds OSTree-based operating systems with coreos-assembler (cosa) in containers. ' +
+    'CI pipelines submit builds for a stream (a config repository and branch) and follow them to a final state: ' +
+    '`succeeded` (a new cosa build), `unchanged` (inputs unchanged, no new build), `failed` (with a reason) ' +
+    'or `cancelled`.'
+}
+
+export default async function app (fastify: FastifyInstance, opts: CoreOptions) {
+  fastify.setValidatorCompiler(validatorCompiler)
+  fastify.setSerializerCompiler(serializerCompiler)
+
+  await fastify.register(errorHandler)
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: OPENAPI_INFO,
+      tags: [
+        { name: 'streams', description: 'Config repositories and how to build them' },
+        { name: 'builds', description: 'Build requests, their state, logs and results' },
+        { name: 'health', description: 'Liveness and readiness' }
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'read, submit or admin token' },
+          buildToken: { type: 'http', scheme: 'bearer', description: 'the token minted for one build\'s container' }
+        }
+      }
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+
+  await fastify.register(core, opts)
+  await fastify.register(auth, { config: opts.config })
+  await fastify.register(health)
+  await fastify.register(streams)
+  await fastify.register(builds)
+  await fastify.register(logs)
+  await fastify.register(results)
+}

@@ -1,0 +1,310 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { PassThrough } from 'node:stream'
+import { createInterface } from 'node:readline'
+import type { Logger } from '../logger.js'
+import type { Config } from '../config.js'
+import { DEFAULT_RECIPE, renderScript } from '../cosa/recipe.js'
+import type { DataDir } from '../data-dir.js'
+import { ConfigError, type ConfigMirror } from '../git/config-mirror.js'
+import { containerName, containerSpec } from '../runner/container-spec.js'
+import { EngineError, type DockerEngine } from '../runner/docker-engine.js'
+import type { BuildPatch, Store } from '../store/store.js'
+import type { BuildState, FailureReason } from './build-state.js'
+import type { BuildLogs } from './build-logs.js'
+import type { Build, Stream } from './model.js'
+
+// Runs one build from claim to final state: resolve the config commit, create
+// and start the container, follow its log, wait with the stream's deadline,
+// then decide the outcome from the exit status and what the container posted.
+// Shutdown detaches without touching the container; the next start adopts it.
+
+export interface RunnerDeps {
+  store: Store
+  engine: DockerEngine
+  mirror: ConfigMirror
+  logs: BuildLogs
+  dataDir: DataDir
+  config: Config
+  logger: Logger
+  owner: string
+  now: () => Date
+}
+
+const HOST_DEVICES = ['/dev/kvm', '/dev/fuse']
+const DEFAULT_MEMORY = 4 * 1024 ** 3
+const DEFAULT_PIDS = 4096
+const LOG_DRAIN_MS = 5000
+
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex')
+
+interface Final { state: BuildState, reason?: FailureReason, message?: string, exitCode?: number }
+
+const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
+  ({ state: 'failed', reason, message, exitCode })
+
+export class BuildRunner {
+  readonly #deps: RunnerDeps
+  readonly #active = new Map<string, AbortController>()
+  readonly #settled = new Set<Promise<void>>()
+  readonly #shutdown = new AbortController()
+
+  constructor (deps: RunnerDeps) {
+    this.#deps = deps
+  }
+
+  isActive (buildId: string) {
+    return this.#active.has(buildId)
+  }
+
+  get activeCount () {
+    return this.#active.size
+  }
+
+  /** Interrupts a running build's wait; the runner then stops its container. */
+  requestCancel (buildId: string) {
+    this.#active.get(buildId)?.abort()
+  }
+
+  /** Stops supervising without touching containers, for a graceful shutdown. */
+  async detachAll () {
+    this.#shutdown.abort()
+    await Promise.allSettled([...this.#settled])
+  }
+
+  /** Runs a build the scheduler just claimed (state `running`). */
+  run (build: Build) {
+    return this.#track(build.id, (cancel) => this.#launch(build, cancel))
+  }
+
+  /** Resumes supervising a build whose container outlived a service restart. */
+  adopt (build: Build, containerId: string) {
+    return this.#track(build.id, async (cancel) => {
+      const stream = await this.#deps.store.getStream(build.stream)
+      await this.#deps.logs.note(build.id, 'service restarted; following the build container again')
+      await this.#supervise(build, stream, containerId, cancel)
+    })
+  }
+
+  /** Decides a build whose container exited while no service supervised it. */
+  async finishExited (build: Build, containerId: string) {
+    const state = await this.#deps.engine.inspect(containerId)
+    const final = state
+      ? await this.#outcome(build.id, state.exitCode, state.oomKilled)
+      : failed('lost', 'the build container disappeared while the service was down')
+    await this.#finish(build, final)
+    await this.#deps.engine.remove(containerId)
+  }
+
+  #track (buildId: string, fn: (cancel: AbortController) => Promise<void>) {
+    if (this.#active.has(buildId)) return Promise.resolve()
+    const cancel = new AbortController()
+    this.#active.set(buildId, cancel)
+    const done = fn(cancel)
+      .catch((err) => this.#deps.logger.error({ err, buildId }, 'build supervision failed'))
+      .finally(() => {
+        this.#active.delete(buildId)
+        this.#settled.delete(done)
+      })
+    this.#settled.add(done)
+    return done
+  }
+
+  async #launch (build: Build, cancel: AbortController) {
+    const { store, engine, mirror, logs, dataDir, config } = this.#deps
+    const stream = await store.getStream(build.stream)
+    if (!stream) return this.#finish(build, failed('config_unavailable', `stream ${build.stream} no longer exists`))
+
+    await logs.note(build.id, `resolving ${build.request.commit ?? stream.config.ref} in ${stream.config.url}`)
+    let commit: string
+    try {
+      await mirror.sync(stream.config.url, dataDir.mirror(stream.name))
+      commit = await mirror.resolve(dataDir.mirror(stream.name), stream.config.ref, build.request.commit)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      return this.#finish(build, failed('config_unavailable', `config repository: ${err.message}`))
+    }
+    await store.update(build.id, ['running'], { configCommit: commit })
+    await logs.note(build.id, `config commit ${commit}`)
+    if (await this.#cancelled(build.id, cancel)) return this.#finish(build, { state: 'cancelled' })
+
+    try {
+      if (!await engine.imageExists(stream.image)) {
+        return this.#finish(build, failed('image_unavailable',
+          `builder image ${stream.image} is not on the Docker engine: build or load it (npm run image:cosa-lite)`))
+      }
+      const token = randomBytes(32).toString('base64url')
+      await store.update(build.id, ['running'], { resultTokenHash: hashToken(token) })
+      const workdir = dataDir.workdir(stream.name)
+      await mkdir(workdir, { recursive: true })
+      const spec = containerSpec({
+        buildId: build.id,
+        stream: stream.name,
+        owner: this.#deps.owner,
+        image: stream.image,
+        script: renderScript({
+          recipe: stream.recipe.length ? stream.recipe : DEFAULT_RECIPE,
+          url: 'file:///run/cosa-buildd/config.git',
+          ref: stream.config.ref,
+          commit,
+          request: build.request,
+          platforms: build.request.platforms ?? stream.platforms
+        }),
+        resultToken: token,
+        resultUrl: config.builds.resultUrl,
+        workdir,
+        mirror: dataDir.mirror(stream.name),
+        apiSocketDir: dataDir.apiSocketDir,
+        profile: config.builds.securityProfile,
+        networkMode: stream.networkMode ?? config.builds.networkMode,
+        devices: HOST_DEVICES.filter((d) => existsSync(d)),
+        memoryBytes: stream.resources.memoryBytes ?? DEFAULT_MEMORY,
+        cpus: stream.resources.cpus ?? 2,
+        pids: stream.resources.pids ?? DEFAULT_PIDS,
+        stopGraceSeconds: config.builds.stopGraceSeconds
+      })
+      let containerId: string
+      try {
+        containerId = await engine.create(spec)
+      } catch (err) {
+        // The name is the build's: a container of that name is this build's
+        // own, created by an earlier attempt that did not record it.
+        if (!(err instanceof EngineError && err.kind === 'conflict')) throw err
+        const existing = await engine.inspect(containerName(build.id))
+        if (!existing) throw err
+        containerId = existing.id
+      }
+      if (!await store.update(build.id, ['running'], { containerId })) {
+        await engine.remove(containerId)
+        return
+      }
+      try {
+        await engine.start(containerId)
+      } catch (err) {
+        if (!(err instanceof EngineError) || err.kind !== 'refused') throw err
+        await engine.remove(containerId)
+        return this.#finish(build, failed('infrastructure',
+          `the Docker engine refused to start the build container with the ${config.builds.securityProfile} ` +
+          `security profile: ${err.message}`))
+      }
+      await this.#supervise(build, stream, containerId, cancel)
+    } catch (err) {
+      if (!(err instanceof EngineError)) throw err
+      await this.#finish(build, failed('infrastructure', err.message))
+    }
+  }
+
+  async #cancelled (buildId: string, cancel: AbortController) {
+    if (cancel.signal.aborted) return true
+    return (await this.#deps.store.getBuild(buildId))?.cancelRequestedAt !== undefined
+  }
+
+  async #supervise (build: Build, stream: Stream | undefined, containerId: string, cancel: AbortController) {
+    const { engine, logs, config, logger } = this.#deps
+    const started = Date.parse(build.startedAt ?? this.#deps.now().toISOString())
+    const timeoutSeconds = stream?.timeoutSeconds ?? config.builds.defaultTimeoutSeconds
+    const timeout = AbortSignal.timeout(Math.max(0, started + timeoutSeconds * 1000 - this.#deps.now().getTime()))
+    const shutdown = this.#shutdown.signal
+
+    const logAbort = new AbortController()
+    const pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
+    if (await this.#cancelled(build.id, cancel)) cancel.abort()
+
+    let ending: 'exit' | 'cancel' | 'timeout' = 'exit'
+    for (;;) {
+      try {
+        await engine.wait(containerId, AbortSignal.any([cancel.signal, timeout, shutdown]))
+        break
+      } catch (err) {
+        if (shutdown.aborted) {
+          logAbort.abort()
+          await pump
+          return
+        }
+        if (cancel.signal.aborted || timeout.aborted) {
+          ending = cancel.signal.aborted ? 'cancel' : 'timeout'
+          await logs.note(build.id, ending === 'cancel'
+            ? `cancel requested; stopping the container (grace ${config.builds.stopGraceSeconds}s)`
+            : `timed out after ${timeoutSeconds}s; stopping the container`)
+          await engine.stop(containerId, config.builds.stopGraceSeconds)
+          break
+        }
+        // A broken wait says nothing about the container: look again.
+        logger.warn({ err, buildId: build.id }, 'waiting for the build container failed; inspecting it')
+        const state = await this.#inspectPatiently(containerId, AbortSignal.any([timeout, shutdown, cancel.signal]))
+        if (state === 'gone') {
+          logAbort.abort()
+          await pump
+          return this.#finish(build, failed('lost', 'the build container disappeared'))
+        }
+        if (state === 'unknown' || !state.running) continue
+      }
+    }
+
+    const state = await engine.inspect(containerId)
+    await Promise.race([pump, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS).unref())])
+    logAbort.abort()
+    await pump
+
+    let final: Final
+    if (ending === 'cancel') final = { state: 'cancelled' }
+    else if (ending === 'timeout') final = failed('timeout', `the build ran longer than the stream's timeout of ${timeoutSeconds}s`)
+    else if (!state) final = failed('lost', 'the build container disappeared')
+    else final = await this.#outcome(build.id, state.exitCode, state.oomKilled)
+    await this.#finish(build, final)
+    await engine.remove(containerId)
+  }
+
+  /** Inspects until the engine answers, or the signal ends the attempt. */
+  async #inspectPatiently (containerId: string, signal: AbortSignal) {
+    for (let delay = 250; !signal.aborted; delay = Math.min(delay * 2, 5000)) {
+      try {
+        const state = await this.#deps.engine.inspect(containerId)
+        return state ?? 'gone'
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, delay).unref())
+      }
+    }
+    return 'unknown'
+  }
+
+  async #pumpLogs (buildId: string, containerId: string, signal: AbortSignal) {
+    try {
+      const since = await this.#deps.logs.resumePoint(buildId)
+      const sinceMs = since === undefined ? NaN : Date.parse(since)
+      const { stdout, stderr } = await this.#deps.engine.logs(containerId, signal,
+        Number.isNaN(sinceMs) ? undefined : Math.floor(sinceMs / 1000))
+      const merged = new PassThrough()
+      let open = 2
+      for (const s of [stdout, stderr]) {
+        s.on('end', () => { if (--open === 0) merged.end() })
+        s.pipe(merged, { end: false })
+      }
+      await this.#deps.logs.consume(buildId, createInterface({ input: merged, crlfDelay: Infinity }), since)
+    } catch (err) {
+      if (!signal.aborted) this.#deps.logger.warn({ err, buildId }, 'reading the build log failed')
+    }
+  }
+
+  async #outcome (buildId: string, exitCode: number, oomKilled: boolean): Promise<Final> {
+    if (oomKilled) return failed('oom', 'a process in the build container ran out of memory and was killed', exitCode)
+    if (exitCode !== 0) return failed('exit_code', `the build exited with code ${exitCode}; the log has the details`, exitCode)
+    const outcome = await this.#deps.store.postedOutcome(buildId)
+    if (outcome === 'built') return { state: 'succeeded', exitCode }
+    if (outcome === 'unchanged') return { state: 'unchanged', exitCode }
+    const build = await this.#deps.store.getBuild(buildId)
+    return failed('invalid_result', build?.message ?? 'the build exited 0 without posting a valid result', exitCode)
+  }
+
+  async #finish (build: Build, final: Final) {
+    const patch: BuildPatch = { finishedAt: this.#deps.now().toISOString() }
+    if (final.reason) patch.reason = final.reason
+    if (final.message) patch.message = final.message
+    if (final.exitCode !== undefined) patch.exitCode = final.exitCode
+    const done = await this.#deps.store.transition(build.id, ['running'], final.state, patch)
+    if (!done) return
+    await this.#deps.logs.note(build.id, `build ${final.state}${final.message ? `: ${final.message}` : ''}`)
+    this.#deps.logger.info({ buildId: build.id, state: final.state, reason: final.reason }, 'build finished')
+  }
+}

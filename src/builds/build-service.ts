@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto'
+import type { Readable } from 'node:stream'
+import { errors } from '../errors.js'
+import type { Store } from '../store/store.js'
+import type { BuildState } from './build-state.js'
+import { isTerminal } from './build-state.js'
+import { newBuildId } from './build-id.js'
+import type { BuildLogs } from './build-logs.js'
+import type { BuildRunner } from './build-runner.js'
+import type { Build, BuildRequest } from './model.js'
+
+export interface BuildView extends Build {
+  queuePosition?: number | undefined
+}
+
+export interface SubmitOptions {
+  idempotencyKey?: string | undefined
+  /** Who is submitting (a token hash): idempotency keys are per client. */
+  clientScope: string
+}
+
+const fingerprint = (stream: string, request: BuildRequest) =>
+  createHash('sha256').update(JSON.stringify([stream, request.force, request.skipPrune,
+    request.version ?? null, request.commit ?? null, request.platforms ?? null])).digest('hex')
+
+const encodeCursor = (seq: number) => Buffer.from(JSON.stringify({ s: seq })).toString('base64url')
+
+function decodeCursor (cursor: string) {
+  try {
+    const { s } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+    if (Number.isSafeInteger(s) && s > 0) return s as number
+  } catch {}
+  throw errors.invalidRequest('querystring/cursor: not a cursor returned by this API')
+}
+
+export class BuildService {
+  readonly #store: Store
+  readonly #runner: BuildRunner
+  readonly #logs: BuildLogs
+  readonly #wake: () => void
+  readonly #now: () => Date
+
+  constructor (deps: { store: Store, runner: BuildRunner, logs: BuildLogs, wake: () => void, now: () => Date }) {
+    this.#store = deps.store
+    this.#runner = deps.runner
+    this.#logs = deps.logs
+    this.#wake = deps.wake
+    this.#now = deps.now
+  }
+
+  async submit (stream: string, request: BuildRequest, opts: SubmitOptions) {
+    if (!await this.#store.getStream(stream)) throw errors.streamNotFound(stream)
+    const claim = opts.idempotencyKey === undefined
+      ? undefined
+      : { scope: opts.clientScope, key: opts.idempotencyKey, fingerprint: fingerprint(stream, request) }
+    const outcome = await this.#store.insertBuild(
+      { id: newBuildId(this.#now().getTime()), stream, request, createdAt: this.#now().toISOString() }, claim)
+    if (outcome.kind === 'mismatch') throw errors.idempotencyMismatch()
+    const build = await this.view(outcome.build)
+    if (outcome.kind === 'created') this.#wake()
+    return { build, replayed: outcome.kind === 'replayed' }
+  }
+
+  async view (build: Build): Promise<BuildView> {
+    return build.state === 'queued' ? { ...build, queuePosition: await this.#store.queuePosition(build) } : build
+  }
+
+  async get (id: string) {
+    const build = await this.#store.getBuild(id)
+    if (!build) throw errors.buildNotFound(id)
+    return this.view(build)
+  }
+
+  async list (query: { stream?: string | undefined, state?: BuildState | undefined, limit: number, cursor?: string | undefined }) {
+    const builds = await this.#store.listBuilds({
+      stream: query.stream,
+      state: query.state,
+      limit: query.limit + 1,
+      beforeSeq: query.cursor === undefined ? undefined : decodeCursor(query.cursor)
+    })
+    const page = builds.slice(0, query.limit)
+    return {
+      builds: await Promise.all(page.map((b) => this.view(b))),
+      nextCursor: builds.length > query.limit ? encodeCursor(page.at(-1)!.seq) : undefined
+    }
+  }
+
+  /** Idempotent: a finished build is returned as it is. */
+  async cancel (id: string) {
+    const build = await this.get(id)
+    const at = this.#now().toISOString()
+    if (build.state === 'queued') {
+      await this.#store.transition(id, ['queued'], 'cancelled', { cancelRequestedAt: at, finishedAt: at })
+    } else if (build.state === 'running' && !build.cancelRequestedAt) {
+      await this.#store.update(id, ['running'], { cancelRequestedAt: at })
+    }
+    this.#runner.requestCancel(id)
+    return this.get(id)
+  }
+
+  async meta (id: string) {
+    await this.get(id)
+    const meta = await this.#store.getMeta(id)
+    if (meta === undefined) throw errors.metaNotFound(id)
+    return meta
+  }
+
+  async log (id: string, offset: number, follow: boolean, signal: AbortSignal): Promise<{ size: number, body: Readable }> {
+    await this.get(id)
+    const isDone = async () => isTerminal((await this.#store.getBuild(id))!.state) && !this.#runner.isActive(id)
+    return {
+      size: await this.#logs.size(id),
+      body: this.#logs.read(id, offset, follow, isDone, signal)
+    }
+  }
+}

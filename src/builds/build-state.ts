@@ -1,0 +1,41 @@
+import { z } from 'zod'
+
+// The build lifecycle. Every transition is a conditional update in the store
+// (`... WHERE state IN (from)`), so of two racing writers exactly one wins and
+// a terminal state, once written, is never overwritten.
+
+export const buildStates = ['queued', 'running', 'succeeded', 'unchanged', 'failed', 'cancelled'] as const
+export const BuildState = z.enum(buildStates)
+export type BuildState = z.infer<typeof BuildState>
+
+export const terminalStates: readonly BuildState[] = ['succeeded', 'unchanged', 'failed', 'cancelled']
+
+const transitions: Record<BuildState, readonly BuildState[]> = {
+  queued: ['running', 'cancelled', 'failed'],
+  // running -> queued only when the service stopped before the build's
+  // container existed: nothing ran, so the build is simply run again.
+  running: ['succeeded', 'unchanged', 'failed', 'cancelled', 'queued'],
+  succeeded: [],
+  unchanged: [],
+  failed: [],
+  cancelled: []
+}
+
+/** The states a build may be in for `to` to be a legal next state. */
+export const sourcesOf = (to: BuildState): BuildState[] =>
+  buildStates.filter((from) => transitions[from].includes(to))
+
+export const isTerminal = (state: BuildState) => terminalStates.includes(state)
+
+export const failureReasons = [
+  'exit_code', // a cosa step exited non-zero
+  'oom', // the kernel OOM-killed a process in the container
+  'timeout', // the stream's timeoutSeconds passed
+  'infrastructure', // the engine failed or refused the container
+  'invalid_result', // exit 0 without a valid posted result
+  'config_unavailable', // the config repository or ref could not be resolved
+  'image_unavailable', // the builder image is not on the engine
+  'lost' // the container vanished while the build ran
+] as const
+export const FailureReason = z.enum(failureReasons)
+export type FailureReason = z.infer<typeof FailureReason>

@@ -1,0 +1,56 @@
+import type { Logger } from '../logger.js'
+import { containerName } from '../runner/container-spec.js'
+import type { DockerEngine } from '../runner/docker-engine.js'
+import type { Store } from '../store/store.js'
+import { isTerminal } from './build-state.js'
+import type { BuildRunner } from './build-runner.js'
+
+// Brings the database and the engine back into agreement, from labels and
+// rows alone (never from memory): on start, and then periodically.
+//   running row, running container   -> adopt (follow the log, wait again)
+//   running row, exited container    -> decide the build from its exit status
+//   running row, no container at all -> requeue (nothing ran) or lost
+//   container without a live build   -> remove it
+
+interface ReconcilerDeps { store: Store, engine: DockerEngine, runner: BuildRunner, owner: string, logger: Logger }
+
+export class Reconciler {
+  readonly #deps: ReconcilerDeps
+
+  constructor (deps: ReconcilerDeps) {
+    this.#deps = deps
+  }
+
+  /**
+   * `startup` is true only before the scheduler starts: only then is a running
+   * build without a container known to be abandoned rather than launching.
+   */
+  async reconcile (startup: boolean) {
+    const { store, engine, runner, owner, logger } = this.#deps
+    for (const build of await store.buildsInState(['running'])) {
+      if (runner.isActive(build.id) || (!startup && !build.containerId)) continue
+      const state = await engine.inspect(build.containerId ?? containerName(build.id))
+      if (!state) {
+        if (build.containerId) {
+          await store.transition(build.id, ['running'], 'failed', {
+            reason: 'lost', message: 'the build container disappeared', finishedAt: new Date().toISOString()
+          })
+        } else {
+          await store.transition(build.id, ['running'], 'queued')
+        }
+        logger.warn({ buildId: build.id }, build.containerId ? 'build lost its container' : 'build requeued')
+        continue
+      }
+      if (!build.containerId) await store.update(build.id, ['running'], { containerId: state.id })
+      if (state.running) void runner.adopt(build, state.id)
+      else await runner.finishExited(build, state.id)
+    }
+    for (const container of await engine.listOwned(owner)) {
+      const build = await store.getBuild(container.buildId)
+      if (build && !isTerminal(build.state)) continue
+      if (build && runner.isActive(build.id)) continue
+      logger.info({ container: container.name }, 'removing a container that belongs to no live build')
+      await engine.remove(container.id)
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import { timingSafeEqual } from 'node:crypto'
+import { lstat, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { metaProblems, type Meta } from '../cosa/meta.js'
+import type { DataDir } from '../data-dir.js'
+import { errors } from '../errors.js'
+import type { Store } from '../store/store.js'
+import { hashToken } from './build-runner.js'
+import type { Artifact, PostedResult } from './model.js'
+
+// What a build container posts when it ends: meta.json (verbatim, as the
+// body) and whether it made a new build. The service checks it against the
+// workdir it shares with the container before believing any of it.
+
+const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/
+
+export class ResultIntake {
+  readonly #store: Store
+  readonly #dataDir: DataDir
+
+  constructor (deps: { store: Store, dataDir: DataDir }) {
+    this.#store = deps.store
+    this.#dataDir = deps.dataDir
+  }
+
+  /** True when `token` is the one minted for this build. */
+  async authenticate (buildId: string, token: string) {
+    const expected = await this.#store.resultTokenHash(buildId)
+    if (!expected) return false
+    return timingSafeEqual(Buffer.from(hashToken(token), 'hex'), Buffer.from(expected, 'hex'))
+  }
+
+  async accept (buildId: string, outcome: PostedResult['outcome'], arch: string, body: string) {
+    const build = await this.#store.getBuild(buildId)
+    if (!build) throw errors.buildNotFound(buildId)
+    if (build.state !== 'running') throw errors.buildNotRunning(buildId, build.state)
+    try {
+      const result = await this.#check(build.stream, arch, body)
+      const recorded = await this.#store.recordResult(buildId, { outcome, result, metaJson: body })
+      if (!recorded) throw errors.buildNotRunning(buildId, (await this.#store.getBuild(buildId))!.state)
+      return recorded
+    } catch (err) {
+      if ((err as { code?: string }).code === 'BLD_RESULT_REJECTED') {
+        await this.#store.update(buildId, ['running'], { message: `result rejected: ${(err as Error).message}` })
+      }
+      throw err
+    }
+  }
+
+  async #check (stream: string, arch: string, body: string) {
+    let meta: Meta
+    try {
+      meta = JSON.parse(body)
+    } catch {
+      throw errors.resultRejected('meta.json is not JSON')
+    }
+    const problems = metaProblems(meta)
+    if (problems.length) throw errors.resultRejected(`meta.json does not match cosa's schema: ${problems.join('; ')}`)
+    if (!SAFE_NAME.test(meta.buildid) || !SAFE_NAME.test(arch)) throw errors.resultRejected('buildid or arch has unsafe characters')
+    const basearch = meta['coreos-assembler.basearch']
+    if (basearch !== undefined && basearch !== arch) {
+      throw errors.resultRejected(`meta.json is for ${basearch}, the result says ${arch}`)
+    }
+    const workdir = this.#dataDir.workdir(stream)
+    const latest = await readlink(join(workdir, 'builds', 'latest')).catch(() => undefined)
+    if (latest !== meta.buildid) {
+      throw errors.resultRejected(`builds/latest is ${latest ?? 'missing'}, not ${meta.buildid}`)
+    }
+    const dir = join('builds', meta.buildid, arch)
+    const artifacts: Artifact[] = []
+    for (const [name, image] of Object.entries(meta.images)) {
+      // Names come from the container: only plain file names inside the build dir.
+      if (!SAFE_NAME.test(image.path)) throw errors.resultRejected(`images.${name}.path must be a plain file name`)
+      const st = await lstat(join(workdir, dir, image.path)).catch(() => undefined)
+      if (!st?.isFile()) throw errors.resultRejected(`images.${name}: ${join(dir, image.path)} does not exist`)
+      if (image.size !== undefined && image.size !== st.size) {
+        throw errors.resultRejected(`images.${name}: ${image.path} has ${st.size} bytes, meta.json says ${image.size}`)
+      }
+      artifacts.push({ name, path: join(dir, image.path), sha256: image.sha256, size: st.size })
+    }
+    return { cosaBuildId: meta.buildid, arch, ostreeCommit: meta['ostree-commit'], artifacts }
+  }
+}

@@ -1,0 +1,66 @@
+import type { Logger } from '../logger.js'
+import type { Store } from '../store/store.js'
+import type { BuildRunner } from './build-runner.js'
+
+// Starts queued builds: oldest first, one at a time per stream (a cosa workdir
+// has one writer), up to maxConcurrent in all. The claim itself is one
+// conditional update in the store; this loop only decides when to try.
+
+export class Scheduler {
+  readonly #store: Store
+  readonly #runner: BuildRunner
+  readonly #maxConcurrent: number
+  readonly #logger: Logger
+  readonly #now: () => Date
+  #timer: NodeJS.Timeout | undefined
+  #pumping = false
+  #again = false
+  #stopped = true
+
+  constructor (deps: { store: Store, runner: BuildRunner, maxConcurrent: number, logger: Logger, now: () => Date }) {
+    this.#store = deps.store
+    this.#runner = deps.runner
+    this.#maxConcurrent = deps.maxConcurrent
+    this.#logger = deps.logger
+    this.#now = deps.now
+  }
+
+  start (pollMs = 1000) {
+    this.#stopped = false
+    // The timer is a backstop; submits and finished builds wake the loop.
+    this.#timer = setInterval(() => this.wake(), pollMs).unref()
+    this.wake()
+  }
+
+  stop () {
+    this.#stopped = true
+    clearInterval(this.#timer)
+  }
+
+  wake () {
+    if (this.#stopped) return
+    if (this.#pumping) {
+      this.#again = true
+      return
+    }
+    this.#pumping = true
+    this.#pump()
+      .catch((err) => this.#logger.error({ err }, 'scheduling failed'))
+      .finally(() => {
+        this.#pumping = false
+        if (this.#again) {
+          this.#again = false
+          this.wake()
+        }
+      })
+  }
+
+  async #pump () {
+    while (!this.#stopped) {
+      const build = await this.#store.claimNext(this.#maxConcurrent, this.#now().toISOString())
+      if (!build) return
+      this.#logger.info({ buildId: build.id, stream: build.stream }, 'build started')
+      void this.#runner.run(build).finally(() => this.wake())
+    }
+  }
+}

@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { z } from 'zod'
+
+// Validated once at start-up: defaults < JSON file (COSA_BUILDD_CONFIG) < env.
+
+const tokenList = z.array(z.string().min(16, 'tokens must have at least 16 characters')).default([])
+
+export const configSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535).default(8080),
+  dataDir: z.string().default('./data'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  tokens: z.strictObject({ read: tokenList, submit: tokenList, admin: tokenList }).default({ read: [], submit: [], admin: [] }),
+  // file:// config repositories are for local development and the bundled
+  // example; the default allows them only when the server is loopback-only.
+  allowFileUrls: z.boolean().optional(),
+  docker: z.strictObject({
+    socketPath: z.string().default('/var/run/docker.sock'),
+    callTimeoutMs: z.coerce.number().int().positive().default(30_000)
+  }).default({ socketPath: '/var/run/docker.sock', callTimeoutMs: 30_000 }),
+  builds: z.strictObject({
+    maxConcurrent: z.coerce.number().int().min(1).default(2),
+    defaultImage: z.string().default('cosa-lite:latest'),
+    defaultTimeoutSeconds: z.coerce.number().int().positive().default(6 * 3600),
+    stopGraceSeconds: z.coerce.number().int().min(0).default(10),
+    logMaxBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+    // privileged is what real cosa documents; our build machines refuse it.
+    securityProfile: z.enum(['unprivileged', 'privileged']).default('unprivileged'),
+    networkMode: z.string().default('none'),
+    // Reachable URL of this API for containers on a network; when unset they
+    // post results over the Unix socket mounted into them.
+    resultUrl: z.string().url().optional()
+  }).default({
+    maxConcurrent: 2,
+    defaultImage: 'cosa-lite:latest',
+    defaultTimeoutSeconds: 6 * 3600,
+    stopGraceSeconds: 10,
+    logMaxBytes: 64 * 1024 * 1024,
+    securityProfile: 'unprivileged',
+    networkMode: 'none'
+  }),
+  http: z.strictObject({
+    bodyLimit: z.coerce.number().int().positive().default(1024 * 1024),
+    requestTimeoutMs: z.coerce.number().int().positive().default(30_000)
+  }).default({ bodyLimit: 1024 * 1024, requestTimeoutMs: 30_000 })
+})
+
+export type Config = z.infer<typeof configSchema>
+
+const splitTokens = (value: string | undefined) => value?.split(',').map((t) => t.trim()).filter(Boolean)
+
+function fromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, any> = {}
+  const set = (path: string[], value: unknown) => {
+    if (value === undefined || value === '') return
+    let node = out
+    for (const key of path.slice(0, -1)) node = node[key] ??= {}
+    node[path.at(-1)!] = value
+  }
+  set(['host'], env.COSA_BUILDD_HOST)
+  set(['port'], env.COSA_BUILDD_PORT)
+  set(['dataDir'], env.COSA_BUILDD_DATA_DIR)
+  set(['logLevel'], env.COSA_BUILDD_LOG_LEVEL)
+  set(['tokens', 'read'], splitTokens(env.COSA_BUILDD_READ_TOKENS))
+  set(['tokens', 'submit'], splitTokens(env.COSA_BUILDD_SUBMIT_TOKENS))
+  set(['tokens', 'admin'], splitTokens(env.COSA_BUILDD_ADMIN_TOKENS))
+  if (env.COSA_BUILDD_ALLOW_FILE_URLS) set(['allowFileUrls'], ['1', 'true', 'yes'].includes(env.COSA_BUILDD_ALLOW_FILE_URLS))
+  set(['docker', 'socketPath'], env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice(7) : undefined)
+  set(['builds', 'maxConcurrent'], env.COSA_BUILDD_MAX_CONCURRENT)
+  set(['builds', 'defaultImage'], env.COSA_BUILDD_IMAGE)
+  set(['builds', 'securityProfile'], env.COSA_BUILDD_SECURITY_PROFILE)
+  set(['builds', 'networkMode'], env.COSA_BUILDD_NETWORK_MODE)
+  set(['builds', 'resultUrl'], env.COSA_BUILDD_RESULT_URL)
+  return out
+}
+
+function merge (base: any, over: any): any {
+  if (typeof base !== 'object' || base === null || Array.isArray(base)) return over
+  const out = { ...base }
+  for (const [k, v] of Object.entries(over ?? {})) out[k] = k in out ? merge(out[k], v) : v
+  return out
+}
+
+export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {
+  const file = env.COSA_BUILDD_CONFIG ? JSON.parse(readFileSync(env.COSA_BUILDD_CONFIG, 'utf8')) : {}
+  const parsed = configSchema.safeParse(merge(merge(file, fromEnv(env)), overrides))
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+    throw new Error(`invalid configuration: ${detail}`)
+  }
+  return { ...parsed.data, dataDir: resolve(parsed.data.dataDir) }
+}
+
+export const hasTokens = (config: Config) =>
+  config.tokens.read.length + config.tokens.submit.length + config.tokens.admin.length > 0
+
+export const isLoopback = (host: string) =>
+  host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+
+export const fileUrlsAllowed = (config: Config) =>
+  config.allowFileUrls ?? (!hasTokens(config) && isLoopback(config.host))

@@ -1,0 +1,112 @@
+import { rm } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { BuildLogs } from './builds/build-logs.js'
+import { BuildRunner } from './builds/build-runner.js'
+import { BuildService } from './builds/build-service.js'
+import { Reconciler } from './builds/reconciler.js'
+import { ResultIntake } from './builds/result-intake.js'
+import { Scheduler } from './builds/scheduler.js'
+import { fileUrlsAllowed, type Config } from './config.js'
+import { DataDir } from './data-dir.js'
+import { ConfigMirror } from './git/config-mirror.js'
+import { DockerEngine } from './runner/docker-engine.js'
+import { SqliteStore } from './store/sqlite-store.js'
+import type { Store } from './store/store.js'
+import { StreamService } from './streams/stream-service.js'
+
+// The application's services, wired once: the store, the engine, the build
+// lifecycle and the services routes call. Background work (reconcile, then
+// scheduling) starts when fastify is ready and stops when it closes; running
+// builds are left to the next start to adopt, never killed.
+
+export interface Core {
+  config: Config
+  dataDir: DataDir
+  store: Store
+  engine: DockerEngine
+  streams: StreamService
+  builds: BuildService
+  results: ResultIntake
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    core: Core
+  }
+}
+
+const RESULT_ROUTE = /^\/v1\/builds\/[^/?]+\/result(\?|$)/
+
+export interface CoreOptions {
+  config: Config
+  now?: () => Date
+  reconcileIntervalMs?: number
+}
+
+export default fp(async function core (app: FastifyInstance, opts: CoreOptions) {
+  const { config } = opts
+  const now = opts.now ?? (() => new Date())
+  const logger = app.log
+  const dataDir = new DataDir(config.dataDir)
+  const store = new SqliteStore(dataDir.database)
+  const engine = new DockerEngine(config.docker)
+  const logs = new BuildLogs(dataDir.logs, config.builds.logMaxBytes)
+  const owner = dataDir.instanceId()
+  const runner = new BuildRunner({
+    store, engine, logs, dataDir, config, logger, owner, now, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
+  })
+  const scheduler = new Scheduler({ store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now })
+  const reconciler = new Reconciler({ store, engine, runner, owner, logger })
+
+  app.decorate('core', {
+    config,
+    dataDir,
+    store,
+    engine,
+    streams: new StreamService({
+      store,
+      now,
+      defaults: {
+        image: config.builds.defaultImage,
+        timeoutSeconds: config.builds.defaultTimeoutSeconds,
+        allowFileUrls: fileUrlsAllowed(config)
+      }
+    }),
+    builds: new BuildService({ store, runner, logs, wake: () => scheduler.wake(), now }),
+    results: new ResultIntake({ store, dataDir })
+  } satisfies Core)
+
+  // Build containers reach the API through this socket (bind-mounted into
+  // them), so results arrive even with no container network. It serves the
+  // result route alone.
+  let socketServer: Server | undefined
+  let reconcileTimer: NodeJS.Timeout | undefined
+  app.addHook('onReady', async () => {
+    await rm(dataDir.apiSocket, { force: true })
+    socketServer = createServer((req, res) => {
+      if (req.method === 'POST' && RESULT_ROUTE.test(req.url ?? '')) return app.routing(req, res)
+      res.writeHead(404, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ code: 'BLD_ROUTE_NOT_FOUND', message: 'this socket serves only POST /v1/builds/{id}/result' }))
+    })
+    await new Promise<void>((resolve, reject) => socketServer!.once('error', reject).listen(dataDir.apiSocket, resolve))
+    try {
+      await reconciler.reconcile(true)
+    } catch (err) {
+      // An engine that is down now may be back later; the periodic pass retries.
+      logger.error({ err }, 'reconciling builds with the Docker engine failed')
+    }
+    scheduler.start()
+    reconcileTimer = setInterval(() => {
+      reconciler.reconcile(false).catch((err) => logger.warn({ err }, 'periodic reconcile failed'))
+    }, opts.reconcileIntervalMs ?? 30_000).unref()
+  })
+  app.addHook('onClose', async () => {
+    scheduler.stop()
+    clearInterval(reconcileTimer)
+    await runner.detachAll()
+    await new Promise((resolve) => socketServer ? socketServer.close(resolve) : resolve(undefined))
+    await store.close()
+  })
+}, { name: 'core' })

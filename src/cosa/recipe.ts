@@ -1,0 +1,123 @@
+import type { BuildRequest } from '../builds/model.js'
+
+// A stream's recipe is a list of cosa commands. Steps after `build` run only
+// when `build` made a new build: cosa exits 0 either way, and the documented
+// test is whether `readlink builds/latest` changed.
+//
+// Placeholders (whole arguments unless noted):
+//   {url} {ref} {commit}   the config repository as the container sees it
+//   {build-flags}          --force / --version V / --skip-prune from the request
+//   {platforms}            the platforms, as separate arguments
+//   {platform}             inside an argument: the step repeats per platform,
+//                          e.g. ["buildextend-{platform}"] for older cosa
+
+export type Recipe = string[][]
+
+export const DEFAULT_RECIPE: Recipe = [
+  ['init', '--force', '--branch', '{ref}', '--commit', '{commit}', '{url}'],
+  ['fetch'],
+  ['build', '{build-flags}'],
+  ['osbuild', '{platforms}']
+]
+
+const WHOLE = new Set(['{url}', '{ref}', '{commit}', '{build-flags}', '{platforms}'])
+const SUBCOMMAND = /^[a-z][a-z0-9-]*(\{platform\})?[a-z0-9-]*$/
+
+/** Why the recipe cannot run, or undefined when it can. */
+export function recipeProblem (recipe: Recipe): string | undefined {
+  if (recipe.length === 0) return 'recipe must list at least the build step'
+  for (const [i, step] of recipe.entries()) {
+    const [cmd, ...args] = step
+    if (!cmd || !SUBCOMMAND.test(cmd)) return `recipe step ${i}: ${JSON.stringify(cmd ?? '')} is not a cosa subcommand`
+    for (const arg of args) {
+      if (/[\0\n\r]/.test(arg)) return `recipe step ${i}: arguments must not contain NUL or line breaks`
+      const braces = arg.match(/\{[^}]*\}/g) ?? []
+      for (const b of braces) {
+        if (b === '{platform}') continue
+        if (!WHOLE.has(b) || b !== arg) return `recipe step ${i}: unknown or embedded placeholder ${b}`
+      }
+    }
+  }
+  const builds = recipe.filter((s) => s[0] === 'build').length
+  if (builds !== 1) return `recipe must have exactly one "build" step (found ${builds})`
+  return undefined
+}
+
+export interface RecipeInput {
+  recipe: Recipe
+  url: string
+  ref: string
+  commit: string
+  request: BuildRequest
+  platforms: string[]
+}
+
+export const buildFlags = (r: BuildRequest) => [
+  ...(r.force ? ['--force'] : []),
+  ...(r.version ? ['--version', r.version] : []),
+  ...(r.skipPrune ? ['--skip-prune'] : [])
+]
+
+const quote = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)
+
+function expand (step: string[], input: RecipeInput): string[][] {
+  const values: Record<string, string[]> = {
+    '{url}': [input.url],
+    '{ref}': [input.ref],
+    '{commit}': [input.commit],
+    '{build-flags}': buildFlags(input.request),
+    '{platforms}': input.platforms
+  }
+  const once = (platform?: string) => step.flatMap((arg) => {
+    const whole = values[arg]
+    if (whole) return whole
+    return [platform === undefined ? arg : arg.replaceAll('{platform}', platform)]
+  })
+  return step.some((a) => a.includes('{platform}')) ? input.platforms.map(once) : [once()]
+}
+
+/**
+ * The bash program the container runs: the cosa steps, then the outcome
+ * posted to the API (meta.json as the body). A result that cannot be posted
+ * does not fail the script: the service then ends the build `invalid_result`.
+ */
+export function renderScript (input: RecipeInput): string {
+  const lines = (step: string[]) => expand(step, input).map((argv) => {
+    const cmd = ['cosa', ...argv].map(quote).join(' ')
+    return `step ${quote(cmd)}\n${cmd}`
+  }).join('\n')
+  const buildAt = input.recipe.findIndex((s) => s[0] === 'build')
+  const before = input.recipe.slice(0, buildAt + 1).map(lines).join('\n')
+  const after = input.recipe.slice(buildAt + 1).map(lines).join('\n') || ':'
+  return `set -euo pipefail
+cd /srv
+step() { printf '==> %s\\n' "$1"; }
+# cosa init keeps an existing src/config; start from the resolved commit.
+rm -rf src/config src/config-git
+prev=$(readlink builds/latest 2>/dev/null || true)
+${before}
+new=$(readlink builds/latest 2>/dev/null || true)
+if [ -n "$new" ] && [ "$new" != "$prev" ]; then
+  outcome=built
+${after.replace(/^/gm, '  ')}
+else
+  outcome=unchanged
+  step "no new build: builds/latest is still \${prev:-unset}"
+fi
+arch=$(uname -m)
+meta="builds/\${new}/\${arch}/meta.json"
+if [ -z "$new" ] || [ ! -f "$meta" ]; then
+  step "no meta.json to report (builds/latest: \${new:-unset})"
+  exit 0
+fi
+step "reporting $outcome build $new ($arch)"
+sock=()
+if [ -n "\${COSA_BUILDD_RESULT_SOCKET:-}" ]; then sock=(--unix-socket "$COSA_BUILDD_RESULT_SOCKET"); fi
+answer=$(mktemp)
+if ! curl -sS --fail-with-body --retry 5 --retry-all-errors --retry-delay 1 "\${sock[@]}" -o "$answer" \\
+    -H "Authorization: Bearer $COSA_BUILDD_TOKEN" -H 'Content-Type: application/json' \\
+    --data-binary @"$meta" "$COSA_BUILDD_RESULT_URL?outcome=$outcome&arch=$arch"; then
+  step "the result was not accepted: $(cat "$answer")"
+fi
+`
+}

@@ -1,0 +1,47 @@
+// Every error a client can see, with a stable code and its HTTP status.
+// Messages name the fix where there is one; 5xx details never leave the server.
+
+export class ServiceError extends Error {
+  readonly code: string
+  readonly statusCode: number
+  readonly headers: Record<string, string>
+
+  constructor (code: string, statusCode: number, message: string, headers: Record<string, string> = {}) {
+    super(message)
+    this.name = 'ServiceError'
+    this.code = code
+    this.statusCode = statusCode
+    this.headers = headers
+  }
+}
+
+const define = <A extends unknown[]>(code: string, statusCode: number, message: (...args: A) => string) =>
+  (...args: A) => new ServiceError(code, statusCode, message(...args))
+
+export const errors = {
+  invalidRequest: define('BLD_INVALID_REQUEST', 400, (detail: string) => detail),
+  invalidIdempotencyKey: define('BLD_INVALID_IDEMPOTENCY_KEY', 400, (why: string) =>
+    `Idempotency-Key ${why}: send one key of 1-255 characters from [A-Za-z0-9._:-]`),
+  unauthorized: define('BLD_UNAUTHORIZED', 401, () =>
+    'missing or unknown bearer token: send Authorization: Bearer <token>'),
+  forbidden: define('BLD_FORBIDDEN', 403, (needed: string) => `this token may not ${needed}`),
+  streamNotFound: define('BLD_STREAM_NOT_FOUND', 404, (stream: string) =>
+    `stream ${JSON.stringify(stream)} does not exist: register it with PUT /v1/streams/{stream}`),
+  buildNotFound: define('BLD_BUILD_NOT_FOUND', 404, (id: string) => `build ${JSON.stringify(id)} does not exist`),
+  metaNotFound: define('BLD_META_NOT_FOUND', 404, (id: string) =>
+    `build ${id} has no meta.json (it made no build, or has not finished)`),
+  routeNotFound: define('BLD_ROUTE_NOT_FOUND', 404, (method: string, url: string) => `no route ${method} ${url}`),
+  idempotencyMismatch: define('BLD_IDEMPOTENCY_MISMATCH', 422, () =>
+    'this Idempotency-Key was used with a different request; use a new key for a new request'),
+  configUrlRefused: define('BLD_CONFIG_URL_REFUSED', 422, (why: string) => why),
+  resultRejected: define('BLD_RESULT_REJECTED', 422, (why: string) => why),
+  buildNotRunning: define('BLD_BUILD_NOT_RUNNING', 409, (id: string, state: string) =>
+    `build ${id} is ${state}, not running: results are accepted only while it runs`),
+  payloadTooLarge: define('BLD_PAYLOAD_TOO_LARGE', 413, (limit: number) => `request body exceeds ${limit} bytes`),
+  unsupportedMediaType: define('BLD_UNSUPPORTED_MEDIA_TYPE', 415, (type: string) =>
+    `content type ${JSON.stringify(type)} is not accepted: send application/json`),
+  unavailable: define('BLD_UNAVAILABLE', 503, (why: string) => why),
+  internal: define('BLD_INTERNAL', 500, () => 'internal error; the server log has the details')
+}
+
+export const isServiceError = (err: unknown): err is ServiceError => err instanceof ServiceError

@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Config } from '../config.js'
+import { hasTokens } from '../config.js'
+import { errors } from '../errors.js'
+
+// Bearer tokens with three ranks: read < submit < admin. Tokens are kept only
+// as SHA-256 hashes and looked up by hash, so neither a timing difference nor
+// a memory dump gives one away. With no tokens configured the server is
+// loopback-only (server.ts enforces that) and every caller has every right.
+
+export type Access = 'public' | 'read' | 'submit' | 'admin' | 'build'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access
+  }
+  interface FastifyRequest {
+    /** Hash of the caller's token, or "anonymous"; scopes idempotency keys. */
+    clientScope: string
+  }
+}
+
+const RANK = { read: 1, submit: 2, admin: 3 } as const
+const VERB = { read: 'read', submit: 'submit builds', admin: 'change streams' } as const
+
+const hash = (token: string) => createHash('sha256').update(token).digest('hex')
+
+export function bearerToken (request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  if (header === undefined) return undefined
+  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/.exec(header)
+  if (!match) throw errors.unauthorized()
+  return match[1]
+}
+
+export default fp(async function auth (app: FastifyInstance, opts: { config: Config }) {
+  const ranks = new Map<string, number>()
+  for (const role of ['read', 'submit', 'admin'] as const) {
+    for (const token of opts.config.tokens[role]) ranks.set(hash(token), Math.max(ranks.get(hash(token)) ?? 0, RANK[role]))
+  }
+  const open = !hasTokens(opts.config)
+
+  app.decorateRequest('clientScope', 'anonymous')
+  app.addHook('onRequest', async (request) => {
+    const access = request.routeOptions.config.access ?? 'public'
+    if (access === 'public' || access === 'build') return
+    if (open) return
+    const token = bearerToken(request)
+    if (token === undefined) throw errors.unauthorized()
+    const key = hash(token)
+    const rank = ranks.get(key)
+    if (rank === undefined) throw errors.unauthorized()
+    if (rank < RANK[access]) throw errors.forbidden(VERB[access])
+    request.clientScope = key
+  })
+}, { name: 'auth' })

@@ -1,0 +1,57 @@
+import { z } from 'zod'
+import { buildStates, failureReasons } from '../../builds/build-state.js'
+
+export const BuildState = z.enum(buildStates)
+
+export const BuildRequest = z.strictObject({
+  force: z.boolean().optional().meta({ description: 'build even when the inputs are unchanged (cosa build --force)' }),
+  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/).optional().meta({ description: 'build id (cosa build --version)' }),
+  commit: z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, 'commit must be a full git commit id').optional()
+    .meta({ description: 'config commit to build instead of the stream ref\'s head' }),
+  skipPrune: z.boolean().optional().meta({ description: 'keep older builds in the workdir (cosa build --skip-prune)' }),
+  platforms: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/)).min(1).max(16).optional()
+    .meta({ description: 'image platforms for this build; default the stream\'s' })
+}).meta({ id: 'BuildRequest' })
+
+export const Artifact = z.object({
+  name: z.string().meta({ description: 'the meta.json images key, e.g. ostree or qemu' }),
+  path: z.string().meta({ description: 'path in the stream\'s cosa workdir: builds/<id>/<arch>/<file>' }),
+  sha256: z.string(),
+  size: z.number().int()
+}).meta({ id: 'Artifact' })
+
+export const Build = z.object({
+  id: z.string(),
+  stream: z.string(),
+  state: BuildState,
+  reason: z.enum(failureReasons).optional().meta({ description: 'why a failed build failed' }),
+  message: z.string().optional(),
+  exitCode: z.number().int().optional(),
+  request: z.object({
+    force: z.boolean(),
+    skipPrune: z.boolean(),
+    version: z.string().optional(),
+    commit: z.string().optional(),
+    platforms: z.array(z.string()).optional()
+  }),
+  queuePosition: z.number().int().optional().meta({ description: 'while queued: 1 is next' }),
+  configCommit: z.string().optional().meta({ description: 'the config repository commit this build built' }),
+  containerId: z.string().optional(),
+  cancelRequestedAt: z.string().optional(),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  result: z.object({
+    cosaBuildId: z.string(),
+    arch: z.string(),
+    ostreeCommit: z.string(),
+    artifacts: z.array(Artifact)
+  }).optional().meta({ description: 'the cosa build made (succeeded) or found unchanged (unchanged)' })
+}).meta({ id: 'Build' })
+
+export const BuildList = z.object({
+  builds: z.array(Build),
+  nextCursor: z.string().optional().meta({ description: 'pass as ?cursor= for the next (older) page' })
+})
+
+export const BuildParams = z.object({ id: z.string().min(1).max(64) })

@@ -1,0 +1,12 @@
+import { z } from 'zod'
+
+export const ErrorBody = z.object({
+  code: z.string().meta({ example: 'BLD_STREAM_NOT_FOUND' }),
+  message: z.string()
+}).meta({ id: 'Error', description: 'Every 4xx and 5xx answer has this shape; `code` is stable.' })
+
+export const errorResponses = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((s) => [s, ErrorBody])) as Record<number, typeof ErrorBody>
+
+export const StreamName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/,
+  'stream names are 1-63 characters of a-z, 0-9, ".", "_" and "-", starting with a letter or digit')

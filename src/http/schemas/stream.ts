@@ -1,0 +1,48 @@
+import { z } from 'zod'
+import { Build } from './build.js'
+import { StreamName } from './common.js'
+
+const Platform = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'platforms are names like qemu or metal')
+
+const Recipe = z.array(z.array(z.string().min(1).max(4096)).min(1).max(64)).min(1).max(32).meta({
+  description: 'cosa commands, without the leading `cosa`. Steps after `build` run only when it made a new build. ' +
+    'Placeholders: {url} {ref} {commit} {build-flags} {platforms}, and {platform} inside an argument to repeat ' +
+    'the step per platform (e.g. ["buildextend-{platform}"] for older cosa).',
+  example: [['init', '--force', '--branch', '{ref}', '--commit', '{commit}', '{url}'], ['fetch'], ['build', '{build-flags}'], ['osbuild', '{platforms}']]
+})
+
+const Resources = z.strictObject({
+  memoryBytes: z.number().int().min(64 * 1024 * 1024).optional().meta({ description: 'memory limit (swap is not allowed); default 4 GiB' }),
+  cpus: z.number().min(0.1).max(1024).optional().meta({ description: 'CPU limit; default 2' }),
+  pids: z.number().int().min(64).optional().meta({ description: 'process limit; default 4096' })
+})
+
+export const StreamInput = z.strictObject({
+  config: z.strictObject({
+    url: z.string().min(1).max(2048).meta({ description: 'https or ssh git URL (file:// only where the server allows it)' }),
+    ref: z.string().min(1).max(255).regex(/^(?!-)[^\s\0~^:?*[\\]+$/, 'ref must be a git branch or tag name')
+  }),
+  image: z.string().min(1).max(512).optional().meta({ description: 'builder image, pinned; default the server\'s (cosa-lite:latest)' }),
+  platforms: z.array(Platform).min(1).max(16).optional().meta({ description: 'image platforms for the osbuild step; default ["qemu"]' }),
+  timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional().meta({ description: 'wall-clock limit per build; default 21600 (6 h)' }),
+  resources: Resources.optional(),
+  networkMode: z.string().regex(/^(none|host|bridge|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/).optional()
+    .meta({ description: 'Docker network mode of the build container; default the server\'s (none)' }),
+  recipe: Recipe.optional()
+}).meta({ id: 'StreamInput' })
+
+export const Stream = z.object({
+  name: StreamName,
+  config: z.object({ url: z.string(), ref: z.string() }),
+  image: z.string(),
+  platforms: z.array(z.string()),
+  timeoutSeconds: z.number().int(),
+  resources: z.object({ memoryBytes: z.number().optional(), cpus: z.number().optional(), pids: z.number().optional() }),
+  networkMode: z.string().optional(),
+  recipe: z.array(z.array(z.string())),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  latestBuild: Build.optional().meta({ description: 'the newest build that made or found a cosa build: `readlink builds/latest`' })
+}).meta({ id: 'Stream' })
+
+export const StreamList = z.object({ streams: z.array(Stream) })

@@ -1,0 +1,108 @@
+import type Docker from 'dockerode'
+import { LABEL_BUILD, LABEL_OWNER, LABEL_STREAM } from './docker-engine.js'
+
+// The container a build runs in, derived from configuration alone so that it
+// can be inspected and tested without an engine.
+
+export interface ContainerSpec extends Docker.ContainerCreateOptions {
+  name: string
+}
+
+export type SecurityProfile = 'unprivileged' | 'privileged'
+
+/**
+ * What cosa-lite needs beyond an empty set, measured: an overlay-only build
+ * and its qemu image need none (root in the container owns the workdir); the
+ * Debian package path (mmdebstrap in root mode: chroot, dpkg, maintainer
+ * scripts) needs these.
+ */
+export const UNPRIVILEGED_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETUID', 'SETGID', 'SYS_CHROOT', 'KILL']
+
+/** Where things appear inside the container. */
+export const MOUNTS = {
+  workdir: '/srv',
+  config: '/run/cosa-buildd/config.git',
+  api: '/run/cosa-buildd/api'
+} as const
+export const API_SOCKET_NAME = 'api.sock'
+
+export interface SpecInput {
+  buildId: string
+  stream: string
+  owner: string
+  image: string
+  script: string
+  resultToken: string
+  resultUrl?: string | undefined
+  workdir: string
+  mirror: string
+  apiSocketDir: string
+  profile: SecurityProfile
+  networkMode: string
+  /** Host devices to pass through, e.g. /dev/kvm and /dev/fuse when present. */
+  devices: string[]
+  memoryBytes: number
+  cpus: number
+  pids: number
+  stopGraceSeconds: number
+}
+
+export const containerName = (buildId: string) => `cosa-buildd-${buildId}`
+
+export function containerSpec (input: SpecInput): ContainerSpec {
+  const security: Docker.HostConfig = input.profile === 'privileged'
+    ? { Privileged: true, SecurityOpt: ['label=disable'] }
+    : {
+        CapDrop: ['ALL'],
+        CapAdd: UNPRIVILEGED_CAPS,
+        SecurityOpt: ['no-new-privileges'],
+        Devices: input.devices.map((path) => ({ PathOnHost: path, PathInContainer: path, CgroupPermissions: 'rwm' }))
+      }
+  const resultUrl = input.resultUrl
+    ? `${input.resultUrl.replace(/\/$/, '')}/v1/builds/${input.buildId}/result`
+    : `http://localhost/v1/builds/${input.buildId}/result`
+  return {
+    name: containerName(input.buildId),
+    Image: input.image,
+    // The image's entrypoint is cosa's (dumb-init coreos-assembler).
+    Cmd: ['shell', '--', 'bash', '-c', input.script],
+    WorkingDir: MOUNTS.workdir,
+    Tty: false,
+    AttachStdin: false,
+    OpenStdin: false,
+    StopTimeout: input.stopGraceSeconds,
+    Labels: {
+      [LABEL_BUILD]: input.buildId,
+      [LABEL_STREAM]: input.stream,
+      [LABEL_OWNER]: input.owner
+    },
+    Env: [
+      `COSA_BUILDD_BUILD_ID=${input.buildId}`,
+      `COSA_BUILDD_RESULT_URL=${resultUrl}`,
+      ...(input.resultUrl ? [] : [`COSA_BUILDD_RESULT_SOCKET=${MOUNTS.api}/${API_SOCKET_NAME}`]),
+      `COSA_BUILDD_TOKEN=${input.resultToken}`,
+      // The mirror belongs to the service's user; git refuses such a
+      // repository for any other uid (real cosa runs as uid 1000).
+      'GIT_CONFIG_COUNT=1',
+      'GIT_CONFIG_KEY_0=safe.directory',
+      'GIT_CONFIG_VALUE_0=*'
+    ],
+    HostConfig: {
+      Binds: [
+        `${input.workdir}:${MOUNTS.workdir}:rw`,
+        `${input.mirror}:${MOUNTS.config}:ro`,
+        ...(input.resultUrl ? [] : [`${input.apiSocketDir}:${MOUNTS.api}:rw`])
+      ],
+      Init: true,
+      Tmpfs: { '/tmp': 'rw,exec,nosuid,nodev,size=2g,mode=1777' },
+      Memory: input.memoryBytes,
+      MemorySwap: input.memoryBytes,
+      NanoCpus: Math.round(input.cpus * 1e9),
+      PidsLimit: input.pids,
+      NetworkMode: input.networkMode,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+      AutoRemove: false,
+      ...security
+    }
+  }
+}

@@ -1,0 +1,195 @@
+import Docker from 'dockerode'
+import { PassThrough, type Readable } from 'node:stream'
+import type { ContainerSpec } from './container-spec.js'
+
+// The only module that talks to the Docker engine. Every call carries a
+// deadline; engine answers that mean "already done" (304 on stop, 404 on
+// remove) are success here, and everything else becomes an EngineError whose
+// kind the build runner can turn into a failure reason.
+
+export type EngineErrorKind = 'unavailable' | 'not_found' | 'conflict' | 'refused' | 'timeout'
+
+export class EngineError extends Error {
+  readonly kind: EngineErrorKind
+  constructor (kind: EngineErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'EngineError'
+    this.kind = kind
+  }
+}
+
+export interface ContainerState {
+  id: string
+  running: boolean
+  paused: boolean
+  exitCode: number
+  oomKilled: boolean
+  status: string
+  startedAt: string
+  finishedAt: string
+}
+
+export interface OwnedContainer {
+  id: string
+  name: string
+  buildId: string
+  state: string
+}
+
+export const LABEL_BUILD = 'io.cosa-buildd.build-id'
+export const LABEL_STREAM = 'io.cosa-buildd.stream'
+export const LABEL_OWNER = 'io.cosa-buildd.owner'
+
+interface DockerodeError { statusCode?: number, code?: string, name?: string, json?: { message?: string }, message: string }
+
+function classify (err: unknown, what: string): EngineError {
+  if (err instanceof EngineError) return err
+  const e = err as DockerodeError
+  const detail = e.json?.message ?? e.message
+  if (e.name === 'AbortError' || e.name === 'TimeoutError' || e.code === 'ABORT_ERR') {
+    return new EngineError('timeout', `${what}: the Docker engine did not answer in time`, { cause: err })
+  }
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'ECONNRESET' || e.code === 'EPIPE') {
+    return new EngineError('unavailable', `${what}: the Docker engine is unavailable (${e.code})`, { cause: err })
+  }
+  if (e.statusCode === 404) return new EngineError('not_found', `${what}: ${detail}`, { cause: err })
+  if (e.statusCode === 409) return new EngineError('conflict', `${what}: ${detail}`, { cause: err })
+  return new EngineError('refused', `${what}: ${detail}`, { cause: err })
+}
+
+export class DockerEngine {
+  readonly #docker: Docker
+  readonly #timeoutMs: number
+
+  constructor (opts: { socketPath: string, callTimeoutMs: number }) {
+    this.#docker = new Docker({ socketPath: opts.socketPath })
+    this.#timeoutMs = opts.callTimeoutMs
+  }
+
+  #deadline (signal?: AbortSignal) {
+    const timeout = AbortSignal.timeout(this.#timeoutMs)
+    return signal ? AbortSignal.any([signal, timeout]) : timeout
+  }
+
+  async #call<T> (what: string, fn: (abortSignal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    try {
+      return await fn(this.#deadline(signal))
+    } catch (err) {
+      throw classify(err, what)
+    }
+  }
+
+  async ping () {
+    // @types/dockerode omits abortSignal on these two; dockerode honours it.
+    await this.#call('ping', (abortSignal) => (this.#docker.ping as (o: object) => Promise<unknown>).call(this.#docker, { abortSignal }))
+  }
+
+  async imageExists (ref: string) {
+    try {
+      await this.#call(`inspect image ${ref}`, (abortSignal) => {
+        const image = this.#docker.getImage(ref)
+        return (image.inspect as (o: object) => Promise<unknown>).call(image, { abortSignal })
+      })
+      return true
+    } catch (err) {
+      if (err instanceof EngineError && err.kind === 'not_found') return false
+      throw err
+    }
+  }
+
+  async create (spec: ContainerSpec) {
+    const container = await this.#call(`create container ${spec.name}`,
+      (abortSignal) => this.#docker.createContainer({ ...spec, abortSignal } as Docker.ContainerCreateOptions))
+    return container.id
+  }
+
+  async start (id: string) {
+    await this.#call(`start container ${id}`, (abortSignal) => this.#docker.getContainer(id).start({ abortSignal }))
+  }
+
+  /**
+   * Resolves when the container is not running. The engine's wait has no
+   * deadline of its own, so `signal` bounds it; a wait that breaks (engine
+   * restart) rejects, and callers must re-inspect rather than assume an exit.
+   */
+  async wait (id: string, signal: AbortSignal) {
+    try {
+      const res = await this.#docker.getContainer(id).wait({ condition: 'not-running', abortSignal: signal })
+      return res.StatusCode as number
+    } catch (err) {
+      throw classify(err, `wait for container ${id}`)
+    }
+  }
+
+  async inspect (id: string): Promise<ContainerState | undefined> {
+    try {
+      const info = await this.#call(`inspect container ${id}`,
+        (abortSignal) => this.#docker.getContainer(id).inspect({ abortSignal }))
+      return {
+        id: info.Id,
+        running: info.State.Running,
+        paused: info.State.Paused,
+        exitCode: info.State.ExitCode,
+        oomKilled: info.State.OOMKilled,
+        status: info.State.Status,
+        startedAt: info.State.StartedAt,
+        finishedAt: info.State.FinishedAt
+      }
+    } catch (err) {
+      if (err instanceof EngineError && err.kind === 'not_found') return undefined
+      throw err
+    }
+  }
+
+  /** stdout and stderr, demultiplexed; both end when the container's log ends. */
+  async logs (id: string, signal: AbortSignal, since?: number): Promise<{ stdout: Readable, stderr: Readable }> {
+    const raw = await this.#call(`logs of container ${id}`, () => this.#docker.getContainer(id).logs({
+      follow: true, stdout: true, stderr: true, timestamps: true, since: since ?? 0, abortSignal: signal
+    }) as unknown as Promise<Readable>)
+    const stdout = new PassThrough()
+    const stderr = new PassThrough()
+    this.#docker.modem.demuxStream(raw, stdout, stderr)
+    // demuxStream never ends its outputs; the source's end is the log's end.
+    const end = () => { stdout.end(); stderr.end() }
+    raw.once('end', end)
+    raw.once('close', end)
+    raw.once('error', end)
+    return { stdout, stderr }
+  }
+
+  /** SIGTERM, then SIGKILL after graceSeconds. Already stopped or gone is fine. */
+  async stop (id: string, graceSeconds: number) {
+    try {
+      const deadline = AbortSignal.timeout(this.#timeoutMs + graceSeconds * 1000)
+      await this.#docker.getContainer(id).stop({ t: graceSeconds, abortSignal: deadline })
+    } catch (err) {
+      const e = err as DockerodeError
+      if (e.statusCode === 304 || e.statusCode === 404) return
+      throw classify(err, `stop container ${id}`)
+    }
+  }
+
+  async remove (id: string) {
+    try {
+      await this.#call(`remove container ${id}`,
+        (abortSignal) => this.#docker.getContainer(id).remove({ force: true, v: true, abortSignal }))
+    } catch (err) {
+      if (err instanceof EngineError && err.kind === 'not_found') return
+      // 409: removal already in progress.
+      if (err instanceof EngineError && err.kind === 'conflict') return
+      throw err
+    }
+  }
+
+  async listOwned (owner: string): Promise<OwnedContainer[]> {
+    const list = await this.#call('list containers', (abortSignal) => this.#docker.listContainers({
+      all: true, filters: { label: [`${LABEL_OWNER}=${owner}`] }, abortSignal
+    }))
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      buildId: c.Labels[LABEL_BUILD] ?? '',
+      state: c.State
+    }))
+  }
+}

@@ -1,0 +1,250 @@
+import Database from 'better-sqlite3'
+import type { BuildState } from '../builds/build-state.js'
+import { terminalStates } from '../builds/build-state.js'
+import type { Build, PostedResult, Stream } from '../builds/model.js'
+import type { BuildPatch, BuildQuery, IdempotencyClaim, InsertOutcome, NewBuild, Store } from './store.js'
+
+const migrations = [
+  `CREATE TABLE streams (
+     name TEXT PRIMARY KEY,
+     doc TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE builds (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     stream TEXT NOT NULL,
+     state TEXT NOT NULL,
+     reason TEXT,
+     message TEXT,
+     exit_code INTEGER,
+     request TEXT NOT NULL,
+     config_commit TEXT,
+     container_id TEXT,
+     result TEXT,
+     outcome TEXT,
+     meta_json TEXT,
+     result_token_hash TEXT,
+     created_at TEXT NOT NULL,
+     started_at TEXT,
+     finished_at TEXT,
+     cancel_requested_at TEXT
+   );
+   CREATE INDEX builds_state_seq ON builds (state, seq);
+   CREATE INDEX builds_stream_seq ON builds (stream, seq);
+   CREATE TABLE idempotency_keys (
+     scope TEXT NOT NULL,
+     key TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     build_id TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (scope, key)
+   );`
+]
+
+const columns: Record<keyof BuildPatch, string> = {
+  reason: 'reason',
+  message: 'message',
+  exitCode: 'exit_code',
+  configCommit: 'config_commit',
+  containerId: 'container_id',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+  cancelRequestedAt: 'cancel_requested_at',
+  resultTokenHash: 'result_token_hash'
+}
+
+type Row = Record<string, any>
+
+const optional = <T>(v: T | null): T | undefined => (v === null ? undefined : v)
+
+function toBuild (row: Row): Build {
+  return {
+    id: row.id,
+    seq: row.seq,
+    stream: row.stream,
+    state: row.state,
+    reason: optional(row.reason),
+    message: optional(row.message),
+    exitCode: optional(row.exit_code),
+    request: JSON.parse(row.request),
+    configCommit: optional(row.config_commit),
+    containerId: optional(row.container_id),
+    result: row.result ? JSON.parse(row.result) : undefined,
+    createdAt: row.created_at,
+    startedAt: optional(row.started_at),
+    finishedAt: optional(row.finished_at),
+    cancelRequestedAt: optional(row.cancel_requested_at)
+  }
+}
+
+const placeholders = (n: number) => Array(n).fill('?').join(', ')
+
+export class SqliteStore implements Store {
+  readonly #db: Database.Database
+  readonly #insertTx: (build: NewBuild, claim?: IdempotencyClaim) => InsertOutcome
+
+  constructor (path: string) {
+    this.#db = new Database(path)
+    this.#db.pragma('journal_mode = WAL')
+    this.#db.pragma('synchronous = NORMAL')
+    this.#db.pragma('busy_timeout = 5000')
+    this.#db.pragma('foreign_keys = ON')
+    this.#migrate()
+    this.#insertTx = this.#db.transaction(this.#insert)
+  }
+
+  #migrate () {
+    const version = this.#db.pragma('user_version', { simple: true }) as number
+    for (const [i, sql] of migrations.entries()) {
+      if (i < version) continue
+      this.#db.transaction(() => {
+        this.#db.exec(sql)
+        this.#db.pragma(`user_version = ${i + 1}`)
+      })()
+    }
+  }
+
+  async ping () {
+    this.#db.prepare('SELECT 1').get()
+  }
+
+  async close () {
+    this.#db.close()
+  }
+
+  async putStream (stream: Stream) {
+    const existing = this.#db.prepare('SELECT created_at FROM streams WHERE name = ?').get(stream.name) as Row | undefined
+    const saved = { ...stream, createdAt: existing?.created_at ?? stream.createdAt }
+    this.#db.prepare(`INSERT INTO streams (name, doc, created_at, updated_at) VALUES (?, ?, ?, ?)
+                      ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`)
+      .run(saved.name, JSON.stringify(saved), saved.createdAt, saved.updatedAt)
+    return { stream: saved, created: existing === undefined }
+  }
+
+  async getStream (name: string) {
+    const row = this.#db.prepare('SELECT doc FROM streams WHERE name = ?').get(name) as Row | undefined
+    return row ? JSON.parse(row.doc) as Stream : undefined
+  }
+
+  async listStreams () {
+    return (this.#db.prepare('SELECT doc FROM streams ORDER BY name').all() as Row[]).map((r) => JSON.parse(r.doc) as Stream)
+  }
+
+  // The key and the build are written in one transaction, so a crash never
+  // leaves a key without its build or a build admitted twice.
+  readonly #insert = (build: NewBuild, claim?: IdempotencyClaim): InsertOutcome => {
+    if (claim) {
+      const prior = this.#db.prepare('SELECT fingerprint, build_id FROM idempotency_keys WHERE scope = ? AND key = ?')
+        .get(claim.scope, claim.key) as Row | undefined
+      if (prior) {
+        if (prior.fingerprint !== claim.fingerprint) return { kind: 'mismatch' }
+        return { kind: 'replayed', build: this.#get(prior.build_id)! }
+      }
+    }
+    this.#db.prepare(`INSERT INTO builds (id, stream, state, request, created_at) VALUES (?, ?, 'queued', ?, ?)`)
+      .run(build.id, build.stream, JSON.stringify(build.request), build.createdAt)
+    if (claim) {
+      this.#db.prepare('INSERT INTO idempotency_keys (scope, key, fingerprint, build_id, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(claim.scope, claim.key, claim.fingerprint, build.id, build.createdAt)
+    }
+    return { kind: 'created', build: this.#get(build.id)! }
+  }
+
+  async insertBuild (build: NewBuild, claim?: IdempotencyClaim) {
+    return this.#insertTx(build, claim)
+  }
+
+  #get (id: string) {
+    const row = this.#db.prepare('SELECT * FROM builds WHERE id = ?').get(id) as Row | undefined
+    return row ? toBuild(row) : undefined
+  }
+
+  async getBuild (id: string) {
+    return this.#get(id)
+  }
+
+  async listBuilds (query: BuildQuery) {
+    const where: string[] = []
+    const args: unknown[] = []
+    if (query.stream !== undefined) { where.push('stream = ?'); args.push(query.stream) }
+    if (query.state !== undefined) { where.push('state = ?'); args.push(query.state) }
+    if (query.beforeSeq !== undefined) { where.push('seq < ?'); args.push(query.beforeSeq) }
+    const sql = `SELECT * FROM builds ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?`
+    return (this.#db.prepare(sql).all(...args, query.limit) as Row[]).map(toBuild)
+  }
+
+  async buildsInState (states: BuildState[]) {
+    return (this.#db.prepare(`SELECT * FROM builds WHERE state IN (${placeholders(states.length)}) ORDER BY seq`)
+      .all(...states) as Row[]).map(toBuild)
+  }
+
+  async queuePosition (build: Build) {
+    const row = this.#db.prepare("SELECT COUNT(*) AS n FROM builds WHERE state = 'queued' AND seq <= ?").get(build.seq) as Row
+    return row.n as number
+  }
+
+  async latestResult (stream: string) {
+    const row = this.#db.prepare(`SELECT * FROM builds WHERE stream = ? AND state IN ('succeeded', 'unchanged')
+                                  AND result IS NOT NULL ORDER BY seq DESC LIMIT 1`).get(stream) as Row | undefined
+    return row ? toBuild(row) : undefined
+  }
+
+  #set (patch: BuildPatch) {
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof BuildPatch, unknown][]
+    return { sql: entries.map(([k]) => `, ${columns[k]} = ?`).join(''), args: entries.map(([, v]) => v) }
+  }
+
+  async transition (id: string, from: readonly BuildState[], to: BuildState, patch: BuildPatch = {}) {
+    const set = this.#set(patch)
+    const row = this.#db.prepare(`UPDATE builds SET state = ?${set.sql} WHERE id = ? AND state IN (${placeholders(from.length)})
+                                  RETURNING *`).get(to, ...set.args, id, ...from) as Row | undefined
+    return row ? toBuild(row) : undefined
+  }
+
+  async update (id: string, whenState: readonly BuildState[], patch: BuildPatch) {
+    const set = this.#set(patch)
+    if (!set.sql) return this.#get(id)
+    const row = this.#db.prepare(`UPDATE builds SET ${set.sql.slice(2)} WHERE id = ? AND state IN (${placeholders(whenState.length)})
+                                  RETURNING *`).get(...set.args, id, ...whenState) as Row | undefined
+    return row ? toBuild(row) : undefined
+  }
+
+  async claimNext (maxRunning: number, startedAt: string) {
+    // One statement, and better-sqlite3 has one connection: the claim is atomic.
+    const row = this.#db.prepare(`
+      UPDATE builds SET state = 'running', started_at = ?
+      WHERE seq = (
+        SELECT q.seq FROM builds q
+        WHERE q.state = 'queued'
+          AND NOT EXISTS (SELECT 1 FROM builds r WHERE r.state = 'running' AND r.stream = q.stream)
+        ORDER BY q.seq LIMIT 1)
+      AND (SELECT COUNT(*) FROM builds WHERE state = 'running') < ?
+      RETURNING *`).get(startedAt, maxRunning) as Row | undefined
+    return row ? toBuild(row) : undefined
+  }
+
+  async resultTokenHash (id: string) {
+    const row = this.#db.prepare('SELECT result_token_hash FROM builds WHERE id = ?').get(id) as Row | undefined
+    return row?.result_token_hash as string | undefined
+  }
+
+  async recordResult (id: string, posted: PostedResult) {
+    const row = this.#db.prepare(`UPDATE builds SET outcome = ?, result = ?, meta_json = ?
+                                  WHERE id = ? AND state = 'running' RETURNING *`)
+      .get(posted.outcome, JSON.stringify(posted.result), posted.metaJson, id) as Row | undefined
+    return row ? toBuild(row) : undefined
+  }
+
+  async postedOutcome (id: string) {
+    const row = this.#db.prepare('SELECT outcome FROM builds WHERE id = ?').get(id) as Row | undefined
+    return optional(row?.outcome ?? null) as PostedResult['outcome'] | undefined
+  }
+
+  async getMeta (id: string) {
+    const row = this.#db.prepare(`SELECT meta_json FROM builds WHERE id = ? AND state IN (${placeholders(terminalStates.length)})`)
+      .get(id, ...terminalStates) as Row | undefined
+    return optional(row?.meta_json ?? null) as string | undefined
+  }
+}

@@ -1,0 +1,66 @@
+import { errors } from '../errors.js'
+import { DEFAULT_RECIPE, recipeProblem, type Recipe } from '../cosa/recipe.js'
+import { configUrlProblem } from '../git/config-url.js'
+import type { Build, Stream, StreamConfig, StreamResources } from '../builds/model.js'
+import type { Store } from '../store/store.js'
+
+export interface StreamInput {
+  config: StreamConfig
+  image?: string | undefined
+  platforms?: string[] | undefined
+  timeoutSeconds?: number | undefined
+  resources?: StreamResources | undefined
+  networkMode?: string | undefined
+  recipe?: Recipe | undefined
+}
+
+export interface StreamView extends Stream {
+  /** The build `builds/latest` points at, as of the newest finished build. */
+  latestBuild?: Build | undefined
+}
+
+export class StreamService {
+  readonly #store: Store
+  readonly #defaults: { image: string, timeoutSeconds: number, allowFileUrls: boolean }
+  readonly #now: () => Date
+
+  constructor (deps: { store: Store, defaults: StreamService['defaults'], now: () => Date }) {
+    this.#store = deps.store
+    this.#defaults = deps.defaults
+    this.#now = deps.now
+  }
+
+  get defaults () { return this.#defaults }
+
+  async put (name: string, input: StreamInput) {
+    const urlProblem = configUrlProblem(input.config.url, { allowFileUrls: this.#defaults.allowFileUrls })
+    if (urlProblem) throw errors.configUrlRefused(urlProblem)
+    const recipe = input.recipe ?? DEFAULT_RECIPE
+    const problem = recipeProblem(recipe)
+    if (problem) throw errors.invalidRequest(`body/recipe: ${problem}`)
+    const now = this.#now().toISOString()
+    return this.#store.putStream({
+      name,
+      config: input.config,
+      image: input.image ?? this.#defaults.image,
+      platforms: input.platforms ?? ['qemu'],
+      timeoutSeconds: input.timeoutSeconds ?? this.#defaults.timeoutSeconds,
+      resources: input.resources ?? {},
+      networkMode: input.networkMode,
+      recipe,
+      createdAt: now,
+      updatedAt: now
+    })
+  }
+
+  async get (name: string): Promise<StreamView> {
+    const stream = await this.#store.getStream(name)
+    if (!stream) throw errors.streamNotFound(name)
+    return { ...stream, latestBuild: await this.#store.latestResult(name) }
+  }
+
+  async list (): Promise<StreamView[]> {
+    const streams = await this.#store.listStreams()
+    return Promise.all(streams.map(async (s) => ({ ...s, latestBuild: await this.#store.latestResult(s.name) })))
+  }
+}
