@@ -1,13 +1,15 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
-import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import fp from 'fastify-plugin'
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import core, { type CoreOptions } from './core.js'
 import auth from './http/auth.js'
 import builds from './http/builds.js'
 import errorHandler from './http/error-handler.js'
 import health from './http/health.js'
 import logs from './http/logs.js'
+import { transformObject } from './http/openapi.js'
 import results from './http/results.js'
 import streams from './http/streams.js'
 
@@ -22,9 +24,11 @@ export const OPENAPI_INFO = {
     'or `cancelled`.'
 }
 
-export default async function app (fastify: FastifyInstance, opts: CoreOptions) {
+async function app (fastify: FastifyInstance, opts: CoreOptions) {
   fastify.setValidatorCompiler(validatorCompiler)
   fastify.setSerializerCompiler(serializerCompiler)
+  // Every body this API takes is JSON; anything else is a 415, not a 400.
+  fastify.removeContentTypeParser('text/plain')
 
   await fastify.register(errorHandler)
   await fastify.register(swagger, {
@@ -44,7 +48,7 @@ export default async function app (fastify: FastifyInstance, opts: CoreOptions) 
       }
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject
+    transformObject
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
@@ -57,3 +61,5 @@ export default async function app (fastify: FastifyInstance, opts: CoreOptions) 
   await fastify.register(logs)
   await fastify.register(results)
 }
+
+export default fp(app, { name: 'cosa-buildd' })

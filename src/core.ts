@@ -43,6 +43,8 @@ export interface CoreOptions {
   config: Config
   now?: () => Date
   reconcileIntervalMs?: number
+  /** false: serve requests only (no scheduling, no result socket), e.g. to print the OpenAPI document. */
+  background?: boolean
 }
 
 export default fp(async function core (app: FastifyInstance, opts: CoreOptions) {
@@ -84,6 +86,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   let socketServer: Server | undefined
   let reconcileTimer: NodeJS.Timeout | undefined
   app.addHook('onReady', async () => {
+    if (opts.background === false) return
     await rm(dataDir.apiSocket, { force: true })
     socketServer = createServer((req, res) => {
       if (req.method === 'POST' && RESULT_ROUTE.test(req.url ?? '')) return app.routing(req, res)

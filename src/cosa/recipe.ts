@@ -31,7 +31,7 @@ export function recipeProblem (recipe: Recipe): string | undefined {
     if (!cmd || !SUBCOMMAND.test(cmd)) return `recipe step ${i}: ${JSON.stringify(cmd ?? '')} is not a cosa subcommand`
     for (const arg of args) {
       if (/[\0\n\r]/.test(arg)) return `recipe step ${i}: arguments must not contain NUL or line breaks`
-      const braces = arg.match(/\{[^}]*\}/g) ?? []
+      const braces = arg.match(/\{[a-z-]+\}/g) ?? []
       for (const b of braces) {
         if (b === '{platform}') continue
         if (!WHOLE.has(b) || b !== arg) return `recipe step ${i}: unknown or embedded placeholder ${b}`

@@ -11,7 +11,7 @@ function toServiceError (err: FastifyError): ServiceError {
   if (isServiceError(err)) return err
   if (hasZodFastifySchemaValidationErrors(err)) {
     const detail = err.validation.slice(0, 5).map((v) => {
-      const where = `${err.validationContext ?? 'request'}${v.instancePath || ''}`
+      const where = `${err.validationContext ?? 'request'}${v.instancePath.replace(/\/$/, '')}`
       return `${where}: ${v.message}`
     }).join('; ')
     return errors.invalidRequest(detail)

@@ -29,7 +29,7 @@ export const StreamInput = z.strictObject({
   networkMode: z.string().regex(/^(none|host|bridge|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/).optional()
     .meta({ description: 'Docker network mode of the build container; default the server\'s (none)' }),
   recipe: Recipe.optional()
-}).meta({ id: 'StreamInput' })
+}).meta({ id: 'StreamRegistration' })
 
 export const Stream = z.object({
   name: StreamName,

@@ -1,0 +1,98 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { execa } from 'execa'
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+import app from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const IMAGE = process.env.COSA_LITE_IMAGE ?? 'cosa-lite:latest'
+
+export async function tempDir (t: Test, prefix = 'cosa-buildd-test-') {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  // Build outputs are written by root in containers; rm as the same user.
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+const git = (cwd: string, ...args: string[]) =>
+  execa('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd })
+
+/** A git repository holding a copy of examples/<name>, with helpers to change it. */
+export async function configRepo (t: Test, name = 'minimal') {
+  const dir = join(await tempDir(t, 'cosa-config-'), name)
+  await cp(join(ROOT, 'examples', name), dir, { recursive: true })
+  await git(dir, 'init', '--quiet', '--initial-branch=main')
+  await git(dir, 'add', '-A')
+  await git(dir, 'commit', '--quiet', '-m', 'initial')
+  return {
+    dir,
+    url: `file://${dir}`,
+    head: async () => (await git(dir, 'rev-parse', 'HEAD')).stdout.trim(),
+    /** Writes a file and commits it; returns the new commit. */
+    commit: async (path: string, content: string) => {
+      await writeFile(join(dir, path), content)
+      await git(dir, 'add', '-A')
+      await git(dir, 'commit', '--quiet', '-m', `change ${path}`)
+      return (await git(dir, 'rev-parse', 'HEAD')).stdout.trim()
+    }
+  }
+}
+
+export async function requireDocker (t: Test) {
+  const { exitCode } = await execa('docker', ['image', 'inspect', IMAGE], { reject: false })
+  if (exitCode !== 0) {
+    t.fail(`the Docker engine or ${IMAGE} is missing: run .ci/run, or npm run image:cosa-lite with dockerd running`)
+    return false
+  }
+  return true
+}
+
+/** Runs cosa-lite on a workdir, as a build service would: no network, no privileges. */
+export function cosa (workdir: string, configDir: string, ...args: string[]) {
+  return execa('docker', ['run', '--rm', '--network=none', '--cap-drop=ALL', '--security-opt=no-new-privileges',
+    '-v', `${workdir}:/srv`, '-v', `${configDir}:${configDir}:ro`, IMAGE, ...args], { reject: false, all: true })
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  dataDir: string
+  /** Polls a build until it is in one of `states`. */
+  waitFor: (id: string, states: string[], timeoutMs?: number) => Promise<any>
+}
+
+export async function startApp (t: Test, overrides: Record<string, unknown> = {}): Promise<TestApp> {
+  const dataDir = (overrides.dataDir as string | undefined) ?? await tempDir(t, 'cosa-buildd-data-')
+  const config = loadConfig({}, { dataDir, allowFileUrls: true, logLevel: 'silent', ...overrides })
+  const fastify = Fastify({ logger: false, onProtoPoisoning: 'error' })
+  await fastify.register(app, { config, reconcileIntervalMs: 1000 })
+  let closed = false
+  fastify.addHook('onClose', async () => { closed = true })
+  await fastify.ready()
+  const waitFor = async (id: string, states: string[], timeoutMs = 120_000) => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const res = await fastify.inject({ method: 'GET', url: `/v1/builds/${id}` })
+      const build = res.json()
+      if (states.includes(build.state)) return build
+      if (Date.now() > deadline) throw new Error(`build ${id} is ${build.state} after ${timeoutMs} ms, not ${states.join('/')}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  t.teardown(async () => {
+    if (closed) return
+    // Leave no container behind: cancel what still runs, then close.
+    const { builds } = (await fastify.inject({ method: 'GET', url: '/v1/builds?limit=500' })).json()
+    for (const b of builds ?? []) {
+      if (b.state === 'queued' || b.state === 'running') {
+        await fastify.inject({ method: 'POST', url: `/v1/builds/${b.id}/cancel` })
+        await waitFor(b.id, ['cancelled', 'failed', 'succeeded', 'unchanged'], 60_000).catch(() => undefined)
+      }
+    }
+    await fastify.close()
+  })
+  return { app: fastify, dataDir, waitFor }
+}
