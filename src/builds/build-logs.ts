@@ -70,6 +70,9 @@ export class BuildLogs {
 
   /** Consumes timestamped engine log lines until they end. */
   async consume (buildId: string, lines: AsyncIterable<string>, resumeAfter?: string) {
+    // Take the iterator before any await: readline drops lines emitted
+    // before its iterator exists.
+    const iterator = lines[Symbol.asyncIterator]()
     await mkdir(this.#dir, { recursive: true })
     const fh: FileHandle = await open(this.path(buildId), 'a')
     let bytes = (await fh.stat()).size
@@ -83,7 +86,7 @@ export class BuildLogs {
     }
     await checkpoint()
     try {
-      for await (const raw of lines) {
+      for await (const raw of { [Symbol.asyncIterator]: () => iterator }) {
         const space = raw.indexOf(' ')
         const ts = raw.slice(0, space)
         // RFC 3339 with nanoseconds sorts as text within one container's log.
