@@ -40,7 +40,6 @@ export const errors = {
   payloadTooLarge: define('BLD_PAYLOAD_TOO_LARGE', 413, (limit: number) => `request body exceeds ${limit} bytes`),
   unsupportedMediaType: define('BLD_UNSUPPORTED_MEDIA_TYPE', 415, (type: string) =>
     `content type ${JSON.stringify(type)} is not accepted: send application/json`),
-  unavailable: define('BLD_UNAVAILABLE', 503, (why: string) => why),
   internal: define('BLD_INTERNAL', 500, () => 'internal error; the server log has the details')
 }
 

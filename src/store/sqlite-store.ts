@@ -79,11 +79,26 @@ function toBuild (row: Row): Build {
   }
 }
 
+// Everything a Build has; meta.json (up to megabytes) is read only when asked for.
+const BUILD_COLUMNS = `seq, id, stream, state, reason, message, exit_code, request, config_commit, container_id,
+  result, created_at, started_at, finished_at, cancel_requested_at`
+
 const placeholders = (n: number) => Array(n).fill('?').join(', ')
 
 export class SqliteStore implements Store {
   readonly #db: Database.Database
   readonly #insertTx: (build: NewBuild, claim?: IdempotencyClaim) => InsertOutcome
+  readonly #statements = new Map<string, Database.Statement>()
+
+  // Preparing costs more than running these small queries: keep each once.
+  #sql (text: string) {
+    let stmt = this.#statements.get(text)
+    if (!stmt) {
+      stmt = this.#db.prepare(text)
+      this.#statements.set(text, stmt)
+    }
+    return stmt
+  }
 
   constructor (path: string) {
     this.#db = new Database(path)
@@ -107,7 +122,7 @@ export class SqliteStore implements Store {
   }
 
   async ping () {
-    this.#db.prepare('SELECT 1').get()
+    this.#sql('SELECT 1').get()
   }
 
   async close () {
@@ -115,38 +130,38 @@ export class SqliteStore implements Store {
   }
 
   async putStream (stream: Stream) {
-    const existing = this.#db.prepare('SELECT created_at FROM streams WHERE name = ?').get(stream.name) as Row | undefined
+    const existing = this.#sql('SELECT created_at FROM streams WHERE name = ?').get(stream.name) as Row | undefined
     const saved = { ...stream, createdAt: existing?.created_at ?? stream.createdAt }
-    this.#db.prepare(`INSERT INTO streams (name, doc, created_at, updated_at) VALUES (?, ?, ?, ?)
+    this.#sql(`INSERT INTO streams (name, doc, created_at, updated_at) VALUES (?, ?, ?, ?)
                       ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`)
       .run(saved.name, JSON.stringify(saved), saved.createdAt, saved.updatedAt)
     return { stream: saved, created: existing === undefined }
   }
 
   async getStream (name: string) {
-    const row = this.#db.prepare('SELECT doc FROM streams WHERE name = ?').get(name) as Row | undefined
+    const row = this.#sql('SELECT doc FROM streams WHERE name = ?').get(name) as Row | undefined
     return row ? JSON.parse(row.doc) as Stream : undefined
   }
 
   async listStreams () {
-    return (this.#db.prepare('SELECT doc FROM streams ORDER BY name').all() as Row[]).map((r) => JSON.parse(r.doc) as Stream)
+    return (this.#sql('SELECT doc FROM streams ORDER BY name').all() as Row[]).map((r) => JSON.parse(r.doc) as Stream)
   }
 
   // The key and the build are written in one transaction, so a crash never
   // leaves a key without its build or a build admitted twice.
   readonly #insert = (build: NewBuild, claim?: IdempotencyClaim): InsertOutcome => {
     if (claim) {
-      const prior = this.#db.prepare('SELECT fingerprint, build_id FROM idempotency_keys WHERE scope = ? AND key = ?')
+      const prior = this.#sql('SELECT fingerprint, build_id FROM idempotency_keys WHERE scope = ? AND key = ?')
         .get(claim.scope, claim.key) as Row | undefined
       if (prior) {
         if (prior.fingerprint !== claim.fingerprint) return { kind: 'mismatch' }
         return { kind: 'replayed', build: this.#get(prior.build_id)! }
       }
     }
-    this.#db.prepare(`INSERT INTO builds (id, stream, state, request, created_at) VALUES (?, ?, 'queued', ?, ?)`)
+    this.#sql(`INSERT INTO builds (id, stream, state, request, created_at) VALUES (?, ?, 'queued', ?, ?)`)
       .run(build.id, build.stream, JSON.stringify(build.request), build.createdAt)
     if (claim) {
-      this.#db.prepare('INSERT INTO idempotency_keys (scope, key, fingerprint, build_id, created_at) VALUES (?, ?, ?, ?, ?)')
+      this.#sql('INSERT INTO idempotency_keys (scope, key, fingerprint, build_id, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(claim.scope, claim.key, claim.fingerprint, build.id, build.createdAt)
     }
     return { kind: 'created', build: this.#get(build.id)! }
@@ -157,7 +172,7 @@ export class SqliteStore implements Store {
   }
 
   #get (id: string) {
-    const row = this.#db.prepare('SELECT * FROM builds WHERE id = ?').get(id) as Row | undefined
+    const row = this.#sql(`SELECT ${BUILD_COLUMNS} FROM builds WHERE id = ?`).get(id) as Row | undefined
     return row ? toBuild(row) : undefined
   }
 
@@ -171,22 +186,22 @@ export class SqliteStore implements Store {
     if (query.stream !== undefined) { where.push('stream = ?'); args.push(query.stream) }
     if (query.state !== undefined) { where.push('state = ?'); args.push(query.state) }
     if (query.beforeSeq !== undefined) { where.push('seq < ?'); args.push(query.beforeSeq) }
-    const sql = `SELECT * FROM builds ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?`
-    return (this.#db.prepare(sql).all(...args, query.limit) as Row[]).map(toBuild)
+    const sql = `SELECT ${BUILD_COLUMNS} FROM builds ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?`
+    return (this.#sql(sql).all(...args, query.limit) as Row[]).map(toBuild)
   }
 
   async buildsInState (states: BuildState[]) {
-    return (this.#db.prepare(`SELECT * FROM builds WHERE state IN (${placeholders(states.length)}) ORDER BY seq`)
+    return (this.#sql(`SELECT ${BUILD_COLUMNS} FROM builds WHERE state IN (${placeholders(states.length)}) ORDER BY seq`)
       .all(...states) as Row[]).map(toBuild)
   }
 
   async queuePosition (build: Build) {
-    const row = this.#db.prepare("SELECT COUNT(*) AS n FROM builds WHERE state = 'queued' AND seq <= ?").get(build.seq) as Row
+    const row = this.#sql("SELECT COUNT(*) AS n FROM builds WHERE state = 'queued' AND seq <= ?").get(build.seq) as Row
     return row.n as number
   }
 
   async latestResult (stream: string) {
-    const row = this.#db.prepare(`SELECT * FROM builds WHERE stream = ? AND state IN ('succeeded', 'unchanged')
+    const row = this.#sql(`SELECT ${BUILD_COLUMNS} FROM builds WHERE stream = ? AND state IN ('succeeded', 'unchanged')
                                   AND result IS NOT NULL ORDER BY seq DESC LIMIT 1`).get(stream) as Row | undefined
     return row ? toBuild(row) : undefined
   }
@@ -198,22 +213,22 @@ export class SqliteStore implements Store {
 
   async transition (id: string, from: readonly BuildState[], to: BuildState, patch: BuildPatch = {}) {
     const set = this.#set(patch)
-    const row = this.#db.prepare(`UPDATE builds SET state = ?${set.sql} WHERE id = ? AND state IN (${placeholders(from.length)})
-                                  RETURNING *`).get(to, ...set.args, id, ...from) as Row | undefined
+    const row = this.#sql(`UPDATE builds SET state = ?${set.sql} WHERE id = ? AND state IN (${placeholders(from.length)})
+                                  RETURNING ${BUILD_COLUMNS}`).get(to, ...set.args, id, ...from) as Row | undefined
     return row ? toBuild(row) : undefined
   }
 
   async update (id: string, whenState: readonly BuildState[], patch: BuildPatch) {
     const set = this.#set(patch)
     if (!set.sql) return this.#get(id)
-    const row = this.#db.prepare(`UPDATE builds SET ${set.sql.slice(2)} WHERE id = ? AND state IN (${placeholders(whenState.length)})
-                                  RETURNING *`).get(...set.args, id, ...whenState) as Row | undefined
+    const row = this.#sql(`UPDATE builds SET ${set.sql.slice(2)} WHERE id = ? AND state IN (${placeholders(whenState.length)})
+                                  RETURNING ${BUILD_COLUMNS}`).get(...set.args, id, ...whenState) as Row | undefined
     return row ? toBuild(row) : undefined
   }
 
   async claimNext (maxRunning: number, startedAt: string) {
     // One statement, and better-sqlite3 has one connection: the claim is atomic.
-    const row = this.#db.prepare(`
+    const row = this.#sql(`
       UPDATE builds SET state = 'running', started_at = ?
       WHERE seq = (
         SELECT q.seq FROM builds q
@@ -221,29 +236,29 @@ export class SqliteStore implements Store {
           AND NOT EXISTS (SELECT 1 FROM builds r WHERE r.state = 'running' AND r.stream = q.stream)
         ORDER BY q.seq LIMIT 1)
       AND (SELECT COUNT(*) FROM builds WHERE state = 'running') < ?
-      RETURNING *`).get(startedAt, maxRunning) as Row | undefined
+      RETURNING ${BUILD_COLUMNS}`).get(startedAt, maxRunning) as Row | undefined
     return row ? toBuild(row) : undefined
   }
 
   async resultTokenHash (id: string) {
-    const row = this.#db.prepare('SELECT result_token_hash FROM builds WHERE id = ?').get(id) as Row | undefined
+    const row = this.#sql('SELECT result_token_hash FROM builds WHERE id = ?').get(id) as Row | undefined
     return row?.result_token_hash as string | undefined
   }
 
   async recordResult (id: string, posted: PostedResult) {
-    const row = this.#db.prepare(`UPDATE builds SET outcome = ?, result = ?, meta_json = ?
-                                  WHERE id = ? AND state = 'running' RETURNING *`)
+    const row = this.#sql(`UPDATE builds SET outcome = ?, result = ?, meta_json = ?
+                                  WHERE id = ? AND state = 'running' RETURNING ${BUILD_COLUMNS}`)
       .get(posted.outcome, JSON.stringify(posted.result), posted.metaJson, id) as Row | undefined
     return row ? toBuild(row) : undefined
   }
 
   async postedOutcome (id: string) {
-    const row = this.#db.prepare('SELECT outcome FROM builds WHERE id = ?').get(id) as Row | undefined
+    const row = this.#sql('SELECT outcome FROM builds WHERE id = ?').get(id) as Row | undefined
     return optional(row?.outcome ?? null) as PostedResult['outcome'] | undefined
   }
 
   async getMeta (id: string) {
-    const row = this.#db.prepare(`SELECT meta_json FROM builds WHERE id = ? AND state IN (${placeholders(terminalStates.length)})`)
+    const row = this.#sql(`SELECT meta_json FROM builds WHERE id = ? AND state IN (${placeholders(terminalStates.length)})`)
       .get(id, ...terminalStates) as Row | undefined
     return optional(row?.meta_json ?? null) as string | undefined
   }
