@@ -2,9 +2,10 @@
 # Installs the Debian packages cosa-buildd needs on the host: the Docker
 # engine, mmdebstrap (to build the cosa-lite image without a registry), and
 # the tools the tests use to check artifacts independently (ostree, qemu-img,
-# sfdisk, debugfs, fsck.vfat). Only what is missing is installed.
+# sfdisk, debugfs, fsck.vfat, and qemu to boot the bootable example). Only
+# what is missing is installed.
 set -euo pipefail
-packages=(docker.io mmdebstrap debian-archive-keyring ostree qemu-utils fdisk e2fsprogs dosfstools mtools git curl ca-certificates)
+packages=(docker.io mmdebstrap debian-archive-keyring ostree qemu-utils qemu-system-x86 fdisk e2fsprogs dosfstools mtools git curl ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -51,11 +51,20 @@ export async function requireDocker (t: Test) {
   return true
 }
 
-/** Runs cosa-lite on a workdir, as a build service would: no network, no privileges. */
-export function cosa (workdir: string, configDir: string, ...args: string[]) {
-  return execa('docker', ['run', '--rm', '--network=none', '--cap-drop=ALL', '--security-opt=no-new-privileges',
+export interface CosaOptions {
+  network?: 'none' | 'host'
+  /** Capabilities added after dropping all (the service's unprivileged set, say). */
+  caps?: string[]
+}
+
+/** Runs cosa-lite on a workdir, as a build service would: no network, no privileges unless asked. */
+export function cosaWith (opts: CosaOptions, workdir: string, configDir: string, ...args: string[]) {
+  return execa('docker', ['run', '--rm', `--network=${opts.network ?? 'none'}`, '--cap-drop=ALL',
+    ...(opts.caps ?? []).map((c) => `--cap-add=${c}`), '--security-opt=no-new-privileges',
     '-v', `${workdir}:/srv`, '-v', `${configDir}:${configDir}:ro`, IMAGE, ...args], { reject: false, all: true })
 }
+
+export const cosa = (workdir: string, configDir: string, ...args: string[]) => cosaWith({}, workdir, configDir, ...args)
 
 export interface TestApp {
   app: FastifyInstance

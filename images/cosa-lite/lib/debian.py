@@ -20,6 +20,9 @@ def settings(manifest):
         "variant": deb.get("variant", "minbase"),
         "mirror": deb.get("mirror") or os.environ.get("COSA_LITE_MIRROR", "http://deb.debian.org/debian"),
         "components": deb.get("components", ["main"]),
+        # e.g. INITRD: "No" to skip the kernel hook's initramfs when a
+        # postprocess script makes the OSTree one anyway.
+        "env": {str(k): str(v) for k, v in (deb.get("env") or {}).items()},
     }
 
 
@@ -36,10 +39,12 @@ def _mmdebstrap(manifest, target, extra):
             f"--include={','.join(packages(manifest))}",
             # A container without CAP_SYS_ADMIN cannot mount /proc or /sys.
             "--skip=chroot/mount", "--skip=essential/unlink",
+            # The tree is committed to ostree afterwards; dpkg's fsyncs buy nothing.
+            "--dpkgopt=force-unsafe-io",
             f"--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives {here}/{CACHE_DEBS}",
             f"--setup-hook=sync-in {here}/{CACHE_DEBS} /var/cache/apt/archives/",
             *extra, s["suite"], target, s["mirror"]]
-    run(*argv)
+    run(*argv, env={**os.environ, **s["env"]})
 
 
 def fetch(manifest):
