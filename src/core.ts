@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises'
+import { chmod, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -94,6 +94,9 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       res.end(JSON.stringify({ code: 'BLD_ROUTE_NOT_FOUND', message: 'this socket serves only POST /v1/builds/{id}/result' }))
     })
     await new Promise<void>((resolve, reject) => socketServer!.once('error', reject).listen(dataDir.apiSocket, resolve))
+    // Whatever uid the image runs as must be able to connect; the per-build
+    // token, not the file mode, is what authorizes a result.
+    await chmod(dataDir.apiSocket, 0o666)
     try {
       await reconciler.reconcile(true)
     } catch (err) {

@@ -12,6 +12,10 @@ export class DataDir {
 
   constructor (root: string) {
     this.root = root
+    // sun_path holds 108 bytes; fail now with the reason, not later with EINVAL.
+    if (Buffer.byteLength(this.apiSocket) > 100) {
+      throw new Error(`the data directory path is too long for the result socket (${this.apiSocket}); use a shorter dataDir`)
+    }
     for (const dir of [this.streams, this.logs, this.apiSocketDir]) mkdirSync(dir, { recursive: true })
   }
 

@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { execa } from 'execa'
+import { mkdir, stat } from 'node:fs/promises'
 import { PassThrough } from 'node:stream'
 import { createInterface } from 'node:readline'
 import type { Logger } from '../logger.js'
@@ -14,6 +14,7 @@ import type { BuildPatch, Store } from '../store/store.js'
 import type { BuildState, FailureReason } from './build-state.js'
 import type { BuildLogs } from './build-logs.js'
 import type { Build, Stream } from './model.js'
+import { mintToken } from './result-token.js'
 
 // Runs one build from claim to final state: resolve the config commit, create
 // and start the container, follow its log, wait with the stream's deadline,
@@ -37,8 +38,6 @@ const DEFAULT_MEMORY = 4 * 1024 ** 3
 const DEFAULT_PIDS = 4096
 const LOG_DRAIN_MS = 5000
 
-export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex')
-
 interface Final { state: BuildState, reason?: FailureReason, message?: string, exitCode?: number }
 
 const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
@@ -49,6 +48,8 @@ export class BuildRunner {
   readonly #active = new Map<string, AbortController>()
   readonly #settled = new Set<Promise<void>>()
   readonly #shutdown = new AbortController()
+  // Image user name -> ids, resolved once per image (and user) per process.
+  readonly #userIds = new Map<string, { uid: number, gid: number }>()
 
   constructor (deps: RunnerDeps) {
     this.#deps = deps
@@ -130,14 +131,16 @@ export class BuildRunner {
     if (await this.#cancelled(build.id, cancel)) return this.#finish(build, { state: 'cancelled' })
 
     try {
-      if (!await engine.imageExists(stream.image)) {
+      const user = await engine.imageUser(stream.image)
+      if (user === undefined) {
         return this.#finish(build, failed('image_unavailable',
           `builder image ${stream.image} is not on the Docker engine: build or load it (npm run image:cosa-lite)`))
       }
-      const token = randomBytes(32).toString('base64url')
-      await store.update(build.id, ['running'], { resultTokenHash: hashToken(token) })
+      const { token, hash } = mintToken()
+      await store.update(build.id, ['running'], { resultTokenHash: hash })
       const workdir = dataDir.workdir(stream.name)
       await mkdir(workdir, { recursive: true })
+      if (!/^(|root|0)(:.*)?$/.test(user)) await this.#giveWorkdir(build.id, workdir, stream.image, user)
       const spec = containerSpec({
         buildId: build.id,
         stream: stream.name,
@@ -192,6 +195,24 @@ export class BuildRunner {
     } catch (err) {
       if (!(err instanceof EngineError)) throw err
       await this.#finish(build, failed('infrastructure', err.message))
+    }
+  }
+
+  /** Makes the workdir the image user's: real cosa runs as uid 1000 `builder`. */
+  async #giveWorkdir (buildId: string, workdir: string, image: string, user: string) {
+    const key = `${image}\0${user}`
+    let ids = this.#userIds.get(key)
+    if (!ids) {
+      ids = await this.#deps.engine.userIds(image, user, { owner: this.#deps.owner, buildId })
+      this.#userIds.set(key, ids)
+    }
+    const st = await stat(workdir)
+    if (st.uid === ids.uid && st.gid === ids.gid) return
+    try {
+      await execa('chown', ['-R', `${ids.uid}:${ids.gid}`, workdir])
+    } catch (err) {
+      throw new EngineError('refused', `the workdir must belong to the image's user ${user} (uid ${ids.uid}), ` +
+        `and chown failed: ${(err as { stderr?: string }).stderr ?? err}`)
     }
   }
 

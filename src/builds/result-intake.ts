@@ -1,12 +1,11 @@
-import { timingSafeEqual } from 'node:crypto'
-import { lstat, readlink } from 'node:fs/promises'
+import { lstat, readlink, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import { metaProblems, type Meta } from '../cosa/meta.js'
 import type { DataDir } from '../data-dir.js'
 import { errors } from '../errors.js'
 import type { Store } from '../store/store.js'
-import { hashToken } from './build-runner.js'
 import type { Artifact, PostedResult } from './model.js'
+import { tokenMatches } from './result-token.js'
 
 // What a build container posts when it ends: meta.json (verbatim, as the
 // body) and whether it made a new build. The service checks it against the
@@ -27,7 +26,7 @@ export class ResultIntake {
   async authenticate (buildId: string, token: string) {
     const expected = await this.#store.resultTokenHash(buildId)
     if (!expected) return false
-    return timingSafeEqual(Buffer.from(hashToken(token), 'hex'), Buffer.from(expected, 'hex'))
+    return tokenMatches(token, expected)
   }
 
   async accept (buildId: string, outcome: PostedResult['outcome'], arch: string, body: string) {
@@ -67,12 +66,17 @@ export class ResultIntake {
       throw errors.resultRejected(`builds/latest is ${latest ?? 'missing'}, not ${meta.buildid}`)
     }
     const dir = join('builds', meta.buildid, arch)
+    // The container owns the workdir: a directory on the way may be a symlink
+    // out of it. Every artifact must resolve to a regular file inside.
+    const root = await realpath(workdir)
     const artifacts: Artifact[] = []
     for (const [name, image] of Object.entries(meta.images)) {
-      // Names come from the container: only plain file names inside the build dir.
       if (!SAFE_NAME.test(image.path)) throw errors.resultRejected(`images.${name}.path must be a plain file name`)
-      const st = await lstat(join(workdir, dir, image.path)).catch(() => undefined)
+      const path = join(workdir, dir, image.path)
+      const real = await realpath(path).catch(() => undefined)
+      const st = real === undefined ? undefined : await lstat(real)
       if (!st?.isFile()) throw errors.resultRejected(`images.${name}: ${join(dir, image.path)} does not exist`)
+      if (!real!.startsWith(root + '/')) throw errors.resultRejected(`images.${name}: ${join(dir, image.path)} leads out of the workdir`)
       if (image.size !== undefined && image.size !== st.size) {
         throw errors.resultRejected(`images.${name}: ${image.path} has ${st.size} bytes, meta.json says ${image.size}`)
       }

@@ -1,6 +1,6 @@
 import { execa } from 'execa'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 
 // Each stream's config repository is mirrored by the service and mounted
 // read-only into the build container, so a build needs no network to get its
@@ -33,6 +33,15 @@ async function git (args: string[], timeoutMs: number) {
 
 const exists = (path: string) => stat(path).then(() => true, () => false)
 
+/**
+ * Kept inside the mirror, which is mounted into build containers. The mirror
+ * belongs to the service's user; git refuses to clone such a repository for
+ * any other uid (real cosa runs as uid 1000) unless its global config says
+ * safe.directory. GIT_CONFIG_GLOBAL reaches the upload-pack side of a
+ * file:// clone, where GIT_CONFIG_COUNT does not.
+ */
+export const MIRROR_GITCONFIG = 'cosa-buildd.gitconfig'
+
 export class ConfigMirror {
   readonly #timeoutMs: number
 
@@ -47,11 +56,13 @@ export class ConfigMirror {
       const tmp = `${dir}.tmp`
       await rm(tmp, { recursive: true, force: true })
       await git(['clone', '--quiet', '--mirror', url, tmp], this.#timeoutMs)
+      await writeFile(join(tmp, MIRROR_GITCONFIG), '[safe]\n\tdirectory = *\n')
       await rename(tmp, dir)
       return
     }
     await git(['-C', dir, 'remote', 'set-url', 'origin', url], this.#timeoutMs)
     await git(['-C', dir, 'fetch', '--quiet', '--prune', '--force', 'origin'], this.#timeoutMs)
+    await writeFile(join(dir, MIRROR_GITCONFIG), '[safe]\n\tdirectory = *\n')
   }
 
   /** The full commit id `commit` (when given) or `ref` names in the mirror. */

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode'
+import { MIRROR_GITCONFIG } from '../git/config-mirror.js'
 import { LABEL_BUILD, LABEL_OWNER, LABEL_STREAM } from './docker-engine.js'
 
 // The container a build runs in, derived from configuration alone so that it
@@ -81,11 +82,8 @@ export function containerSpec (input: SpecInput): ContainerSpec {
       `COSA_BUILDD_RESULT_URL=${resultUrl}`,
       ...(input.resultUrl ? [] : [`COSA_BUILDD_RESULT_SOCKET=${MOUNTS.api}/${API_SOCKET_NAME}`]),
       `COSA_BUILDD_TOKEN=${input.resultToken}`,
-      // The mirror belongs to the service's user; git refuses such a
-      // repository for any other uid (real cosa runs as uid 1000).
-      'GIT_CONFIG_COUNT=1',
-      'GIT_CONFIG_KEY_0=safe.directory',
-      'GIT_CONFIG_VALUE_0=*'
+      // Lets a non-root image user clone the service-owned mirror.
+      `GIT_CONFIG_GLOBAL=${MOUNTS.config}/${MIRROR_GITCONFIG}`
     ],
     HostConfig: {
       Binds: [

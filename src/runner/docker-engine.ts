@@ -1,6 +1,5 @@
 import Docker from 'dockerode'
 import { PassThrough, type Readable } from 'node:stream'
-import type { ContainerSpec } from './container-spec.js'
 
 // The only module that talks to the Docker engine. Every call carries a
 // deadline; engine answers that mean "already done" (304 on stop, 404 on
@@ -39,6 +38,17 @@ export interface OwnedContainer {
 export const LABEL_BUILD = 'io.cosa-buildd.build-id'
 export const LABEL_STREAM = 'io.cosa-buildd.stream'
 export const LABEL_OWNER = 'io.cosa-buildd.owner'
+
+/** The payload of a non-TTY log buffer: frames of an 8-byte header and data. */
+function demuxFrames (buf: Buffer) {
+  const out: Buffer[] = []
+  for (let i = 0; i + 8 <= buf.length;) {
+    const size = buf.readUInt32BE(i + 4)
+    out.push(buf.subarray(i + 8, i + 8 + size))
+    i += 8 + size
+  }
+  return Buffer.concat(out).toString('utf8')
+}
 
 interface DockerodeError { statusCode?: number, code?: string, name?: string, json?: { message?: string }, message: string }
 
@@ -84,20 +94,51 @@ export class DockerEngine {
     await this.#call('ping', (abortSignal) => (this.#docker.ping as (o: object) => Promise<unknown>).call(this.#docker, { abortSignal }))
   }
 
-  async imageExists (ref: string) {
+  /** The user the image runs as ("" for root), or undefined when the image is not on the engine. */
+  async imageUser (ref: string): Promise<string | undefined> {
     try {
-      await this.#call(`inspect image ${ref}`, (abortSignal) => {
+      const info = await this.#call(`inspect image ${ref}`, (abortSignal) => {
         const image = this.#docker.getImage(ref)
-        return (image.inspect as (o: object) => Promise<unknown>).call(image, { abortSignal })
+        return (image.inspect as (o: object) => Promise<Docker.ImageInspectInfo>).call(image, { abortSignal })
       })
-      return true
+      return info.Config?.User ?? ''
     } catch (err) {
-      if (err instanceof EngineError && err.kind === 'not_found') return false
+      if (err instanceof EngineError && err.kind === 'not_found') return undefined
       throw err
     }
   }
 
-  async create (spec: ContainerSpec) {
+  /**
+   * The numeric uid and gid of `user` in `image` (real cosa runs as the named
+   * user `builder`), from `id` in a short-lived container. It is labelled
+   * with the build it serves, so a reconcile removes it once that build has
+   * ended, should the service die meanwhile.
+   */
+  async userIds (image: string, user: string, labels: { owner: string, buildId: string }): Promise<{ uid: number, gid: number }> {
+    const id = await this.create({
+      name: `cosa-buildd-id-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      Image: image,
+      Entrypoint: ['sh', '-c', 'id -u "$1" && id -g "$1"', 'sh', user.split(':')[0]!],
+      User: '0',
+      Labels: { [LABEL_OWNER]: labels.owner, [LABEL_BUILD]: labels.buildId },
+      HostConfig: { NetworkMode: 'none' }
+    })
+    try {
+      await this.start(id)
+      const code = await this.wait(id, AbortSignal.timeout(this.#timeoutMs))
+      const raw = await this.#call(`logs of container ${id}`, (abortSignal) =>
+        this.#docker.getContainer(id).logs({ stdout: true, stderr: false, follow: false, abortSignal }) as unknown as Promise<Buffer>)
+      const [uid, gid] = demuxFrames(raw).trim().split('\n').map(Number)
+      if (code !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid)) {
+        throw new EngineError('refused', `user ${user} does not exist in image ${image}`)
+      }
+      return { uid: uid!, gid: gid! }
+    } finally {
+      await this.remove(id)
+    }
+  }
+
+  async create (spec: Docker.ContainerCreateOptions & { name: string }) {
     const container = await this.#call(`create container ${spec.name}`,
       (abortSignal) => this.#docker.createContainer({ ...spec, abortSignal } as Docker.ContainerCreateOptions))
     return container.id

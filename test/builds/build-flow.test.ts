@@ -69,7 +69,11 @@ t.test('a stream builds, then finds nothing changed, then builds again when forc
   t.equal(again.state, 'unchanged', 'the same inputs give unchanged')
   t.equal(again.result.cosaBuildId, done.result.cosaBuildId, 'unchanged points at the existing build')
 
-  const forced = await h.waitFor((await submit(h, 'minimal', { force: true })).id, ['unchanged', 'succeeded', 'failed'])
+  const forcedId = (await submit(h, 'minimal', { force: true })).id
+  // Follow from the start: the answer ends only when the build has ended.
+  const followed = await h.app.inject({ url: `/v1/builds/${forcedId}/log?follow=true` })
+  t.match(followed.body, /==> cosa build --force\n[\s\S]*==> cosa-buildd: build succeeded\n$/, 'a follower sees the log to its end')
+  const forced = await h.waitFor(forcedId, ['unchanged', 'succeeded', 'failed'])
   t.equal(forced.state, 'succeeded', 'force builds anyway')
   t.not(forced.result.cosaBuildId, done.result.cosaBuildId)
 
@@ -197,4 +201,25 @@ t.test('a restart adopts the running build and runs the queued one', async (t) =
   t.equal(log.match(/==> cosa build/g)?.length, 1, 'no duplicated log lines after the restart')
   const left = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.stream=r`])
   t.equal(left.stdout.trim(), '', 'no container left')
+})
+
+t.test('an image that runs as a named user gets a workdir it owns', async (t) => {
+  if (!await requireDocker(t)) return
+  // Real cosa runs as uid 1000 `builder`; make such an image from cosa-lite.
+  const image = 'cosa-lite-builder:test'
+  const built = await execa('docker', ['build', '--network=none', '-q', '-t', image, '-'],
+    { input: 'FROM cosa-lite:latest\nRUN useradd -u 1000 -m builder\nUSER builder\n', reject: false, all: true })
+  t.equal(built.exitCode, 0, `docker build: ${built.all}`)
+  t.teardown(() => execa('docker', ['rmi', '-f', image], { reject: false }))
+  const h = await startApp(t)
+  const repo = await configRepo(t)
+  await register(h, 'builder', {
+    config: { url: repo.url, ref: 'main' }, image, recipe: [['init', '--force', '{url}'], ['build', '{build-flags}']]
+  })
+  const b = await h.waitFor((await submit(h, 'builder')).id, ['succeeded', 'failed'])
+  t.equal(b.state, 'succeeded', `as uid 1000: ${b.message ?? ''}`)
+  const { stdout } = await execa('stat', ['-c', '%u:%g', join(h.dataDir, 'streams/builder/work/builds', b.result.cosaBuildId)])
+  t.equal(stdout.trim(), '1000:1000', 'the build was written by uid 1000')
+  const left = await execa('docker', ['ps', '-aq', '--filter', 'name=cosa-buildd-id-'])
+  t.equal(left.stdout.trim(), '', 'the id lookup container is gone')
 })

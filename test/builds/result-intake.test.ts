@@ -1,0 +1,67 @@
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { ResultIntake } from '../../src/builds/result-intake.js'
+import { mintToken } from '../../src/builds/result-token.js'
+import { DataDir } from '../../src/data-dir.js'
+import { SqliteStore } from '../../src/store/sqlite-store.js'
+import { tempDir } from '../helpers.js'
+
+// What a container posts is checked against the workdir before it is believed.
+
+const meta = (images: Record<string, object>) => JSON.stringify({
+  buildid: '1.0', name: 'n', 'ostree-commit': 'a'.repeat(64), 'ostree-version': '1.0',
+  'ostree-timestamp': '2026-01-01T00:00:00Z', 'coreos-assembler.basearch': 'x86_64', images
+})
+
+t.test('results are checked against the workdir', async (t) => {
+  const root = await tempDir(t)
+  const dataDir = new DataDir(join(root, 'data'))
+  const store = new SqliteStore(dataDir.database)
+  t.teardown(() => store.close())
+  const intake = new ResultIntake({ store, dataDir })
+  await store.putStream({ name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, resources: {}, recipe: [], createdAt: '', updatedAt: '' })
+  await store.insertBuild({ id: 'b', stream: 's', request: { force: false, skipPrune: false }, createdAt: '' })
+  await store.claimNext(1, 'now')
+  const { token, hash } = mintToken()
+  await store.update('b', ['running'], { resultTokenHash: hash })
+  t.ok(await intake.authenticate('b', token))
+  t.notOk(await intake.authenticate('b', mintToken().token), 'another token is refused')
+
+  const work = dataDir.workdir('s')
+  const dir = join(work, 'builds/1.0/x86_64')
+  await mkdir(dir, { recursive: true })
+  await symlink('1.0', join(work, 'builds/latest'))
+  await writeFile(join(dir, 'os.tar'), 'twelve bytes')
+  const ok = { ostree: { path: 'os.tar', sha256: 'x', size: 12 } }
+
+  const reject = async (body: string, why: RegExp, arch = 'x86_64') =>
+    t.rejects(intake.accept('b', 'built', arch, body), { code: 'BLD_RESULT_REJECTED', message: why })
+  await reject('{', /not JSON/)
+  await reject(JSON.stringify({ buildid: '1.0' }), /schema/)
+  await reject(meta({ ostree: { path: 'os.tar', sha256: 'x', size: 13 } }), /12 bytes, meta.json says 13/)
+  await reject(meta({ ostree: { path: '../../../etc/passwd', sha256: 'x' } }), /plain file name/)
+  await reject(meta({ ostree: { path: 'missing.tar', sha256: 'x' } }), /does not exist/)
+  await reject(meta(ok), /is for x86_64/, 'aarch64')
+  const outside = join(root, 'outside')
+  await mkdir(outside)
+  await writeFile(join(outside, 'os.tar'), 'twelve bytes')
+  await mkdir(join(work, 'builds/2.0'), { recursive: true })
+  await symlink(outside, join(work, 'builds/2.0/x86_64'))
+  await store.update('b', ['running'], {})
+  const escaping = meta(ok).replaceAll('"1.0"', '"2.0"')
+  await reject(escaping, /builds\/latest is 1\.0, not 2\.0/)
+  await symlink('2.0', join(work, 'builds/latest2'))
+  await rename(join(work, 'builds/latest2'), join(work, 'builds/latest'))
+  await reject(escaping, /leads out of the workdir/)
+  t.match((await store.getBuild('b'))?.message, /^result rejected: /, 'the rejection is kept for the final state')
+
+  await rename(join(work, 'builds/latest'), join(work, 'builds/old'))
+  await symlink('1.0', join(work, 'builds/latest'))
+  const accepted = await intake.accept('b', 'built', 'x86_64', meta(ok))
+  t.same(accepted.result?.artifacts, [{ name: 'ostree', path: 'builds/1.0/x86_64/os.tar', sha256: 'x', size: 12 }])
+  t.equal(await store.getMeta('b'), undefined, 'meta.json is served once the build has ended')
+  await store.transition('b', ['running'], 'succeeded')
+  t.equal(await store.getMeta('b'), meta(ok), 'verbatim')
+  await t.rejects(intake.accept('b', 'built', 'x86_64', meta(ok)), { code: 'BLD_BUILD_NOT_RUNNING' })
+})

@@ -1,0 +1,40 @@
+import { execa } from 'execa'
+import { join } from 'node:path'
+import t from 'tap'
+import { ROOT, tempDir } from './helpers.js'
+
+// The process itself: exposure rules, listening, and a graceful SIGTERM.
+
+const server = (env: Record<string, string>) =>
+  execa('node', ['--import', 'tsx', join(ROOT, 'src/server.ts')], { env: { ...env, COSA_BUILDD_LOG_LEVEL: 'info' }, reject: false, all: true })
+
+t.test('without tokens it refuses to listen beyond loopback', async (t) => {
+  const r = await server({ COSA_BUILDD_HOST: '0.0.0.0', COSA_BUILDD_DATA_DIR: await tempDir(t) })
+  t.equal(r.exitCode, 1)
+  t.match(r.all, /refusing to listen on 0\.0\.0\.0 without tokens/)
+})
+
+t.test('a bad setting stops the start with its name', async (t) => {
+  const r = await server({ COSA_BUILDD_PORT: 'eighty', COSA_BUILDD_DATA_DIR: await tempDir(t) })
+  t.equal(r.exitCode, 1)
+  t.match(r.all, /invalid configuration: port/)
+})
+
+t.test('it serves on loopback, says it is open, and stops on SIGTERM', async (t) => {
+  const child = server({ COSA_BUILDD_PORT: '0', COSA_BUILDD_DATA_DIR: await tempDir(t) })
+  let out = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    child.all!.on('data', (d) => {
+      out += d
+      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (m) resolve(m[1]!)
+    })
+    setTimeout(() => reject(new Error(`no listen line: ${out}`)), 20_000).unref()
+  })
+  t.match(out, /no tokens configured: listening on loopback only/)
+  t.equal((await fetch(`${url}/healthz`)).status, 200)
+  child.kill('SIGTERM')
+  const r = await child
+  t.equal(r.exitCode, 0, 'a clean exit')
+  t.match(r.all, /shutting down; running builds keep running/)
+})
