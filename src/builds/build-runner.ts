@@ -8,7 +8,7 @@ import type { Config } from '../config.js'
 import { DEFAULT_RECIPE, renderScript } from '../cosa/recipe.js'
 import type { DataDir } from '../data-dir.js'
 import { ConfigError, type ConfigMirror } from '../git/config-mirror.js'
-import { containerName, containerSpec } from '../runner/container-spec.js'
+import { containerName, containerSpec, MOUNTS } from '../runner/container-spec.js'
 import { EngineError, type DockerEngine } from '../runner/docker-engine.js'
 import type { BuildPatch, Store } from '../store/store.js'
 import type { BuildState, FailureReason } from './build-state.js'
@@ -76,12 +76,12 @@ export class BuildRunner {
 
   /** Runs a build the scheduler just claimed (state `running`). */
   run (build: Build) {
-    return this.#track(build.id, (cancel) => this.#launch(build, cancel))
+    return this.#track(build, (cancel) => this.#launch(build, cancel))
   }
 
   /** Resumes supervising a build whose container outlived a service restart. */
   adopt (build: Build, containerId: string) {
-    return this.#track(build.id, async (cancel) => {
+    return this.#track(build, async (cancel) => {
       const stream = await this.#deps.store.getStream(build.stream)
       await this.#deps.logs.note(build.id, 'service restarted; following the build container again')
       await this.#supervise(build, stream, containerId, cancel)
@@ -98,12 +98,20 @@ export class BuildRunner {
     await this.#deps.engine.remove(containerId)
   }
 
-  #track (buildId: string, fn: (cancel: AbortController) => Promise<void>) {
+  #track (build: Build, fn: (cancel: AbortController) => Promise<void>) {
+    const buildId = build.id
     if (this.#active.has(buildId)) return Promise.resolve()
     const cancel = new AbortController()
     this.#active.set(buildId, cancel)
     const done = fn(cancel)
-      .catch((err) => this.#deps.logger.error({ err, buildId }, 'build supervision failed'))
+      .catch(async (err) => {
+        this.#deps.logger.error({ err, buildId }, 'build supervision failed')
+        // A build never stays running because the service tripped; a
+        // shutdown, though, leaves it to the next start.
+        if (this.#shutdown.signal.aborted) return
+        await this.#finish(build, failed('infrastructure', `the service failed to run the build: ${(err as Error).message}`))
+          .catch(() => undefined)
+      })
       .finally(() => {
         this.#active.delete(buildId)
         this.#settled.delete(done)
@@ -148,7 +156,7 @@ export class BuildRunner {
         image: stream.image,
         script: renderScript({
           recipe: stream.recipe.length ? stream.recipe : DEFAULT_RECIPE,
-          url: 'file:///run/cosa-buildd/config.git',
+          url: `file://${MOUNTS.config}`,
           ref: stream.config.ref,
           commit,
           request: build.request,
