@@ -5,8 +5,14 @@ import { ROOT, tempDir } from './helpers.js'
 
 // The process itself: exposure rules, listening, and a graceful SIGTERM.
 
+// The child runs with this test's own loader (process.execArgv), so the
+// coverage tap collects from it maps onto the sources like the rest.
 const server = (env: Record<string, string>) =>
-  execa('node', ['--import', 'tsx', join(ROOT, 'src/server.ts')], { env: { ...env, COSA_BUILDD_LOG_LEVEL: 'info' }, reject: false, all: true })
+  execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
+    env: { COSA_BUILDD_LOG_LEVEL: 'info', ...env },
+    reject: false,
+    all: true
+  })
 
 t.test('without tokens it refuses to listen beyond loopback', async (t) => {
   const r = await server({ COSA_BUILDD_HOST: '0.0.0.0', COSA_BUILDD_DATA_DIR: await tempDir(t) })

@@ -94,8 +94,20 @@ export class BuildRunner {
     const final = state
       ? await this.#outcome(build.id, state.exitCode, state.oomKilled)
       : failed('lost', 'the build container disappeared while the service was down')
+    await this.#removeContainer(build.id, containerId)
     await this.#finish(build, final)
-    await this.#deps.engine.remove(containerId)
+  }
+
+  /**
+   * Before the final state: a finished build has no container. A failed
+   * removal does not hold the build back; the reconciler retries it.
+   */
+  async #removeContainer (buildId: string, containerId: string) {
+    try {
+      await this.#deps.engine.remove(containerId)
+    } catch (err) {
+      this.#deps.logger.warn({ err, buildId }, 'removing the build container failed; the reconciler will retry')
+    }
   }
 
   #track (build: Build, fn: (cancel: AbortController) => Promise<void>) {
@@ -281,8 +293,8 @@ export class BuildRunner {
     else if (ending === 'timeout') final = failed('timeout', `the build ran longer than the stream's timeout of ${timeoutSeconds}s`)
     else if (!state) final = failed('lost', 'the build container disappeared')
     else final = await this.#outcome(build.id, state.exitCode, state.oomKilled)
+    await this.#removeContainer(build.id, containerId)
     await this.#finish(build, final)
-    await engine.remove(containerId)
   }
 
   /** Inspects until the engine answers, or the signal ends the attempt. */
