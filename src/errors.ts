@@ -40,6 +40,8 @@ export const errors = {
   payloadTooLarge: define('BLD_PAYLOAD_TOO_LARGE', 413, (limit: number) => `request body exceeds ${limit} bytes`),
   unsupportedMediaType: define('BLD_UNSUPPORTED_MEDIA_TYPE', 415, (type: string) =>
     `content type ${JSON.stringify(type)} is not accepted: send application/json`),
+  /** A client error fastify itself raised, with its status and message. */
+  clientError: (statusCode: number, message: string) => new ServiceError('BLD_BAD_REQUEST', statusCode, message),
   internal: define('BLD_INTERNAL', 500, () => 'internal error; the server log has the details')
 }
 

@@ -1,13 +1,13 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
-import { errors, isServiceError, ServiceError } from '../errors.js'
+import { errors, isServiceError, type ServiceError } from '../errors.js'
 
 // One place turns every failure into `{code, message}`. Client mistakes get a
 // specific 4xx naming the field; anything else is a 500 whose details stay in
 // the server log.
 
-function toServiceError (err: FastifyError): ServiceError {
+function toServiceError (err: FastifyError, request: FastifyRequest): ServiceError {
   if (isServiceError(err)) return err
   if (hasZodFastifySchemaValidationErrors(err)) {
     const detail = err.validation.slice(0, 5).map((v) => {
@@ -17,7 +17,7 @@ function toServiceError (err: FastifyError): ServiceError {
     return errors.invalidRequest(detail)
   }
   switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE': return errors.payloadTooLarge(Number(/\d+/.exec(err.message)?.[0] ?? 0))
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return errors.payloadTooLarge(request.routeOptions.bodyLimit)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return errors.unsupportedMediaType(String(err.message.split(': ').pop()))
     case 'FST_ERR_CTP_EMPTY_JSON_BODY': return errors.invalidRequest('body: the Content-Type is application/json but the body is empty')
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -26,14 +26,14 @@ function toServiceError (err: FastifyError): ServiceError {
   }
   if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON') return errors.invalidRequest(`body: invalid JSON (${err.message})`)
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-    return new ServiceError('BLD_BAD_REQUEST', err.statusCode, err.message)
+    return errors.clientError(err.statusCode, err.message)
   }
   return errors.internal()
 }
 
 export default fp(async function errorHandler (app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const out = toServiceError(err)
+    const out = toServiceError(err, request)
     if (out.statusCode >= 500) request.log.error({ err }, 'request failed')
     else request.log.info({ code: out.code, message: out.message }, 'request rejected')
     return reply.code(out.statusCode).headers(out.headers).send({ code: out.code, message: out.message })
