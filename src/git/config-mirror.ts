@@ -56,12 +56,11 @@ export class ConfigMirror {
       const tmp = `${dir}.tmp`
       await rm(tmp, { recursive: true, force: true })
       await git(['clone', '--quiet', '--mirror', url, tmp], this.#timeoutMs)
-      await writeFile(join(tmp, MIRROR_GITCONFIG), '[safe]\n\tdirectory = *\n')
       await rename(tmp, dir)
-      return
+    } else {
+      await git(['-C', dir, 'remote', 'set-url', 'origin', url], this.#timeoutMs)
+      await git(['-C', dir, 'fetch', '--quiet', '--prune', '--force', 'origin'], this.#timeoutMs)
     }
-    await git(['-C', dir, 'remote', 'set-url', 'origin', url], this.#timeoutMs)
-    await git(['-C', dir, 'fetch', '--quiet', '--prune', '--force', 'origin'], this.#timeoutMs)
     await writeFile(join(dir, MIRROR_GITCONFIG), '[safe]\n\tdirectory = *\n')
   }
 

@@ -255,10 +255,13 @@ def prune_builds(builds, keep, arch):
     if keep <= 0:
         return []
     tagged = builds.tagged()
-    kept, removed = [], []
+    kept, removed, untagged = [], [], 0
     for entry in builds.data["builds"]:
-        if entry["id"] in tagged or len([e for e in kept if e["id"] not in tagged]) < keep:
+        if entry["id"] in tagged:
             kept.append(entry)
+        elif untagged < keep:
+            kept.append(entry)
+            untagged += 1
         else:
             removed.append(entry["id"])
     for build_id in removed:
