@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod'
 import core, { type CoreOptions } from './core.js'
+import artifacts from './http/artifacts.js'
 import auth from './http/auth.js'
 import builds from './http/builds.js'
 import errorHandler from './http/error-handler.js'
@@ -39,6 +40,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
       tags: [
         { name: 'streams', description: 'Config repositories and how to build them' },
         { name: 'builds', description: 'Build requests, their state, logs and results' },
+        { name: 'artifacts', description: 'Published builds: downloads, cosa\'s store layout, pins' },
         { name: 'health', description: 'Liveness and readiness' }
       ],
       components: {
@@ -61,6 +63,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   await fastify.register(builds)
   await fastify.register(logs)
   await fastify.register(results)
+  await fastify.register(artifacts)
 }
 
 export default fp(app, { name: 'cosa-buildd' })

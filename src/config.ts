@@ -40,6 +40,31 @@ export const configSchema = z.strictObject({
     securityProfile: 'unprivileged',
     networkMode: 'none'
   }),
+  storage: z.strictObject({
+    // Below this on the data directory or a local store, submits get 503 and
+    // queued builds wait.
+    minFreeBytes: z.coerce.number().int().min(0).default(2 * 1024 ** 3),
+    artifacts: z.discriminatedUnion('kind', [
+      z.strictObject({
+        kind: z.literal('local'),
+        /** Default: <dataDir>/store. */
+        path: z.string().optional()
+      }),
+      z.strictObject({
+        kind: z.literal('s3'),
+        bucket: z.string().min(3),
+        prefix: z.string().regex(/^([A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)?$/, 'prefix is path segments without leading or trailing "/"').default(''),
+        endpoint: z.string().url().optional(),
+        region: z.string().default('us-east-1'),
+        forcePathStyle: z.boolean().default(false),
+        // Unset: the AWS SDK's default chain (AWS_ACCESS_KEY_ID..., profiles, instance roles).
+        accessKeyId: z.string().optional(),
+        secretAccessKey: z.string().optional(),
+        partSizeBytes: z.coerce.number().int().min(5 * 1024 ** 2).default(8 * 1024 ** 2),
+        requestTimeoutMs: z.coerce.number().int().positive().default(60_000)
+      })
+    ]).default({ kind: 'local' })
+  }).default({ minFreeBytes: 2 * 1024 ** 3, artifacts: { kind: 'local' } }),
   http: z.strictObject({
     bodyLimit: z.coerce.number().int().positive().default(1024 * 1024),
     requestTimeoutMs: z.coerce.number().int().positive().default(30_000)
@@ -72,6 +97,14 @@ function fromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
   set(['builds', 'securityProfile'], env.COSA_BUILDD_SECURITY_PROFILE)
   set(['builds', 'networkMode'], env.COSA_BUILDD_NETWORK_MODE)
   set(['builds', 'resultUrl'], env.COSA_BUILDD_RESULT_URL)
+  set(['storage', 'minFreeBytes'], env.COSA_BUILDD_MIN_FREE_BYTES)
+  set(['storage', 'artifacts', 'kind'], env.COSA_BUILDD_STORE)
+  set(['storage', 'artifacts', 'path'], env.COSA_BUILDD_STORE_PATH)
+  set(['storage', 'artifacts', 'bucket'], env.COSA_BUILDD_S3_BUCKET)
+  set(['storage', 'artifacts', 'prefix'], env.COSA_BUILDD_S3_PREFIX)
+  set(['storage', 'artifacts', 'endpoint'], env.COSA_BUILDD_S3_ENDPOINT)
+  set(['storage', 'artifacts', 'region'], env.COSA_BUILDD_S3_REGION)
+  if (env.COSA_BUILDD_S3_PATH_STYLE) set(['storage', 'artifacts', 'forcePathStyle'], ['1', 'true', 'yes'].includes(env.COSA_BUILDD_S3_PATH_STYLE))
   return out
 }
 

@@ -2,6 +2,10 @@ import { chmod, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { ArtifactService } from './artifacts/artifact-service.js'
+import { openArtifactStore } from './artifacts/open-store.js'
+import { Publisher } from './artifacts/publisher.js'
+import { SpaceGuard } from './artifacts/space-guard.js'
 import { BuildLogs } from './builds/build-logs.js'
 import { BuildRunner } from './builds/build-runner.js'
 import { BuildService } from './builds/build-service.js'
@@ -29,6 +33,7 @@ export interface Core {
   streams: StreamService
   builds: BuildService
   results: ResultIntake
+  artifacts: ArtifactService
 }
 
 declare module 'fastify' {
@@ -56,10 +61,15 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   const engine = new DockerEngine(config.docker)
   const logs = new BuildLogs(dataDir.logs, config.builds.logMaxBytes)
   const owner = dataDir.instanceId()
+  const artifactStore = await openArtifactStore(config)
+  const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
+  const publisher = new Publisher({ store: artifactStore, guard: space, logger, now })
   const runner = new BuildRunner({
-    store, engine, logs, dataDir, config, logger, owner, now, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
+    store, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
   })
-  const scheduler = new Scheduler({ store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now })
+  const scheduler = new Scheduler({
+    store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now, canStart: () => space.check()
+  })
   const reconciler = new Reconciler({ store, engine, runner, owner, logger })
 
   app.decorate('core', {
@@ -76,8 +86,9 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
         allowFileUrls: fileUrlsAllowed(config)
       }
     }),
-    builds: new BuildService({ store, runner, logs, wake: () => scheduler.wake(), now }),
-    results: new ResultIntake({ store, dataDir })
+    builds: new BuildService({ store, runner, logs, space, wake: () => scheduler.wake(), now }),
+    results: new ResultIntake({ store, dataDir }),
+    artifacts: new ArtifactService({ store, artifacts: artifactStore })
   } satisfies Core)
 
   // Build containers reach the API through this socket (bind-mounted into

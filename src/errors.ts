@@ -30,6 +30,13 @@ export const errors = {
   buildNotFound: define('BLD_BUILD_NOT_FOUND', 404, (id: string) => `build ${JSON.stringify(id)} does not exist`),
   metaNotFound: define('BLD_META_NOT_FOUND', 404, (id: string) =>
     `build ${id} has no meta.json (it made no build, or has not finished)`),
+  artifactNotFound: define('BLD_ARTIFACT_NOT_FOUND', 404, (what: string) => what),
+  artifactPruned: define('BLD_ARTIFACT_PRUNED', 410, (what: string) =>
+    `${what} is no longer in the artifact store: retention pruned it (pin builds to keep them)`),
+  notPublished: define('BLD_NOT_PUBLISHED', 409, (id: string, state: string) =>
+    `build ${id} is ${state}: only succeeded and unchanged builds have published artifacts`),
+  rangeNotSatisfiable: (size: number) => new ServiceError('BLD_RANGE_NOT_SATISFIABLE', 416,
+    `the range is outside the ${size} bytes of the file`, { 'content-range': `bytes */${size}` }),
   routeNotFound: define('BLD_ROUTE_NOT_FOUND', 404, (method: string, url: string) => `no route ${method} ${url}`),
   idempotencyMismatch: define('BLD_IDEMPOTENCY_MISMATCH', 422, () =>
     'this Idempotency-Key was used with a different request; use a new key for a new request'),
@@ -42,6 +49,10 @@ export const errors = {
     `content type ${JSON.stringify(type)} is not accepted: send application/json`),
   /** A client error fastify itself raised, with its status and message. */
   clientError: (statusCode: number, message: string) => new ServiceError('BLD_BAD_REQUEST', statusCode, message),
+  storageLow: (detail: string) => new ServiceError('BLD_STORAGE_LOW', 503,
+    `not accepting builds: ${detail}`, { 'retry-after': '60' }),
+  storeUnavailable: define('BLD_STORE_UNAVAILABLE', 503, (detail: string) =>
+    `the artifact store cannot be read right now: ${detail}`),
   internal: define('BLD_INTERNAL', 500, () => 'internal error; the server log has the details')
 }
 

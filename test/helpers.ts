@@ -105,3 +105,21 @@ export async function startApp (t: Test, overrides: Record<string, unknown> = {}
   })
   return { app: fastify, dataDir, waitFor }
 }
+
+export async function register (h: TestApp, name: string, body: Record<string, unknown>) {
+  const res = await h.app.inject({ method: 'PUT', url: `/v1/streams/${name}`, payload: body })
+  if (res.statusCode >= 300) throw new Error(`register ${name}: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+export async function submit (h: TestApp, stream: string, body: Record<string, unknown> = {}) {
+  const res = await h.app.inject({ method: 'POST', url: `/v1/streams/${stream}/builds`, payload: body })
+  if (res.statusCode !== 202) throw new Error(`submit: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+/** Submits a build and waits until it has finished. */
+export async function buildOnce (h: TestApp, stream: string, body: Record<string, unknown> = {}) {
+  const build = await submit(h, stream, body)
+  return h.waitFor(build.id, ['succeeded', 'unchanged', 'failed', 'cancelled'])
+}

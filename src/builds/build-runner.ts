@@ -3,6 +3,8 @@ import { execa } from 'execa'
 import { mkdir, stat } from 'node:fs/promises'
 import { PassThrough } from 'node:stream'
 import { createInterface } from 'node:readline'
+import { PublishError, type Publisher } from '../artifacts/publisher.js'
+import { hostArch, syncWorkdir } from '../artifacts/workdir-sync.js'
 import type { Logger } from '../logger.js'
 import type { Config } from '../config.js'
 import { DEFAULT_RECIPE, renderScript } from '../cosa/recipe.js'
@@ -13,7 +15,7 @@ import { EngineError, type DockerEngine } from '../runner/docker-engine.js'
 import type { BuildPatch, Store } from '../store/store.js'
 import type { BuildState, FailureReason } from './build-state.js'
 import type { BuildLogs } from './build-logs.js'
-import type { Build, Stream } from './model.js'
+import { DEFAULT_KEEP, type Build, type BuildResult, type PostedResult, type Stream } from './model.js'
 import { mintToken } from './result-token.js'
 
 // Runs one build from claim to final state: resolve the config commit, create
@@ -25,6 +27,7 @@ export interface RunnerDeps {
   store: Store
   engine: DockerEngine
   mirror: ConfigMirror
+  publisher: Publisher
   logs: BuildLogs
   dataDir: DataDir
   config: Config
@@ -38,7 +41,13 @@ const DEFAULT_MEMORY = 4 * 1024 ** 3
 const DEFAULT_PIDS = 4096
 const LOG_DRAIN_MS = 5000
 
-interface Final { state: BuildState, reason?: FailureReason, message?: string, exitCode?: number }
+interface Final {
+  state: BuildState
+  reason?: FailureReason
+  message?: string
+  exitCode?: number
+  result?: BuildResult
+}
 
 const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
   ({ state: 'failed', reason, message, exitCode })
@@ -92,7 +101,7 @@ export class BuildRunner {
   async finishExited (build: Build, containerId: string) {
     const state = await this.#deps.engine.inspect(containerId)
     const final = state
-      ? await this.#outcome(build.id, state.exitCode, state.oomKilled)
+      ? await this.#outcome(build, state.exitCode, state.oomKilled)
       : failed('lost', 'the build container disappeared while the service was down')
     await this.#removeContainer(build.id, containerId)
     await this.#finish(build, final)
@@ -160,6 +169,15 @@ export class BuildRunner {
       await store.update(build.id, ['running'], { resultTokenHash: hash })
       const workdir = dataDir.workdir(stream.name)
       await mkdir(workdir, { recursive: true })
+      try {
+        const sync = await syncWorkdir(this.#deps.publisher, stream.name, workdir, hostArch())
+        if (sync.synced) {
+          await logs.note(build.id, `workdir synced from the artifact store: builds/latest is ${sync.synced}` +
+            (sync.removed.length ? `; removed unpublished ${sync.removed.join(', ')}` : ''))
+        }
+      } catch (err) {
+        return this.#finish(build, failed('infrastructure', `reading the artifact store failed: ${(err as Error).message}`))
+      }
       if (!/^(|root|0)(:.*)?$/.test(user)) await this.#giveWorkdir(build.id, workdir, stream.image, user)
       const spec = containerSpec({
         buildId: build.id,
@@ -288,7 +306,7 @@ export class BuildRunner {
     if (ending === 'cancel') final = { state: 'cancelled' }
     else if (ending === 'timeout') final = failed('timeout', `the build ran longer than the stream's timeout of ${timeoutSeconds}s`)
     else if (!state) final = failed('lost', 'the build container disappeared')
-    else final = await this.#outcome(build.id, state.exitCode, state.oomKilled)
+    else final = await this.#outcome(build, state.exitCode, state.oomKilled)
     await this.#removeContainer(build.id, containerId)
     await this.#finish(build, final)
   }
@@ -324,14 +342,43 @@ export class BuildRunner {
     }
   }
 
-  async #outcome (buildId: string, exitCode: number, oomKilled: boolean): Promise<Final> {
+  async #outcome (build: Build, exitCode: number, oomKilled: boolean): Promise<Final> {
     if (oomKilled) return failed('oom', 'a process in the build container ran out of memory and was killed', exitCode)
     if (exitCode !== 0) return failed('exit_code', `the build exited with code ${exitCode}; the log has the details`, exitCode)
-    const outcome = await this.#deps.store.postedOutcome(buildId)
-    if (outcome === 'built') return { state: 'succeeded', exitCode }
-    if (outcome === 'unchanged') return { state: 'unchanged', exitCode }
-    const build = await this.#deps.store.getBuild(buildId)
-    return failed('invalid_result', build?.message ?? 'the build exited 0 without posting a valid result', exitCode)
+    const posted = await this.#deps.store.postedResult(build.id)
+    if (!posted) {
+      const message = (await this.#deps.store.getBuild(build.id))?.message
+      return failed('invalid_result', message ?? 'the build exited 0 without posting a valid result', exitCode)
+    }
+    const state = posted.outcome === 'built' ? 'succeeded' : 'unchanged'
+    return this.#publish(build, posted, exitCode, state)
+  }
+
+  /** A build counts only once the store has it: until then it is not `succeeded`. */
+  async #publish (build: Build, posted: PostedResult, exitCode: number, state: BuildState): Promise<Final> {
+    const { store, logs, dataDir } = this.#deps
+    const stream = await store.getStream(build.stream)
+    const { cosaBuildId: id, arch } = posted.result
+    await logs.note(build.id, `publishing build ${id} (${arch}) to the artifact store`)
+    try {
+      const out = await this.#deps.publisher.publish({
+        stream: build.stream,
+        buildId: build.id,
+        workdir: dataDir.workdir(build.stream),
+        arch,
+        meta: JSON.parse(posted.metaJson),
+        metaJson: posted.metaJson,
+        keep: stream?.keep ?? DEFAULT_KEEP,
+        pinned: await store.pinnedBuilds(build.stream)
+      })
+      await logs.note(build.id, out.stored
+        ? `published ${out.artifacts.length} artifacts of ${id}` + (out.pruned.length ? `; retention pruned ${out.pruned.join(', ')}` : '')
+        : `build ${id} was already in the store`)
+      return { state, exitCode, result: { ...posted.result, artifacts: out.artifacts } }
+    } catch (err) {
+      if (!(err instanceof PublishError)) throw err
+      return failed('publish_failed', `publishing build ${id} failed: ${err.message}`, exitCode)
+    }
   }
 
   async #finish (build: Build, final: Final) {
@@ -339,6 +386,7 @@ export class BuildRunner {
     if (final.reason) patch.reason = final.reason
     if (final.message) patch.message = final.message
     if (final.exitCode !== undefined) patch.exitCode = final.exitCode
+    if (final.result) patch.result = final.result
     const done = await this.#deps.store.transition(build.id, ['running'], final.state, patch)
     if (!done) return
     await this.#deps.logs.note(build.id, `build ${final.state}${final.message ? `: ${final.message}` : ''}`)

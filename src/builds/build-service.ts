@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
+import type { SpaceGuard } from '../artifacts/space-guard.js'
 import { errors } from '../errors.js'
 import type { Store } from '../store/store.js'
 import type { BuildState } from './build-state.js'
@@ -11,6 +12,7 @@ import type { Build, BuildRequest } from './model.js'
 
 export interface BuildView extends Build {
   queuePosition?: number | undefined
+  pinned?: boolean | undefined
 }
 
 export interface SubmitOptions {
@@ -39,17 +41,23 @@ export class BuildService {
   readonly #logs: BuildLogs
   readonly #wake: () => void
   readonly #now: () => Date
+  readonly #space: SpaceGuard
 
-  constructor (deps: { store: Store, runner: BuildRunner, logs: BuildLogs, wake: () => void, now: () => Date }) {
+  constructor (deps: {
+    store: Store, runner: BuildRunner, logs: BuildLogs, space: SpaceGuard, wake: () => void, now: () => Date
+  }) {
     this.#store = deps.store
     this.#runner = deps.runner
     this.#logs = deps.logs
+    this.#space = deps.space
     this.#wake = deps.wake
     this.#now = deps.now
   }
 
   async submit (stream: string, request: BuildRequest, opts: SubmitOptions) {
     if (!await this.#store.getStream(stream)) throw errors.streamNotFound(stream)
+    const space = await this.#space.check()
+    if (!space.ok) throw errors.storageLow(space.message)
     const claim = opts.idempotencyKey === undefined
       ? undefined
       : { scope: opts.clientScope, key: opts.idempotencyKey, fingerprint: fingerprint(stream, request) }
@@ -62,7 +70,19 @@ export class BuildService {
   }
 
   async view (build: Build): Promise<BuildView> {
-    return build.state === 'queued' ? { ...build, queuePosition: await this.#store.queuePosition(build) } : build
+    if (build.state === 'queued') return { ...build, queuePosition: await this.#store.queuePosition(build) }
+    if (build.result) return { ...build, pinned: (await this.#store.pinnedBuilds(build.stream)).has(build.result.cosaBuildId) }
+    return build
+  }
+
+  /** Idempotent; the pin is on the cosa build, shared by every build that made or found it. */
+  async pin (id: string, pinned: boolean) {
+    const build = await this.get(id)
+    if (!build.result || (build.state !== 'succeeded' && build.state !== 'unchanged')) {
+      throw errors.notPublished(id, build.state)
+    }
+    await this.#store.setPin(build.stream, build.result.cosaBuildId, pinned, this.#now().toISOString())
+    return this.get(id)
   }
 
   async get (id: string) {

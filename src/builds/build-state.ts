@@ -35,7 +35,8 @@ export const failureReasons = [
   'invalid_result', // exit 0 without a valid posted result
   'config_unavailable', // the config repository or ref could not be resolved
   'image_unavailable', // the builder image is not on the engine
-  'lost' // the container vanished while the build ran
+  'lost', // the container vanished while the build ran
+  'publish_failed' // the build's artifacts could not be stored (store down, full, or not as meta.json says)
 ] as const
 export const FailureReason = z.enum(failureReasons)
 export type FailureReason = z.infer<typeof FailureReason>

@@ -1,5 +1,8 @@
 import type { BuildState, FailureReason } from './build-state.js'
 
+/** Builds a stream keeps in the artifact store unless it says otherwise. */
+export const DEFAULT_KEEP = 10
+
 export interface StreamConfig {
   url: string
   ref: string
@@ -17,6 +20,8 @@ export interface Stream {
   image: string
   platforms: string[]
   timeoutSeconds: number
+  /** Builds kept in the artifact store, pinned ones not counted. */
+  keep: number
   resources: StreamResources
   networkMode?: string | undefined
   recipe: string[][]
@@ -34,9 +39,14 @@ export interface BuildRequest {
 
 export interface Artifact {
   name: string
+  /** builds/<id>/<arch>/<file>: in the workdir, and under the stream in the store. */
   path: string
   sha256: string
   size: number
+  /** The download route on this API; set once published. */
+  url?: string | undefined
+  /** Where the store keeps it (a path or an s3:// URL); set once published. */
+  location?: string | undefined
 }
 
 export interface BuildResult {

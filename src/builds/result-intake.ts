@@ -34,7 +34,7 @@ export class ResultIntake {
     if (!build) throw errors.buildNotFound(buildId)
     if (build.state !== 'running') throw errors.buildNotRunning(buildId, build.state)
     try {
-      const result = await this.#check(build.stream, arch, body)
+      const result = await this.#check(build.stream, outcome, arch, body)
       const recorded = await this.#store.recordResult(buildId, { outcome, result, metaJson: body })
       if (!recorded) throw errors.buildNotRunning(buildId, (await this.#store.getBuild(buildId))!.state)
       return recorded
@@ -46,7 +46,7 @@ export class ResultIntake {
     }
   }
 
-  async #check (stream: string, arch: string, body: string) {
+  async #check (stream: string, outcome: PostedResult['outcome'], arch: string, body: string) {
     let meta: Meta
     try {
       meta = JSON.parse(body)
@@ -75,6 +75,12 @@ export class ResultIntake {
       const path = join(workdir, dir, image.path)
       const real = await realpath(path).catch(() => undefined)
       const st = real === undefined ? undefined : await lstat(real)
+      // An unchanged build may be one synced from the store, which leaves its
+      // images there; publishing checks that the store has them.
+      if (!st && outcome === 'unchanged') {
+        artifacts.push({ name, path: join(dir, image.path), sha256: image.sha256, size: image.size ?? 0 })
+        continue
+      }
       if (!st?.isFile()) throw errors.resultRejected(`images.${name}: ${join(dir, image.path)} does not exist`)
       if (!real!.startsWith(root + '/')) throw errors.resultRejected(`images.${name}: ${join(dir, image.path)} leads out of the workdir`)
       if (image.size !== undefined && image.size !== st.size) {

@@ -12,12 +12,23 @@ export class Scheduler {
   readonly #maxConcurrent: number
   readonly #logger: Logger
   readonly #now: () => Date
+  readonly #canStart: () => Promise<{ ok: boolean, message: string }>
+  #held: string | undefined
   #timer: NodeJS.Timeout | undefined
   #pumping = false
   #again = false
   #stopped = true
 
-  constructor (deps: { store: Store, runner: BuildRunner, maxConcurrent: number, logger: Logger, now: () => Date }) {
+  constructor (deps: {
+    store: Store
+    runner: BuildRunner
+    maxConcurrent: number
+    logger: Logger
+    now: () => Date
+    /** Free space, say: while it answers no, queued builds wait. */
+    canStart?: () => Promise<{ ok: boolean, message: string }>
+  }) {
+    this.#canStart = deps.canStart ?? (async () => ({ ok: true, message: '' }))
     this.#store = deps.store
     this.#runner = deps.runner
     this.#maxConcurrent = deps.maxConcurrent
@@ -57,6 +68,13 @@ export class Scheduler {
 
   async #pump () {
     while (!this.#stopped) {
+      const gate = await this.#canStart()
+      if (!gate.ok) {
+        if (this.#held !== gate.message) this.#logger.warn({ reason: gate.message }, 'queued builds wait')
+        this.#held = gate.message
+        return
+      }
+      this.#held = undefined
       const build = await this.#store.claimNext(this.#maxConcurrent, this.#now().toISOString())
       if (!build) return
       this.#logger.info({ buildId: build.id, stream: build.stream }, 'build started')

@@ -25,12 +25,13 @@ const builds: FastifyPluginAsyncZod = async (app) => {
       tags: ['builds'],
       summary: 'Submit a build of a stream',
       description: 'Answers 202 at once; the build is queued. With an Idempotency-Key, the same key and body ' +
-        'return the same build, and the same key with another body is refused (422).',
+        'return the same build, and the same key with another body is refused (422). 503 with Retry-After ' +
+        'while free space on the data directory or the local store is below the server\'s threshold.',
       security,
       params: z.object({ stream: StreamName }),
       headers: z.object({ 'idempotency-key': z.string().optional() }),
       body: BuildRequest.optional(),
-      response: { 202: Build, ...errorResponses(400, 401, 403, 404, 413, 415, 422) }
+      response: { 202: Build, ...errorResponses(400, 401, 403, 404, 413, 415, 422, 503) }
     }
   }, async (request, reply) => {
     const body = request.body ?? {}

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import type { BuildState } from '../builds/build-state.js'
 import { terminalStates } from '../builds/build-state.js'
-import type { Build, PostedResult, Stream } from '../builds/model.js'
+import { DEFAULT_KEEP, type Build, type PostedResult, type Stream } from '../builds/model.js'
 import type { BuildPatch, BuildQuery, IdempotencyClaim, InsertOutcome, NewBuild, Store } from './store.js'
 
 const migrations = [
@@ -40,6 +40,12 @@ const migrations = [
      build_id TEXT NOT NULL,
      created_at TEXT NOT NULL,
      PRIMARY KEY (scope, key)
+   );`,
+  `CREATE TABLE pins (
+     stream TEXT NOT NULL,
+     cosa_build_id TEXT NOT NULL,
+     pinned_at TEXT NOT NULL,
+     PRIMARY KEY (stream, cosa_build_id)
    );`
 ]
 
@@ -52,6 +58,7 @@ const columns: Record<keyof BuildPatch, string> = {
   startedAt: 'started_at',
   finishedAt: 'finished_at',
   cancelRequestedAt: 'cancel_requested_at',
+  result: 'result',
   resultTokenHash: 'result_token_hash'
 }
 
@@ -78,6 +85,9 @@ function toBuild (row: Row): Build {
     cancelRequestedAt: optional(row.cancel_requested_at)
   }
 }
+
+// Streams registered before a field existed read as its default.
+const toStream = (doc: string): Stream => ({ keep: DEFAULT_KEEP, ...JSON.parse(doc) })
 
 // Everything a Build has; meta.json (up to megabytes) is read only when asked for.
 const BUILD_COLUMNS = `seq, id, stream, state, reason, message, exit_code, request, config_commit, container_id,
@@ -140,11 +150,11 @@ export class SqliteStore implements Store {
 
   async getStream (name: string) {
     const row = this.#sql('SELECT doc FROM streams WHERE name = ?').get(name) as Row | undefined
-    return row ? JSON.parse(row.doc) as Stream : undefined
+    return row ? toStream(row.doc) : undefined
   }
 
   async listStreams () {
-    return (this.#sql('SELECT doc FROM streams ORDER BY name').all() as Row[]).map((r) => JSON.parse(r.doc) as Stream)
+    return (this.#sql('SELECT doc FROM streams ORDER BY name').all() as Row[]).map((r) => toStream(r.doc))
   }
 
   // The key and the build are written in one transaction, so a crash never
@@ -208,7 +218,10 @@ export class SqliteStore implements Store {
 
   #set (patch: BuildPatch) {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof BuildPatch, unknown][]
-    return { sql: entries.map(([k]) => `, ${columns[k]} = ?`).join(''), args: entries.map(([, v]) => v) }
+    return {
+      sql: entries.map(([k]) => `, ${columns[k]} = ?`).join(''),
+      args: entries.map(([k, v]) => (k === 'result' ? JSON.stringify(v) : v))
+    }
   }
 
   async transition (id: string, from: readonly BuildState[], to: BuildState, patch: BuildPatch = {}) {
@@ -252,14 +265,29 @@ export class SqliteStore implements Store {
     return row ? toBuild(row) : undefined
   }
 
-  async postedOutcome (id: string) {
-    const row = this.#sql('SELECT outcome FROM builds WHERE id = ?').get(id) as Row | undefined
-    return optional(row?.outcome ?? null) as PostedResult['outcome'] | undefined
+  async postedResult (id: string) {
+    const row = this.#sql('SELECT outcome, result, meta_json FROM builds WHERE id = ?').get(id) as Row | undefined
+    if (!row?.outcome) return undefined
+    return { outcome: row.outcome, result: JSON.parse(row.result), metaJson: row.meta_json } as PostedResult
   }
 
   async getMeta (id: string) {
     const row = this.#sql(`SELECT meta_json FROM builds WHERE id = ? AND state IN (${placeholders(terminalStates.length)})`)
       .get(id, ...terminalStates) as Row | undefined
     return optional(row?.meta_json ?? null) as string | undefined
+  }
+
+  async setPin (stream: string, cosaBuildId: string, pinned: boolean, at: string) {
+    if (pinned) {
+      this.#sql('INSERT INTO pins (stream, cosa_build_id, pinned_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(stream, cosaBuildId, at)
+    } else {
+      this.#sql('DELETE FROM pins WHERE stream = ? AND cosa_build_id = ?').run(stream, cosaBuildId)
+    }
+  }
+
+  async pinnedBuilds (stream: string) {
+    const rows = this.#sql('SELECT cosa_build_id FROM pins WHERE stream = ?').all(stream) as Row[]
+    return new Set(rows.map((r) => r.cosa_build_id as string))
   }
 }

@@ -33,7 +33,8 @@ export interface BuildQuery {
 }
 
 export type BuildPatch = Partial<Pick<Build,
-  'reason' | 'message' | 'exitCode' | 'configCommit' | 'containerId' | 'startedAt' | 'finishedAt' | 'cancelRequestedAt'>> & {
+  'reason' | 'message' | 'exitCode' | 'configCommit' | 'containerId' | 'startedAt' | 'finishedAt' | 'cancelRequestedAt' |
+  'result'>> & {
   resultTokenHash?: string
 }
 
@@ -68,6 +69,10 @@ export interface Store {
   resultTokenHash(id: string): Promise<string | undefined>
   /** Records what the container posted, while the build runs. */
   recordResult(id: string, posted: PostedResult): Promise<Build | undefined>
-  postedOutcome(id: string): Promise<PostedResult['outcome'] | undefined>
+  postedResult(id: string): Promise<PostedResult | undefined>
   getMeta(id: string): Promise<string | undefined>
+
+  /** Pins protect cosa builds of a stream from the store's retention. */
+  setPin(stream: string, cosaBuildId: string, pinned: boolean, at: string): Promise<void>
+  pinnedBuilds(stream: string): Promise<Set<string>>
 }

@@ -1,7 +1,7 @@
 import { errors } from '../errors.js'
 import { DEFAULT_RECIPE, recipeProblem, type Recipe } from '../cosa/recipe.js'
 import { configUrlProblem } from '../git/config-url.js'
-import type { Build, Stream, StreamConfig, StreamResources } from '../builds/model.js'
+import { DEFAULT_KEEP, type Build, type Stream, type StreamConfig, type StreamResources } from '../builds/model.js'
 import type { Store } from '../store/store.js'
 
 export interface StreamInput {
@@ -9,6 +9,7 @@ export interface StreamInput {
   image?: string | undefined
   platforms?: string[] | undefined
   timeoutSeconds?: number | undefined
+  keep?: number | undefined
   resources?: StreamResources | undefined
   networkMode?: string | undefined
   recipe?: Recipe | undefined
@@ -45,6 +46,7 @@ export class StreamService {
       image: input.image ?? this.#defaults.image,
       platforms: input.platforms ?? ['qemu'],
       timeoutSeconds: input.timeoutSeconds ?? this.#defaults.timeoutSeconds,
+      keep: input.keep ?? DEFAULT_KEEP,
       resources: input.resources ?? {},
       networkMode: input.networkMode,
       recipe,

@@ -5,24 +5,12 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { metaSchema } from '../../src/cosa/meta.js'
-import { configRepo, requireDocker, startApp, type TestApp } from '../helpers.js'
+import { configRepo, register, requireDocker, startApp, submit, type TestApp } from '../helpers.js'
 
 // Whole builds through the API, on the real engine with cosa-lite.
 
 const validateMeta = new Ajv.default({ strict: false }).compile(metaSchema)
 const SLOW = [['shell', '--', 'sleep', '300'], ['build', '{build-flags}']]
-
-async function register (h: TestApp, name: string, body: Record<string, unknown>) {
-  const res = await h.app.inject({ method: 'PUT', url: `/v1/streams/${name}`, payload: body })
-  if (res.statusCode >= 300) throw new Error(`register ${name}: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
-
-async function submit (h: TestApp, stream: string, body: Record<string, unknown> = {}) {
-  const res = await h.app.inject({ method: 'POST', url: `/v1/streams/${stream}/builds`, payload: body })
-  if (res.statusCode !== 202) throw new Error(`submit: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
 
 const containerExists = async (id: string) =>
   (await execa('docker', ['container', 'inspect', id], { reject: false })).exitCode === 0
@@ -47,13 +35,15 @@ t.test('a stream builds, then finds nothing changed, then builds again when forc
   const onDisk = await readFile(join(workdir, 'builds', done.result.cosaBuildId, 'x86_64/meta.json'), 'utf8')
   t.equal(metaRes.body, onDisk, 'meta.json is served verbatim')
   t.ok(validateMeta(JSON.parse(metaRes.body)), 'meta.json is valid against cosa\'s schema')
+  // Published: the store (a directory by default) holds each image.
   for (const a of done.result.artifacts) {
-    const bytes = await readFile(join(workdir, a.path))
-    t.equal(createHash('sha256').update(bytes).digest('hex'), a.sha256, `${a.name} sha256 matches the file`)
+    const bytes = await readFile(a.location)
+    t.equal(createHash('sha256').update(bytes).digest('hex'), a.sha256, `${a.name} sha256 matches the stored file`)
     t.equal(bytes.length, a.size)
+    t.equal(a.url, `/v1/builds/${first.id}/artifacts/${a.name}`)
   }
   const qcow2 = done.result.artifacts.find((a: { name: string }) => a.name === 'qemu')
-  t.equal((await execa('qemu-img', ['check', join(workdir, qcow2.path)], { reject: false })).exitCode, 0, 'qemu-img check')
+  t.equal((await execa('qemu-img', ['check', qcow2.location], { reject: false })).exitCode, 0, 'qemu-img check')
 
   const log = await h.app.inject({ method: 'GET', url: `/v1/builds/${first.id}/log` })
   t.equal(log.headers['content-type'], 'text/plain; charset=utf-8')

@@ -20,7 +20,7 @@ t.test('results are checked against the workdir', async (t) => {
   const store = new SqliteStore(dataDir.database)
   t.teardown(() => store.close())
   const intake = new ResultIntake({ store, dataDir })
-  await store.putStream({ name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, resources: {}, recipe: [], createdAt: '', updatedAt: '' })
+  await store.putStream({ name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, keep: 10, resources: {}, recipe: [], createdAt: '', updatedAt: '' })
   await store.insertBuild({ id: 'b', stream: 's', request: { force: false, skipPrune: false }, createdAt: '' })
   await store.claimNext(1, 'now')
   const { token, hash } = mintToken()

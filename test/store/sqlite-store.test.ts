@@ -4,7 +4,7 @@ import { SqliteStore } from '../../src/store/sqlite-store.js'
 import { tempDir } from '../helpers.js'
 
 const stream = (name: string) => ({
-  name, config: { url: 'file:///x', ref: 'main' }, image: 'i', platforms: ['qemu'], timeoutSeconds: 60,
+  name, config: { url: 'file:///x', ref: 'main' }, image: 'i', platforms: ['qemu'], timeoutSeconds: 60, keep: 10,
   resources: {}, recipe: [['build']], createdAt: 'c', updatedAt: 'u'
 })
 const request = { force: false, skipPrune: false }

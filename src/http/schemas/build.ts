@@ -15,9 +15,12 @@ export const BuildRequest = z.strictObject({
 
 export const Artifact = z.object({
   name: z.string().meta({ description: 'the meta.json images key, e.g. ostree or qemu' }),
-  path: z.string().meta({ description: 'path in the stream\'s cosa workdir: builds/<id>/<arch>/<file>' }),
+  path: z.string().meta({ description: 'builds/<id>/<arch>/<file>: in the stream\'s cosa workdir, and under ' +
+    '/v1/streams/{stream}/ in the store' }),
   sha256: z.string(),
-  size: z.number().int()
+  size: z.number().int(),
+  url: z.string().optional().meta({ description: 'download route on this API (relative), once published' }),
+  location: z.string().optional().meta({ description: 'where the artifact store keeps it: a path or s3:// URL' })
 }).meta({ id: 'Artifact' })
 
 export const Build = z.object({
@@ -35,6 +38,7 @@ export const Build = z.object({
     platforms: z.array(z.string()).optional()
   }),
   queuePosition: z.number().int().optional().meta({ description: 'while queued: 1 is next' }),
+  pinned: z.boolean().optional().meta({ description: 'with a result: whether its cosa build is pinned against retention' }),
   configCommit: z.string().optional().meta({ description: 'the config repository commit this build built' }),
   containerId: z.string().optional(),
   cancelRequestedAt: z.string().optional(),

@@ -25,6 +25,8 @@ export const StreamInput = z.strictObject({
   image: z.string().min(1).max(512).optional().meta({ description: 'builder image, pinned; default the server\'s (cosa-lite:latest)' }),
   platforms: z.array(Platform).min(1).max(16).optional().meta({ description: 'image platforms for the osbuild step; default ["qemu"]' }),
   timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional().meta({ description: 'wall-clock limit per build; default 21600 (6 h)' }),
+  keep: z.number().int().min(1).max(10_000).optional()
+    .meta({ description: 'builds kept in the artifact store, pinned ones not counted; default 10' }),
   resources: Resources.optional(),
   networkMode: z.string().regex(/^(none|host|bridge|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/).optional()
     .meta({ description: 'Docker network mode of the build container; default the server\'s (none)' }),
@@ -37,6 +39,7 @@ export const Stream = z.object({
   image: z.string(),
   platforms: z.array(z.string()),
   timeoutSeconds: z.number().int(),
+  keep: z.number().int(),
   resources: z.object({ memoryBytes: z.number().optional(), cpus: z.number().optional(), pids: z.number().optional() }),
   networkMode: z.string().optional(),
   recipe: z.array(z.array(z.string())),

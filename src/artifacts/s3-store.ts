@@ -1,0 +1,251 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { pipeline, type Readable, Transform } from 'node:stream'
+import {
+  DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client
+} from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+import {
+  type ArtifactStore, type ByteRange, type Expected, IntegrityError, type ObjectBody, type PutResult, type StoredObject
+} from './artifact-store.js'
+
+export interface S3StoreOptions {
+  endpoint?: string
+  region: string
+  bucket: string
+  /** '' or 'a/b', without a leading or trailing slash. */
+  prefix: string
+  forcePathStyle: boolean
+  /** Absent: the SDK's default chain (environment, profile, instance role). */
+  credentials?: { accessKeyId: string, secretAccessKey: string }
+  partSizeBytes?: number
+  queueSize?: number
+  requestTimeoutMs?: number
+}
+
+const MiB = 1024 * 1024
+// As cosa buildupload: artifacts never change under their name, metadata does.
+const ARTIFACT_CACHE = 'public, max-age=31536000, immutable'
+const METADATA_CACHE = 'max-age=300'
+const DELETE_BATCH = 1000
+
+interface SdkError { name?: string, message?: string, $metadata?: { httpStatusCode?: number } }
+
+function isNotFound (err: unknown): boolean {
+  const e = err as SdkError
+  // A missing bucket is a misconfiguration, not an absent object.
+  if (e?.name === 'NoSuchBucket') return false
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404
+}
+
+// The SDK sends DeleteObjects with a CRC32 checksum only; S3's API still
+// documents Content-MD5 as required, and older MinIO and other S3-compatible
+// servers refuse the request without it (MissingContentMD5).
+function withContentMd5 (command: DeleteObjectsCommand) {
+  command.middlewareStack.add((next) => async (args) => {
+    const request = args.request as { body?: unknown, headers?: Record<string, string> }
+    if (request.headers && (typeof request.body === 'string' || request.body instanceof Uint8Array)) {
+      request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64')
+    }
+    return next(args)
+  }, { step: 'build', name: 'cosaContentMd5' })
+  return command
+}
+
+const quoted = (etag: string | undefined) => etag === undefined || etag.startsWith('"') ? etag ?? '""' : `"${etag}"`
+
+export class S3Store implements ArtifactStore {
+  readonly kind = 's3' as const
+  private readonly client: S3Client
+  private readonly bucket: string
+  private readonly prefix: string
+  private readonly partSize: number
+  private readonly queueSize: number
+
+  constructor (opts: S3StoreOptions) {
+    if (opts.prefix.startsWith('/') || opts.prefix.endsWith('/')) {
+      throw new Error(`S3 prefix "${opts.prefix}" must not start or end with "/"`)
+    }
+    this.partSize = opts.partSizeBytes ?? 8 * MiB
+    if (this.partSize < 5 * MiB) throw new Error('S3 part size must be at least 5 MiB (the S3 minimum)')
+    this.queueSize = opts.queueSize ?? 4
+    this.bucket = opts.bucket
+    this.prefix = opts.prefix
+    const timeout = opts.requestTimeoutMs ?? 60_000
+    this.client = new S3Client({
+      region: opts.region,
+      ...(opts.endpoint !== undefined && { endpoint: opts.endpoint }),
+      forcePathStyle: opts.forcePathStyle,
+      ...(opts.credentials && { credentials: opts.credentials }),
+      // Default checksums send streamed bodies aws-chunked with a trailer,
+      // which s3rver stores verbatim and some S3-compatible servers refuse.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+      // Options, not an instance: the SDK builds its own NodeHttpHandler, so we
+      // need no direct dependency on @smithy/node-http-handler. Without
+      // throwOnRequestTimeout the request timeout only logs a warning; the
+      // socket timeout also catches a body stream that stalls after headers.
+      requestHandler: {
+        connectionTimeout: Math.min(timeout, 10_000),
+        requestTimeout: timeout,
+        throwOnRequestTimeout: true,
+        socketTimeout: timeout
+      }
+    })
+  }
+
+  private key (key: string) { return this.prefix ? `${this.prefix}/${key}` : key }
+
+  location (key: string) { return `s3://${this.bucket}/${this.key(key)}` }
+
+  /** `what` is a key, or a description that starts with "s3://". */
+  private fail (op: string, what: string, err: unknown): Error {
+    const e = err as SdkError
+    const status = e?.$metadata?.httpStatusCode
+    const why = `${e?.name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${e?.message ?? String(err)}`
+    const where = what.startsWith('s3://') ? what : this.location(what)
+    return new Error(`S3 ${op} ${where} failed: ${why}`, { cause: err })
+  }
+
+  async putFile (key: string, path: string, expected: Expected, contentType: string): Promise<PutResult> {
+    const hash = createHash('sha256')
+    let size = 0
+    let integrity: IntegrityError | undefined
+    const verifier = new Transform({
+      transform (chunk: Buffer, _enc, done) {
+        hash.update(chunk)
+        size += chunk.length
+        done(null, chunk)
+      },
+      // Failing here, before the stream ends, keeps lib-storage from sending
+      // the last part (or the single PutObject), so nothing is completed.
+      flush (done) {
+        const sha256 = hash.digest('hex')
+        if (sha256 !== expected.sha256.toLowerCase()) {
+          integrity = new IntegrityError(`${path}: sha256 ${sha256}, expected ${expected.sha256}`)
+        } else if (expected.size !== undefined && size !== expected.size) {
+          integrity = new IntegrityError(`${path}: ${size} bytes, expected ${expected.size}`)
+        }
+        done(integrity)
+      }
+    })
+    // pipeline, not pipe: a read error reaches the uploader, and destroying
+    // the verifier closes the file.
+    pipeline(createReadStream(path), verifier, () => {})
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: this.key(key), Body: verifier, ContentType: contentType, CacheControl: ARTIFACT_CACHE },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false
+    })
+    try {
+      await upload.done()
+    } catch (err) {
+      // lib-storage throws a failed AbortMultipartUpload in place of the
+      // stream's error; the caller must see the integrity verdict, with the
+      // abort failure as its cause (parts may be left behind).
+      if (integrity) {
+        if (err !== integrity) integrity.cause = err
+        throw integrity
+      }
+      throw this.fail('upload to', key, err)
+    } finally {
+      verifier.destroy()
+    }
+    return { size, linked: false }
+  }
+
+  async putBytes (key: string, data: Buffer, contentType: string): Promise<void> {
+    try {
+      await this.client.send(new PutObjectCommand({
+        Bucket: this.bucket, Key: this.key(key), Body: data, ContentLength: data.length, ContentType: contentType, CacheControl: METADATA_CACHE
+      }))
+    } catch (err) { throw this.fail('put', key, err) }
+  }
+
+  async getBytes (key: string): Promise<Buffer | undefined> {
+    const object = await this.get(key)
+    if (!object) return undefined
+    const chunks: Buffer[] = []
+    for await (const chunk of object.body) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks)
+  }
+
+  async head (key: string): Promise<StoredObject | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }))
+      return { size: res.ContentLength ?? 0, etag: quoted(res.ETag), lastModified: res.LastModified ?? new Date(0) }
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw this.fail('head', key, err)
+    }
+  }
+
+  async get (key: string, range?: ByteRange): Promise<ObjectBody | undefined> {
+    let res
+    try {
+      res = await this.client.send(new GetObjectCommand({
+        Bucket: this.bucket, Key: this.key(key), ...(range && { Range: `bytes=${range.start}-${range.end}` })
+      }))
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw this.fail('get', key, err)
+    }
+    const body = res.Body as Readable
+    let size = res.ContentLength ?? 0
+    let got: ByteRange | undefined
+    if (range) {
+      // The server may shorten the range at the end: report what the body holds.
+      const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange ?? '')
+      if (!m) { body.destroy(); throw new Error(`S3 get ${this.location(key)}: ranged read without a Content-Range`) }
+      got = { start: Number(m[1]), end: Number(m[2]) }
+      size = Number(m[3])
+    }
+    return { body, size, etag: quoted(res.ETag), lastModified: res.LastModified ?? new Date(0), range: got }
+  }
+
+  async deletePrefix (prefix: string): Promise<void> {
+    // An empty prefix would empty the whole store root.
+    if (!prefix.endsWith('/') || prefix === '/') throw new Error(`refusing to delete under "${prefix}": not a directory prefix`)
+    const full = this.key(prefix)
+    // Collect, then delete: whether deleting under a listing that is being
+    // paged through is safe depends on how a server builds its tokens.
+    const keys: string[] = []
+    let token: string | undefined
+    try {
+      do {
+        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ContinuationToken: token }))
+        for (const o of res.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key)
+        token = res.IsTruncated ? res.NextContinuationToken : undefined
+      } while (token)
+    } catch (err) { throw this.fail('list', prefix, err) }
+    await this.deleteFull(keys)
+  }
+
+  async delete (keys: string[]): Promise<void> {
+    await this.deleteFull(keys.map((k) => this.key(k)))
+  }
+
+  private async deleteFull (fullKeys: string[]): Promise<void> {
+    for (let i = 0; i < fullKeys.length; i += DELETE_BATCH) {
+      const batch = fullKeys.slice(i, i + DELETE_BATCH)
+      const what = `s3://${this.bucket}/${batch[0]}${batch.length > 1 ? ` and ${batch.length - 1} more` : ''}`
+      const command = withContentMd5(new DeleteObjectsCommand({
+        Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }
+      }))
+      let res
+      try {
+        res = await this.client.send(command)
+      } catch (err) { throw this.fail('delete', what, err) }
+      // DeleteObjects answers 200 even when some keys could not be deleted.
+      const first = res.Errors?.[0]
+      if (first) {
+        throw new Error(`S3 delete ${what}: ${res.Errors!.length} key(s) not deleted, first ${first.Key}: ${first.Code} ${first.Message}`)
+      }
+    }
+  }
+
+  async freeBytes (): Promise<number | undefined> { return undefined }
+}

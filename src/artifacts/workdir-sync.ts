@@ -1,0 +1,88 @@
+import { lchown, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { serializeBuildsJson } from '../cosa/builds-json.js'
+import { METADATA_FILES, type Publisher } from './publisher.js'
+import { buildKey } from './store-layout.js'
+
+// Before a build, the workdir learns what the store has, as `cosa buildfetch`
+// does in the Fedora CoreOS pipeline: builds.json, and the latest build's
+// meta.json, commitmeta.json and commit object, with builds/latest pointing at
+// it. That is all cosa's change detection reads, so a fresh, wiped or pruned
+// workdir still ends `unchanged` when nothing changed. Images stay in the
+// store. The store is the record: build directories it does not list (a
+// publish that failed) are removed, or cosa would skip their ids as
+// "already exists".
+
+export interface SyncResult {
+  /** The store's latest build for the arch, now the workdir's builds/latest. */
+  synced?: string
+  removed: string[]
+}
+
+export async function syncWorkdir (publisher: Publisher, stream: string, workdir: string, arch: string): Promise<SyncResult> {
+  const store = publisher.store
+  const index = await publisher.readBuildsJson(stream)
+  const latest = index?.builds.find((b) => b.arches.includes(arch))
+  if (!index || !latest) return { removed: [] }
+  const builds = join(workdir, 'builds')
+  const meta = await store.getBytes(buildKey(stream, latest.id, arch, 'meta.json'))
+  if (!meta) throw new Error(`the store lists build ${latest.id} (${arch}) but has no meta.json for it`)
+  const localLatest = await readlink(join(builds, 'latest')).catch(() => undefined)
+  const localMeta = await readFile(join(builds, latest.id, arch, 'meta.json')).catch(() => undefined)
+  if (localLatest === latest.id && localMeta?.equals(meta)) return { removed: [] }
+
+  // New files belong to whoever owns the workdir (the image's user).
+  const owner = await stat(workdir)
+  const own = (path: string) => lchown(path, owner.uid, owner.gid)
+  for (const dir of [builds, join(builds, latest.id), join(builds, latest.id, arch)]) await realDir(dir, own)
+
+  const listed = new Set(index.builds.map((b) => b.id))
+  const removed: string[] = []
+  for (const entry of await readdir(builds, { withFileTypes: true })) {
+    if (!entry.isDirectory() || entry.name.startsWith('.') || listed.has(entry.name)) continue
+    await rm(join(builds, entry.name), { recursive: true, force: true })
+    removed.push(entry.name)
+  }
+
+  const files: Array<[string, Buffer | undefined]> = [['meta.json', meta]]
+  for (const file of METADATA_FILES) files.push([file, await store.getBytes(buildKey(stream, latest.id, arch, file))])
+  for (const [file, bytes] of files) {
+    if (bytes === undefined) continue
+    await writeOwned(join(builds, latest.id, arch, file), bytes, own)
+  }
+  await writeOwned(join(builds, 'builds.json'), serializeBuildsJson(index), own)
+  const link = join(builds, `.latest.${process.pid}`)
+  await rm(link, { force: true })
+  await symlink(latest.id, link)
+  await own(link)
+  if ((await lstat(join(builds, 'latest')).catch(() => undefined))?.isDirectory()) {
+    await rm(join(builds, 'latest'), { recursive: true })
+  }
+  await rename(link, join(builds, 'latest'))
+  return { synced: latest.id, removed }
+}
+
+// The build container owns the workdir and may have left symlinks anywhere
+// in it. The service follows none: a directory on the way must be a real one
+// (a symlink there is removed, never followed), and files are created afresh.
+async function realDir (path: string, own: (path: string) => Promise<void>) {
+  const st = await lstat(path).catch(() => undefined)
+  if (st?.isDirectory()) return
+  if (st) await rm(path, { recursive: true, force: true })
+  await mkdir(path)
+  await own(path)
+}
+
+async function writeOwned (path: string, bytes: Buffer, own: (path: string) => Promise<void>) {
+  const tmp = `${path}.cosa-buildd-tmp`
+  await rm(tmp, { recursive: true, force: true })
+  await writeFile(tmp, bytes, { flag: 'wx' })
+  await own(tmp)
+  await rename(tmp, path)
+}
+
+/** The arch cosa builds for on this host (`uname -m` in the container). */
+export function hostArch (nodeArch: string = process.arch) {
+  const map: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ppc64: 'ppc64le', s390x: 's390x' }
+  return map[nodeArch] ?? nodeArch
+}

@@ -1,0 +1,95 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { sendStoredFile } from './download.js'
+import { Build, BuildParams } from './schemas/build.js'
+import { errorResponses, StreamName } from './schemas/common.js'
+
+// Downloads of published builds: one artifact of a build by its meta.json
+// name, and the stream's store in cosa's layout, read-only, for browsers and
+// `cosa buildfetch --url <server>/v1/streams/<stream>/builds`.
+
+const security = [{ bearerAuth: [] }]
+const FilePart = z.string().min(1).max(255)
+const binary = z.string().meta({ description: 'the file\'s bytes' })
+const fileResponses = { 200: binary, 206: binary, ...errorResponses(400, 401, 403, 404, 410, 416, 503) }
+
+const artifacts: FastifyPluginAsyncZod = async (app) => {
+  // HEAD is declared, not derived from GET: fastify's derived HEAD would
+  // read the whole file to throw it away.
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/v1/builds/:id/artifacts/:name',
+    config: { access: 'read' },
+    schema: {
+      tags: ['artifacts'],
+      summary: 'Download an artifact of a build',
+      description: '`name` is a key of meta.json `images` (e.g. `ostree`, `qemu`). Supports HEAD, a single ' +
+        '`Range`, `If-None-Match` and `If-Range`; the ETag is the quoted sha256. 410 when retention pruned it.',
+      security,
+      params: BuildParams.extend({ name: z.string().min(1).max(128) }),
+      response: fileResponses
+    },
+    handler: async (request, reply) => {
+      const file = await app.core.artifacts.artifact(request.params.id, request.params.name)
+      return sendStoredFile(request, reply, app.core.artifacts, file)
+    }
+  })
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/v1/streams/:stream/builds/builds.json',
+    config: { access: 'read' },
+    schema: {
+      tags: ['artifacts'],
+      summary: 'The stream\'s builds.json in the store',
+      description: 'cosa\'s list of published builds, newest first. With the next route, this is the layout ' +
+        '`cosa buildfetch --url` reads.',
+      security,
+      params: z.object({ stream: StreamName }),
+      response: fileResponses
+    },
+    handler: async (request, reply) => {
+      const file = await app.core.artifacts.layoutFile(request.params.stream, ['builds.json'])
+      return sendStoredFile(request, reply, app.core.artifacts, file)
+    }
+  })
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/v1/streams/:stream/builds/:buildId/:arch/:file',
+    config: { access: 'read' },
+    schema: {
+      tags: ['artifacts'],
+      summary: 'A file of a published build, in cosa\'s layout',
+      description: 'meta.json, commitmeta.json, ostree-commit-object or an image file of builds/<id>/<arch>/.',
+      security,
+      params: z.object({ stream: StreamName, buildId: FilePart, arch: FilePart, file: FilePart }),
+      response: fileResponses
+    },
+    handler: async (request, reply) => {
+      const { stream, buildId, arch, file } = request.params
+      const stored = await app.core.artifacts.layoutFile(stream, [buildId, arch, file])
+      return sendStoredFile(request, reply, app.core.artifacts, stored)
+    }
+  })
+
+  for (const [method, pinned] of [['PUT', true], ['DELETE', false]] as const) {
+    app.route({
+      method,
+      url: '/v1/builds/:id/pin',
+      config: { access: 'submit' },
+      schema: {
+        tags: ['artifacts'],
+        summary: pinned ? 'Pin a build: retention never prunes it' : 'Unpin a build',
+        description: 'Pins the cosa build a succeeded or unchanged build made or found. Pinned builds do not ' +
+          'count towards the stream\'s `keep`. Idempotent.',
+        security,
+        params: BuildParams,
+        response: { 200: Build, ...errorResponses(400, 401, 403, 404, 409) }
+      },
+      handler: async (request) => app.core.builds.pin(request.params.id, pinned)
+    })
+  }
+}
+
+export default artifacts

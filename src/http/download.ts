@@ -1,0 +1,61 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ByteRange } from '../artifacts/artifact-store.js'
+import type { ArtifactService, StoredFile } from '../artifacts/artifact-service.js'
+import { contentType } from '../artifacts/publisher.js'
+import { errors } from '../errors.js'
+
+// Sends one stored file with what download tools expect: HEAD, a single
+// byte range (curl -C -, resumed downloads), validators for caches, and an
+// attachment disposition so that browsers never render a build output.
+
+/** One range of `bytes=a-b`, `bytes=a-` or `bytes=-n`; undefined means "send it all". */
+export function parseRange (header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
+  if (header === undefined) return undefined
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  // Several ranges, or another unit: answering 200 with the whole file is allowed.
+  if (!m || (m[1] === '' && m[2] === '')) return undefined
+  let start: number
+  let end: number
+  if (m[1] === '') {
+    const suffix = Number(m[2])
+    if (suffix === 0) return 'unsatisfiable'
+    start = Math.max(0, size - suffix)
+    end = size - 1
+  } else {
+    start = Number(m[1])
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)
+    if (m[2] !== '' && Number(m[2]) < start) return undefined
+  }
+  if (start >= size || !Number.isSafeInteger(start)) return 'unsatisfiable'
+  return { start, end }
+}
+
+const disposition = (filename: string) => `attachment; filename="${filename.replace(/["\\]/g, '_')}"`
+
+export async function sendStoredFile (request: FastifyRequest, reply: FastifyReply, service: ArtifactService, file: StoredFile) {
+  const st = await service.head(file.key)
+  if (!st) throw errors.artifactNotFound(`${file.filename} is no longer in the artifact store`)
+  const etag = file.etag ?? st.etag
+  reply
+    .header('etag', etag)
+    .header('last-modified', st.lastModified.toUTCString())
+    .header('accept-ranges', 'bytes')
+    .header('cache-control', file.mutable ? 'no-cache' : 'public, max-age=31536000, immutable')
+    .header('content-disposition', disposition(file.filename))
+    .header('x-content-type-options', 'nosniff')
+    .type(contentType(file.filename))
+  const inm = request.headers['if-none-match']
+  if (inm !== undefined && inm.split(',').map((s) => s.trim()).some((t) => t === etag || t === '*')) {
+    return reply.code(304).send()
+  }
+  const ifRange = request.headers['if-range']
+  const range = ifRange === undefined || ifRange === etag ? parseRange(request.headers.range, st.size) : undefined
+  if (range === 'unsatisfiable') throw errors.rangeNotSatisfiable(st.size)
+  const length = range ? range.end - range.start + 1 : st.size
+  reply.header('content-length', String(length))
+  if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${st.size}`)
+  if (request.method === 'HEAD') return reply.send()
+  const obj = await service.open(file.key, range)
+  if (!obj) throw errors.artifactNotFound(`${file.filename} is no longer in the artifact store`)
+  return reply.send(obj.body)
+}

@@ -1,0 +1,250 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import t, { type Test } from 'tap'
+import { IntegrityError } from '../../src/artifacts/artifact-store.js'
+import { S3Store } from '../../src/artifacts/s3-store.js'
+import { S3RVER_CREDENTIALS, startS3, startS3Process } from '../s3-server.js'
+
+const MiB = 1024 * 1024
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+
+const s3 = await startS3(t)
+const dir = await mkdtemp(join(tmpdir(), 'cosa-buildd-s3-test-'))
+t.teardown(() => rm(dir, { recursive: true, force: true }))
+
+const store = (prefix = '', endpoint = s3.endpoint, requestTimeoutMs?: number) => new S3Store({
+  endpoint, region: 'us-east-1', bucket: s3.bucket, prefix, forcePathStyle: true,
+  credentials: S3RVER_CREDENTIALS, partSizeBytes: 5 * MiB, requestTimeoutMs
+})
+const raw = new S3Client({
+  endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS,
+  requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED'
+})
+t.teardown(() => raw.destroy())
+const list = async (prefix: string) =>
+  ((await raw.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key).sort()
+
+// Not a multiple of the part size, so the last part is short: 5 + 5 + ~2 MiB.
+const big = randomBytes(12 * MiB + 12345)
+const bigPath = join(dir, 'big.qcow2')
+await writeFile(bigPath, big)
+const small = Buffer.from('a small artifact\n')
+const smallPath = join(dir, 'small.txt')
+await writeFile(smallPath, small)
+
+async function noUpload (t: Test, key: string) {
+  try {
+    const res = await raw.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket, Prefix: key }))
+    t.same(res.Uploads ?? [], [], 'no multipart upload is left open')
+  } catch (err) {
+    t.equal((err as Error).name, 'NotImplemented', 'only s3rver\'s lack of ListMultipartUploads excuses this')
+  }
+}
+
+t.test('multipart putFile stores the exact bytes; head and ranged get agree', async (t) => {
+  const s = store('mp')
+  const started = process.hrtime.bigint()
+  const put = await s.putFile('s/builds/1/x86_64/big.qcow2', bigPath, { sha256: sha256(big), size: big.length }, 'application/x-qemu-disk')
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  t.comment(`uploaded ${(big.length / MiB).toFixed(2)} MiB in ${ms.toFixed(0)} ms`)
+  t.same(put, { size: big.length, linked: false })
+
+  const back = await s.getBytes('s/builds/1/x86_64/big.qcow2')
+  t.equal(back?.length, big.length)
+  t.equal(sha256(back!), sha256(big), 'the stored bytes hash as the file does')
+
+  const head = await s.head('s/builds/1/x86_64/big.qcow2')
+  t.equal(head?.size, big.length)
+  t.match(head?.etag, /^"[^"]+"$/, 'a quoted etag')
+  t.ok(head!.lastModified instanceof Date && !Number.isNaN(head!.lastModified.getTime()))
+
+  // Across the boundary of parts 1 and 2.
+  const range = { start: 5 * MiB - 7, end: 5 * MiB + 8 }
+  const got = await s.get('s/builds/1/x86_64/big.qcow2', range)
+  t.ok(got)
+  const chunks: Buffer[] = []
+  for await (const c of got!.body) chunks.push(c as Buffer)
+  t.same(Buffer.concat(chunks), big.subarray(range.start, range.end + 1), 'exactly the asked bytes')
+  t.equal(got!.size, big.length, 'size is the whole object')
+  t.same(got!.range, range)
+  t.equal(got!.etag, head!.etag)
+
+  const whole = await s.get('s/builds/1/x86_64/big.qcow2')
+  const h = createHash('sha256')
+  for await (const c of whole!.body) h.update(c as Buffer)
+  t.equal(h.digest('hex'), sha256(big))
+  t.equal(whole!.size, big.length)
+  t.equal(whole!.range, undefined)
+  t.equal(s.location('k'), `s3://${s3.bucket}/mp/k`)
+})
+
+t.test('a wrong sha256 rejects and leaves no object, multipart or single', async (t) => {
+  const s = store('bad')
+  // s3rver cannot list or abort multipart uploads: check that the store asks.
+  const sent: string[] = []
+  ;(s as unknown as { client: S3Client }).client.middlewareStack.add((next, context) => async (args) => {
+    sent.push(context.commandName ?? '?')
+    return next(args)
+  }, { step: 'initialize', name: 'testRecord' })
+  for (const [name, path] of [['big', bigPath], ['small', smallPath]] as const) {
+    const err = await s.putFile(`x/${name}`, path, { sha256: '0'.repeat(64) }, 'application/octet-stream').catch((e: unknown) => e)
+    t.ok(err instanceof IntegrityError, `${name}: IntegrityError`)
+    t.equal((err as IntegrityError).code, 'INTEGRITY')
+    t.match((err as Error).message, sha256(name === 'big' ? big : small))
+    t.same(await list(`bad/x/${name}`), [], `${name}: nothing listed`)
+    t.equal(await s.head(`x/${name}`), undefined)
+    await noUpload(t, `bad/x/${name}`)
+    if (name === 'big') {
+      const count = (c: string) => sent.filter((x) => x === c).length
+      t.equal(count('CreateMultipartUploadCommand'), 1)
+      t.equal(count('UploadPartCommand'), 2, 'the two full parts, never the last one')
+      t.equal(count('CompleteMultipartUploadCommand'), 0)
+      t.equal(count('AbortMultipartUploadCommand'), 1, 'the upload is aborted')
+    } else {
+      t.same(sent, ['HeadObjectCommand'], 'not even a PutObject for a single-part file')
+    }
+    sent.length = 0
+  }
+})
+
+t.test('a wrong size rejects, even with the right sha256', async (t) => {
+  const s = store('badsize')
+  await t.rejects(s.putFile('big', bigPath, { sha256: sha256(big), size: big.length - 1 }, 'x/y'), { code: 'INTEGRITY', message: /expected/ })
+  await t.rejects(s.putFile('small', smallPath, { sha256: sha256(small), size: 1 }, 'x/y'), IntegrityError)
+  t.same(await list('badsize/'), [])
+})
+
+t.test('a failed putFile leaves the object already under that key intact', async (t) => {
+  const s = store('keep')
+  await s.putFile('k', smallPath, { sha256: sha256(small).toUpperCase() }, 'text/plain')
+  await t.rejects(s.putFile('k', bigPath, { sha256: 'f'.repeat(64) }, 'text/plain'), IntegrityError)
+  t.same(await s.getBytes('k'), small)
+})
+
+t.test('a missing file rejects with a readable error', async (t) => {
+  await t.rejects(store('nofile').putFile('k', join(dir, 'absent'), { sha256: '0'.repeat(64) }, 'x/y'), { message: /ENOENT/ })
+})
+
+t.test('putBytes and getBytes round trip; missing keys are undefined', async (t) => {
+  const s = store('meta')
+  const v1 = Buffer.from(JSON.stringify({ builds: [] }))
+  const v2 = Buffer.from(JSON.stringify({ builds: [{ id: '1' }] }))
+  await s.putBytes('s/builds/builds.json', v1, 'application/json')
+  t.same(await s.getBytes('s/builds/builds.json'), v1)
+  await s.putBytes('s/builds/builds.json', v2, 'application/json')
+  t.same(await s.getBytes('s/builds/builds.json'), v2, 'overwritten whole')
+  t.equal((await s.head('s/builds/builds.json'))?.size, v2.length)
+  await s.putBytes('empty', Buffer.alloc(0), 'application/json')
+  t.same(await s.getBytes('empty'), Buffer.alloc(0))
+
+  t.equal(await s.getBytes('nope'), undefined)
+  t.equal(await s.head('nope'), undefined)
+  t.equal(await s.get('nope'), undefined)
+  t.equal(await s.get('nope', { start: 0, end: 1 }), undefined)
+})
+
+t.test('deletePrefix removes only keys under that prefix', async (t) => {
+  const s = store()
+  for (const k of ['a/1', 'a/sub/2', 'ab/3', 'a']) await s.putBytes(k, Buffer.from(k), 'text/plain')
+  await s.deletePrefix('a/')
+  t.same(await list('a'), ['a', 'ab/3'])
+  t.same(await s.getBytes('ab/3'), Buffer.from('ab/3'))
+  await s.deletePrefix('nothing/here/')
+  await t.rejects(s.deletePrefix(''), /refusing/)
+  await t.rejects(s.deletePrefix('a'), /refusing/)
+
+  await s.delete(['ab/3', 'a', 'never-was'])
+  t.same(await list('a'), [])
+  await s.delete([])
+})
+
+t.test('deletePrefix pages through more than one listing', async (t) => {
+  const s3p = await startS3Process(t)
+  const s = store('many', s3p.endpoint)
+  const keys = Array.from({ length: 1001 }, (_, i) => `s/builds/1/f${i}`)
+  for (let i = 0; i < keys.length; i += 50) {
+    await Promise.all(keys.slice(i, i + 50).map((k) => s.putBytes(k, Buffer.from('x'), 'text/plain')))
+  }
+  await s.putBytes('s/builds/10/keep', Buffer.from('x'), 'text/plain')
+  await s.deletePrefix('s/builds/1/')
+  t.equal(await s.head(keys[0]!), undefined)
+  t.equal(await s.head(keys[1000]!), undefined, 'the key on the second page went too')
+  t.ok(await s.head('s/builds/10/keep'))
+})
+
+t.test('DeleteObjects carries a Content-MD5 of its body', async (t) => {
+  const seen: Array<{ url: string, md5: string | undefined, body: string }> = []
+  const capture = createHttpServer((req, res) => {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString() })
+    req.on('end', () => {
+      seen.push({ url: req.url ?? '', md5: req.headers['content-md5'] as string | undefined, body })
+      res.setHeader('content-type', 'application/xml')
+      res.end('<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></DeleteResult>')
+    })
+  })
+  const port = await listen(capture)
+  t.teardown(() => { capture.closeAllConnections(); capture.close() })
+  await store('', `http://127.0.0.1:${port}`).delete(['a/1', 'a/2'])
+  t.equal(seen.length, 1)
+  t.match(seen[0]!.url, /[?&]delete/)
+  t.match(seen[0]!.body, /<Key>a\/1<\/Key>/)
+  t.equal(seen[0]!.md5, createHash('md5').update(seen[0]!.body).digest('base64'))
+})
+
+t.test('the prefix option places keys under it', async (t) => {
+  const s = store('p/q')
+  await s.putBytes('x/y', Buffer.from('y'), 'text/plain')
+  await s.putFile('x/z', smallPath, { sha256: sha256(small) }, 'text/plain')
+  t.same(await list('p/'), ['p/q/x/y', 'p/q/x/z'])
+  t.equal(s.location('x/y'), `s3://${s3.bucket}/p/q/x/y`)
+  t.equal(await store().getBytes('x/y'), undefined, 'not at the bucket root')
+  t.same(await store('p').getBytes('q/x/y'), Buffer.from('y'))
+  await s.deletePrefix('x/')
+  t.same(await list('p/'), [])
+})
+
+t.test('bad options are refused', async (t) => {
+  t.throws(() => new S3Store({ region: 'r', bucket: 'b', prefix: 'a/', forcePathStyle: true }), /prefix/)
+  t.throws(() => new S3Store({ region: 'r', bucket: 'b', prefix: '', forcePathStyle: true, partSizeBytes: MiB }), /5 MiB/)
+  t.equal(await new S3Store({ region: 'r', bucket: 'b', prefix: '', forcePathStyle: false }).freeBytes(), undefined)
+})
+
+async function listen (server: Server | HttpServer) {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return (server.address() as { port: number }).port
+}
+
+t.test('an unreachable server fails fast, without hanging', async (t) => {
+  const closed = createServer()
+  const port = await listen(closed)
+  await new Promise((resolve) => closed.close(resolve))
+  const s = store('', `http://127.0.0.1:${port}`, 2000)
+  const started = Date.now()
+  await t.rejects(s.putFile('k', bigPath, { sha256: sha256(big) }, 'x/y'), { message: /S3 upload to s3:\/\/cosa-builds\/k failed: .*ECONNREFUSED/ })
+  await t.rejects(s.head('k'), /ECONNREFUSED/, 'a failure is not "absent"')
+  await t.rejects(s.getBytes('k'), /ECONNREFUSED/)
+  await t.rejects(s.putBytes('k', small, 'x/y'), /ECONNREFUSED/)
+  await t.rejects(s.deletePrefix('a/'), /ECONNREFUSED/)
+  await t.rejects(s.delete(['a']), /ECONNREFUSED/)
+  t.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`)
+})
+
+t.test('a server that never answers times out', async (t) => {
+  const sockets = new Set<Socket>()
+  const silent = createServer((socket) => { sockets.add(socket); socket.resume() })
+  const port = await listen(silent)
+  t.teardown(() => { for (const sk of sockets) sk.destroy(); silent.close() })
+  const s = store('', `http://127.0.0.1:${port}`, 500)
+  const started = Date.now()
+  await t.rejects(s.putFile('k', smallPath, { sha256: sha256(small) }, 'x/y'), { message: /failed: TimeoutError/ })
+  await t.rejects(s.head('k'), /TimeoutError/)
+  const ms = Date.now() - started
+  // Three attempts of 500 ms each, plus backoff, per call.
+  t.ok(ms < 10_000, `took ${ms} ms`)
+})
