@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { link, lstat, mkdir, open, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises'
+import { link, lstat, mkdir, open, readFile, rename, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -66,7 +66,7 @@ export class LocalStore implements ArtifactStore {
     return join(dir, randomBytes(8).toString('hex'))
   }
 
-  async putFile (key: string, path: string, expected: Expected): Promise<PutResult> {
+  async putFile (key: string, path: string, expected: Expected, _contentType?: string): Promise<PutResult> {
     const target = this.#path(key)
     await mkdir(dirname(target), { recursive: true })
     const [src, root] = await Promise.all([lstat(path), stat(this.root)])
@@ -90,7 +90,7 @@ export class LocalStore implements ArtifactStore {
     }
   }
 
-  async putBytes (key: string, data: Buffer) {
+  async putBytes (key: string, data: Buffer, _contentType?: string) {
     const target = this.#path(key)
     await mkdir(dirname(target), { recursive: true })
     const staged = await this.#stagingPath()
@@ -155,6 +155,8 @@ export class LocalStore implements ArtifactStore {
       throw err
     }
     await rm(trash, { recursive: true, force: true })
+    // An emptied build directory goes too (a failed publish of its only arch).
+    await rmdir(dirname(dir)).catch(() => undefined)
   }
 
   async delete (keys: string[]) {

@@ -350,12 +350,16 @@ export class BuildRunner {
       const message = (await this.#deps.store.getBuild(build.id))?.message
       return failed('invalid_result', message ?? 'the build exited 0 without posting a valid result', exitCode)
     }
-    const state = posted.outcome === 'built' ? 'succeeded' : 'unchanged'
-    return this.#publish(build, posted, exitCode, state)
+    return this.#publish(build, posted, exitCode)
   }
 
-  /** A build counts only once the store has it: until then it is not `succeeded`. */
-  async #publish (build: Build, posted: PostedResult, exitCode: number, state: BuildState): Promise<Final> {
+  /**
+   * A build counts only once the store has it: until then it is not
+   * `succeeded`. When cosa found nothing changed but the store lacked that
+   * build (its first publish failed), storing it now makes it new to every
+   * reader of the store, so the build is `succeeded`, not `unchanged`.
+   */
+  async #publish (build: Build, posted: PostedResult, exitCode: number): Promise<Final> {
     const { store, logs, dataDir } = this.#deps
     const stream = await store.getStream(build.stream)
     const { cosaBuildId: id, arch } = posted.result
@@ -374,6 +378,7 @@ export class BuildRunner {
       await logs.note(build.id, out.stored
         ? `published ${out.artifacts.length} artifacts of ${id}` + (out.pruned.length ? `; retention pruned ${out.pruned.join(', ')}` : '')
         : `build ${id} was already in the store`)
+      const state = posted.outcome === 'built' || out.stored ? 'succeeded' : 'unchanged'
       return { state, exitCode, result: { ...posted.result, artifacts: out.artifacts } }
     } catch (err) {
       if (!(err instanceof PublishError)) throw err

@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto'
+import { lstat, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import pino from 'pino'
+import t, { type Test } from 'tap'
+import { LocalStore } from '../../src/artifacts/local-store.js'
+import { PublishError, Publisher } from '../../src/artifacts/publisher.js'
+import { SpaceGuard } from '../../src/artifacts/space-guard.js'
+import { syncWorkdir } from '../../src/artifacts/workdir-sync.js'
+import type { Meta } from '../../src/cosa/meta.js'
+import { tempDir } from '../helpers.js'
+
+// The publisher and the pre-build sync on a fabricated cosa workdir: what
+// they copy, and what a hostile build container could plant for them.
+
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
+
+async function setup (t: Test) {
+  const dir = await tempDir(t)
+  const store = new LocalStore(join(dir, 'store'))
+  const publisher = new Publisher({
+    store,
+    guard: new SpaceGuard({ dataDir: dir, store, minFreeBytes: 0 }),
+    logger: pino({ level: 'silent' }),
+    now: () => new Date('2026-11-26T00:00:00Z')
+  })
+  return { dir, store, publisher }
+}
+
+/** Writes builds/<id>/x86_64 as cosa would and returns the publish input. */
+async function cosaBuild (workdir: string, id: string, extra: Record<string, string> = {}) {
+  const dir = join(workdir, 'builds', id, 'x86_64')
+  await mkdir(dir, { recursive: true })
+  const image = `image-${id}.qcow2`
+  await writeFile(join(dir, image), `qcow2 of ${id}`)
+  await writeFile(join(dir, 'commitmeta.json'), `{"version":"${id}"}`)
+  await writeFile(join(dir, 'ostree-commit-object'), `commit ${id}`)
+  for (const [file, content] of Object.entries(extra)) await writeFile(join(dir, file), content)
+  const meta = { buildid: id, images: { qemu: { path: image, sha256: sha(`qcow2 of ${id}`), size: `qcow2 of ${id}`.length } } }
+  const metaJson = JSON.stringify(meta)
+  await writeFile(join(dir, 'meta.json'), metaJson)
+  return { stream: 's', buildId: 'B', workdir, arch: 'x86_64', meta: meta as unknown as Meta, metaJson, keep: 10, pinned: new Set<string>() }
+}
+
+t.test('publish, then sync into a fresh workdir', async (t) => {
+  const { dir, store, publisher } = await setup(t)
+  const work = join(dir, 'work')
+  const out = await publisher.publish(await cosaBuild(work, '1.0'))
+  t.equal(out.stored, true)
+  t.same(out.artifacts.map((a) => [a.name, a.url, a.location]),
+    [['qemu', '/v1/builds/B/artifacts/qemu', store.location('s/builds/1.0/x86_64/image-1.0.qcow2')]])
+  await t.rejects(lstat(join(work, 'builds/1.0/x86_64/image-1.0.qcow2')), 'a linked image leaves the workdir')
+  t.same(JSON.parse((await store.getBytes('s/builds/builds.json'))!.toString()).builds, [{ id: '1.0', arches: ['x86_64'] }])
+  const again = await publisher.publish(await cosaBuild(work, '1.0'))
+  t.equal(again.stored, false, 'publishing the same build again stores nothing')
+
+  const fresh = join(dir, 'fresh')
+  await mkdir(fresh)
+  t.same(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: '1.0', removed: [] })
+  t.equal(await readlink(join(fresh, 'builds/latest')), '1.0')
+  t.same((await readdir(join(fresh, 'builds/1.0/x86_64'))).sort(), ['commitmeta.json', 'meta.json', 'ostree-commit-object'])
+  t.equal(await readFile(join(fresh, 'builds/builds.json'), 'utf8'), (await store.getBytes('s/builds/builds.json'))!.toString())
+  t.same(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { removed: [] }, 'in step: nothing to do')
+  t.same(await syncWorkdir(publisher, 's', fresh, 'aarch64'), { removed: [] }, 'no build of that arch: nothing to do')
+  t.same(await syncWorkdir(publisher, 'other', fresh, 'x86_64'), { removed: [] }, 'an empty store: nothing to do')
+
+  // A build that never reached the store would shadow its id: it goes.
+  await cosaBuild(fresh, '1.1')
+  await symlink('1.1', join(fresh, 'builds/latest.new'))
+  t.same(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { removed: [] }, 'latest still matches')
+  await writeFile(join(fresh, 'builds/1.0/x86_64/meta.json'), '{"edited":true}')
+  t.same(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: '1.0', removed: ['1.1'] })
+})
+
+t.test('the sync follows no symlink a build container planted', async (t) => {
+  const { dir, publisher } = await setup(t)
+  await publisher.publish(await cosaBuild(join(dir, 'work'), '1.0'))
+  const outside = join(dir, 'outside')
+  await mkdir(join(outside, 'victim'), { recursive: true })
+  await writeFile(join(outside, 'file'), 'precious')
+
+  const work = join(dir, 'hostile')
+  await mkdir(work)
+  await symlink(outside, join(work, 'builds'))
+  await syncWorkdir(publisher, 's', work, 'x86_64')
+  t.ok((await lstat(join(work, 'builds'))).isDirectory(), 'builds/ is a real directory now')
+  t.same((await readdir(outside)).sort(), ['file', 'victim'], 'the symlink target was not touched')
+
+  await symlink(join(outside, 'file'), join(work, 'builds/builds.json.cosa-buildd-tmp'))
+  await writeFile(join(work, 'builds/1.0/x86_64/meta.json'), 'stale')
+  await syncWorkdir(publisher, 's', work, 'x86_64')
+  t.equal(await readFile(join(outside, 'file'), 'utf8'), 'precious', 'a planted temp-file symlink is replaced, not written through')
+})
+
+t.test('the publisher refuses what does not match or leads out', async (t) => {
+  const { dir, store, publisher } = await setup(t)
+  const work = join(dir, 'work')
+
+  const bad = await cosaBuild(work, '2.0')
+  const wrong = { ...bad, meta: { ...bad.meta, images: { ...bad.meta.images, qemu: { ...bad.meta.images.qemu!, sha256: '0'.repeat(64) } } } }
+  await t.rejects(publisher.publish(wrong as typeof bad), PublishError)
+  t.equal(await store.head('s/builds/2.0/x86_64/meta.json'), undefined, 'a mismatch stores nothing')
+
+  const two = await cosaBuild(work, '3.0')
+  const more = { ...two.meta, images: { ...two.meta.images, ostree: { path: 'ostree.tar', sha256: 'f'.repeat(64) } } }
+  await writeFile(join(work, 'builds/3.0/x86_64/ostree.tar'), 'not matching')
+  await t.rejects(publisher.publish({ ...two, meta: more as Meta }), /sha256/)
+  t.same(await readdir(join(dir, 'store/s/builds')).catch(() => []), [], 'the first image, already stored, is removed again')
+
+  const evil = await cosaBuild(work, '4.0')
+  await rm(join(work, 'builds/4.0/x86_64/image-4.0.qcow2'))
+  await symlink('/etc/passwd', join(work, 'builds/4.0/x86_64/image-4.0.qcow2'))
+  await t.rejects(publisher.publish(evil), /not a regular file/, 'a symlinked image')
+
+  const meta = await cosaBuild(work, '5.0')
+  await rm(join(work, 'builds/5.0/x86_64/commitmeta.json'))
+  await symlink('/etc/passwd', join(work, 'builds/5.0/x86_64/commitmeta.json'))
+  await t.rejects(publisher.publish(meta), /symlink/, 'a symlinked commitmeta.json')
+
+  const out = await cosaBuild(join(dir, 'elsewhere'), '6.0')
+  await mkdir(join(work, 'builds/6.0'), { recursive: true })
+  await symlink(join(dir, 'elsewhere/builds/6.0/x86_64'), join(work, 'builds/6.0/x86_64'))
+  await t.rejects(publisher.publish({ ...out, workdir: work }), /leads out of the workdir/, 'a symlinked build directory')
+
+  const ok = await cosaBuild(work, '7.0')
+  await publisher.publish(ok)
+  await t.rejects(publisher.publish({ ...ok, metaJson: ok.metaJson + ' ' }), /already in the store with a different meta.json/)
+  t.same(await store.head('s/builds/7.0/x86_64/meta.json').then((h) => h?.size), ok.metaJson.length, 'the stored build is untouched')
+})
