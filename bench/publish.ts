@@ -13,8 +13,10 @@
 // Environment: BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048), BENCH_S3 (S3 variants,
 // comma-separated <partMiB>x<queueSize>[u], `u` = an experiment that sends
 // UploadPart with UNSIGNED-PAYLOAD, so the SDK does not hash each part).
+import type { PathLike } from 'node:fs'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { link, lstat, mkdtemp, open, readdir, readFile, rm, statfs, unlink, writeFile } from 'node:fs/promises'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,9 +33,12 @@ interface S3Variant { partMiB: number, queue: number, unsigned: boolean }
 type ChildSpec =
   | { kind: 'idle-local' }
   | { kind: 'idle-s3' }
-  | { kind: 'local', root: string, path: string, sha256: string, size: number }
+  | { kind: 'local', root: string, path: string, sha256: string, size: number } & ReadOpts
   | { kind: 's3', endpoint: string, bucket: string, credentials: { accessKeyId: string, secretAccessKey: string },
-    key: string, path: string, sha256: string, size: number } & S3Variant
+    key: string, path: string, sha256: string, size: number } & S3Variant & ReadOpts
+
+/** Experiment: a default highWaterMark for fs.createReadStream, which both stores read with (64 KiB). */
+interface ReadOpts { hwmKiB?: number | undefined }
 
 interface ChildResult { seconds: number, linked: boolean, maxRssKiB: number, cpuSeconds: number }
 
@@ -42,6 +47,16 @@ interface ChildResult { seconds: number, linked: boolean, maxRssKiB: number, cpu
 // node + tsx + the store module and nothing of the parent's.
 
 async function child (spec: ChildSpec): Promise<ChildResult> {
+  if ('hwmKiB' in spec && spec.hwmKiB) {
+    // The stores import createReadStream by name: patch it before they are
+    // imported, and let the ESM named export follow the CommonJS one.
+    const highWaterMark = spec.hwmKiB * 1024
+    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs')
+    const original = fs.createReadStream
+    fs.createReadStream = ((path: PathLike, options?: object) =>
+      original(path, { highWaterMark, ...options })) as typeof fs.createReadStream
+    syncBuiltinESMExports()
+  }
   let seconds = 0
   let linked = false
   if (spec.kind === 'idle-local') {

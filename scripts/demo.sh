@@ -63,9 +63,12 @@ curl -fsS "$api/v1/builds/$id" | node -e '
     if (b.result) {
       console.log(`cosa build:   ${b.result.cosaBuildId} (${b.result.arch})`)
       console.log(`ostree:       ${b.result.ostreeCommit}`)
-      for (const a of b.result.artifacts) console.log(`artifact:     ${a.name.padEnd(7)} ${a.path} (${a.size} bytes, sha256 ${a.sha256.slice(0, 12)}…)`)
+      for (const a of b.result.artifacts) {
+        console.log(`artifact:     ${a.name.padEnd(7)} ${a.size} bytes, sha256 ${a.sha256.slice(0, 12)}…`)
+        console.log(`              ${process.argv[1]}${a.url ?? ""}`)
+      }
     }
     process.exitCode = ["succeeded", "unchanged"].includes(b.state) ? 0 : 1
-  })'
+  })' "$api"
 echo
 echo "API docs: $api/docs   OpenAPI: $api/openapi.json"

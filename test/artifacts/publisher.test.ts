@@ -123,6 +123,13 @@ t.test('change detection holds across a wiped workdir: the store is enough', asy
   t.equal(forced.state, 'succeeded', 'force builds anyway')
   t.not(forced.result.cosaBuildId, first.result.cosaBuildId)
   t.match(forced.result.cosaBuildId, /\.dev\.1$/, 'the id continues from the store\'s builds.json')
+  // The synced commit object made the previous build's commit the parent.
+  const tar = (await h.app.inject({ url: forced.result.artifacts.find((a: { name: string }) => a.name === 'ostree').url })).rawPayload
+  const scratch = await tempDir(t)
+  await writeFile(join(scratch, 'ostree.tar'), tar)
+  await execa('tar', ['-xf', join(scratch, 'ostree.tar'), '-C', scratch])
+  const parent = await execa('ostree', ['rev-parse', `--repo=${scratch}`, `${forced.result.ostreeCommit}^`], { reject: false })
+  t.equal(parent.stdout.trim(), first.result.ostreeCommit, 'the new commit\'s parent is the published one')
 
   await rm(workdir, { recursive: true, force: true })
   await repo.commit('overlay.d/10-motd/usr/etc/motd', 'changed\n')
