@@ -17,13 +17,19 @@ export const configSchema = z.strictObject({
   allowFileUrls: z.boolean().optional(),
   docker: z.strictObject({
     socketPath: z.string().default('/var/run/docker.sock'),
-    callTimeoutMs: z.coerce.number().int().positive().default(30_000)
-  }).default({ socketPath: '/var/run/docker.sock', callTimeoutMs: 30_000 }),
+    callTimeoutMs: z.coerce.number().int().positive().default(30_000),
+    // While a build runs, the engine is pinged this often: a wait on an
+    // engine that died may otherwise never end.
+    heartbeatMs: z.coerce.number().int().positive().default(5000)
+  }).default({ socketPath: '/var/run/docker.sock', callTimeoutMs: 30_000, heartbeatMs: 5000 }),
   builds: z.strictObject({
     maxConcurrent: z.coerce.number().int().min(1).default(2),
     defaultImage: z.string().default('cosa-lite:latest'),
     defaultTimeoutSeconds: z.coerce.number().int().positive().default(6 * 3600),
     stopGraceSeconds: z.coerce.number().int().min(0).default(10),
+    // After a container dies by a signal the service did not send, how long
+    // to watch whether the engine is shutting down (then: infrastructure).
+    engineProbeMs: z.coerce.number().int().min(0).default(5000),
     logMaxBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
     // privileged is what real cosa documents; our build machines refuse it.
     securityProfile: z.enum(['unprivileged', 'privileged']).default('unprivileged'),
@@ -36,6 +42,7 @@ export const configSchema = z.strictObject({
     defaultImage: 'cosa-lite:latest',
     defaultTimeoutSeconds: 6 * 3600,
     stopGraceSeconds: 10,
+    engineProbeMs: 5000,
     logMaxBytes: 64 * 1024 * 1024,
     securityProfile: 'unprivileged',
     networkMode: 'none'

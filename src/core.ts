@@ -52,6 +52,18 @@ export interface CoreOptions {
   background?: boolean
 }
 
+/** Queued builds wait, rather than fail, while space is low or the engine is down. */
+async function startable (space: SpaceGuard, engine: DockerEngine) {
+  const check = await space.check()
+  if (!check.ok) return check
+  try {
+    await engine.ping()
+    return check
+  } catch (err) {
+    return { ok: false, message: `the Docker engine is unavailable: ${(err as Error).message}` }
+  }
+}
+
 export default fp(async function core (app: FastifyInstance, opts: CoreOptions) {
   const { config } = opts
   const now = opts.now ?? (() => new Date())
@@ -68,7 +80,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     store, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
   })
   const scheduler = new Scheduler({
-    store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now, canStart: () => space.check()
+    store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now, canStart: () => startable(space, engine)
   })
   const reconciler = new Reconciler({ store, engine, runner, owner, logger })
 
@@ -109,14 +121,14 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     // token, not the file mode, is what authorizes a result.
     await chmod(dataDir.apiSocket, 0o666)
     try {
-      await reconciler.reconcile(true)
+      await reconciler.reconcile()
     } catch (err) {
       // An engine that is down now may be back later; the periodic pass retries.
       logger.error({ err }, 'reconciling builds with the Docker engine failed')
     }
     scheduler.start()
     reconcileTimer = setInterval(() => {
-      reconciler.reconcile(false).catch((err) => logger.warn({ err }, 'periodic reconcile failed'))
+      reconciler.reconcile().catch((err) => logger.warn({ err }, 'periodic reconcile failed'))
     }, opts.reconcileIntervalMs ?? 30_000).unref()
   })
   app.addHook('onClose', async () => {

@@ -40,6 +40,9 @@ const HOST_DEVICES = ['/dev/kvm', '/dev/fuse']
 const DEFAULT_MEMORY = 4 * 1024 ** 3
 const DEFAULT_PIDS = 4096
 const LOG_DRAIN_MS = 5000
+// How long a build whose container has ended waits for a stopped engine to
+// come back before it is decided without it.
+const ENGINE_RETURN_MS = 10 * 60_000
 
 interface Final {
   state: BuildState
@@ -262,14 +265,18 @@ export class BuildRunner {
     const timeout = AbortSignal.timeout(Math.max(0, started + timeoutSeconds * 1000 - this.#deps.now().getTime()))
     const shutdown = this.#shutdown.signal
 
-    const logAbort = new AbortController()
-    const pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
+    let logAbort = new AbortController()
+    let pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
     if (await this.#cancelled(build.id, cancel)) cancel.abort()
 
     let ending: 'exit' | 'cancel' | 'timeout' = 'exit'
+    let engineWasDown = false
     for (;;) {
+      // A wait on an engine that died can hang with its connection half
+      // open: a heartbeat turns that into a broken wait, which is re-inspected.
+      const heartbeat = this.#heartbeat(AbortSignal.any([cancel.signal, timeout, shutdown]))
       try {
-        await engine.wait(containerId, AbortSignal.any([cancel.signal, timeout, shutdown]))
+        await engine.wait(containerId, AbortSignal.any([cancel.signal, timeout, shutdown, heartbeat.lost]))
         break
       } catch (err) {
         if (shutdown.aborted) {
@@ -287,41 +294,100 @@ export class BuildRunner {
         }
         // A broken wait says nothing about the container: look again.
         logger.warn({ err, buildId: build.id }, 'waiting for the build container failed; inspecting it')
-        const state = await this.#inspectPatiently(containerId, AbortSignal.any([timeout, shutdown, cancel.signal]))
+        const { state, unreachable } = await this.#inspectPatiently(containerId, AbortSignal.any([timeout, shutdown, cancel.signal]))
+        if (unreachable && !engineWasDown) {
+          engineWasDown = true
+          await logs.note(build.id, 'the Docker engine stopped answering during the build; waiting for it')
+        }
         if (state === 'gone') {
           logAbort.abort()
           await pump
           return this.#finish(build, failed('lost', 'the build container disappeared'))
         }
+        if (unreachable && state !== 'unknown' && state.running) {
+          // The engine is back and kept the container (live-restore): follow its log again.
+          logAbort.abort()
+          await pump
+          logAbort = new AbortController()
+          pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
+        }
         if (state === 'unknown' || !state.running) continue
+      } finally {
+        heartbeat.stop()
       }
     }
 
-    const state = await engine.inspect(containerId)
+    const after = await this.#inspectPatiently(containerId,
+      AbortSignal.any([shutdown, AbortSignal.timeout(ENGINE_RETURN_MS)]))
+    const state = typeof after.state === 'object' ? after.state : undefined
+    // A graceful engine shutdown stops its containers first (SIGTERM, as
+    // `docker stop` does) and goes away a moment later: a signal death we
+    // did not cause is only a build failure if the engine stays up.
+    if (after.unreachable || (ending === 'exit' && state && !state.oomKilled && state.exitCode > 128 &&
+        await this.#engineGoesAway(shutdown))) engineWasDown = true
     await Promise.race([pump, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS).unref())])
     logAbort.abort()
     await pump
+    if (shutdown.aborted) return
+    // The engine cut the log stream when it went away; what the container
+    // wrote meanwhile is still in its log (the checkpoint avoids repeats).
+    if (engineWasDown && state) {
+      await this.#pumpLogs(build.id, containerId, AbortSignal.any([shutdown, AbortSignal.timeout(LOG_DRAIN_MS)]))
+    }
 
     let final: Final
     if (ending === 'cancel') final = { state: 'cancelled' }
     else if (ending === 'timeout') final = failed('timeout', `the build ran longer than the stream's timeout of ${timeoutSeconds}s`)
+    else if (after.state === 'unknown') final = failed('infrastructure', 'the Docker engine went away during the build and did not come back')
     else if (!state) final = failed('lost', 'the build container disappeared')
-    else final = await this.#outcome(build, state.exitCode, state.oomKilled)
+    else if (engineWasDown && state.exitCode > 128 && !state.oomKilled) {
+      // An engine that stops kills its containers (unless live-restore keeps
+      // them): a signal death then is the infrastructure's, not the build's.
+      final = failed('infrastructure',
+        `the Docker engine stopped during the build; the container ended with exit code ${state.exitCode}`, state.exitCode)
+    } else final = await this.#outcome(build, state.exitCode, state.oomKilled)
     await this.#removeContainer(build.id, containerId)
     await this.#finish(build, final)
   }
 
-  /** Inspects until the engine answers, or the signal ends the attempt. */
+  /** Pings the engine while a wait is open; `lost` aborts when it stops answering. */
+  #heartbeat (signal: AbortSignal) {
+    const lost = new AbortController()
+    const timer = setInterval(() => {
+      if (signal.aborted) return
+      this.#deps.engine.ping().catch(() => lost.abort())
+    }, this.#deps.config.docker.heartbeatMs)
+    timer.unref()
+    return { lost: lost.signal, stop: () => clearInterval(timer) }
+  }
+
+  /** True when the engine stops answering within the probe window. */
+  async #engineGoesAway (signal: AbortSignal) {
+    const until = Date.now() + this.#deps.config.builds.engineProbeMs
+    while (Date.now() < until && !signal.aborted) {
+      try {
+        await this.#deps.engine.ping()
+      } catch {
+        return true
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250).unref())
+    }
+    return false
+  }
+
+  /** Inspects until the engine answers, or the signal ends the attempt; `unreachable` says whether it was down meanwhile. */
   async #inspectPatiently (containerId: string, signal: AbortSignal) {
+    let unreachable = false
     for (let delay = 250; !signal.aborted; delay = Math.min(delay * 2, 5000)) {
       try {
         const state = await this.#deps.engine.inspect(containerId)
-        return state ?? 'gone'
+        return { state: state ?? 'gone' as const, unreachable }
       } catch {
+        unreachable = true
         await new Promise((resolve) => setTimeout(resolve, delay).unref())
       }
     }
-    return 'unknown'
+    return { state: 'unknown' as const, unreachable }
   }
 
   async #pumpLogs (buildId: string, containerId: string, signal: AbortSignal) {

@@ -22,14 +22,18 @@ export class Reconciler {
   }
 
   /**
-   * `startup` is true only before the scheduler starts: only then is a running
-   * build without a container known to be abandoned rather than launching.
+   * A running build that this process does not supervise is abandoned: one
+   * process owns the database, and the scheduler marks a build active in the
+   * same tick as it claims it. So a pass that failed at start (the engine was
+   * down) is simply made good by a later one.
    */
-  async reconcile (startup: boolean) {
+  async reconcile () {
     const { store, engine, runner, owner, logger } = this.#deps
     for (const build of await store.buildsInState(['running'])) {
-      if (runner.isActive(build.id) || (!startup && !build.containerId)) continue
+      if (runner.isActive(build.id)) continue
       const state = await engine.inspect(build.containerId ?? containerName(build.id))
+      // Claimed and launched while the engine answered.
+      if (runner.isActive(build.id)) continue
       if (!state) {
         if (build.containerId) {
           await store.transition(build.id, ['running'], 'failed', {

@@ -7,6 +7,12 @@ import { errors, isServiceError, type ServiceError } from '../errors.js'
 // specific 4xx naming the field; anything else is a 500 whose details stay in
 // the server log.
 
+/** The Content-Type the client sent, cut short: it is echoed in the answer. */
+function sentType (request: FastifyRequest): string {
+  const type = request.headers['content-type']
+  return typeof type === 'string' ? type.slice(0, 100) : ''
+}
+
 function toServiceError (err: FastifyError, request: FastifyRequest): ServiceError {
   if (isServiceError(err)) return err
   if (hasZodFastifySchemaValidationErrors(err)) {
@@ -18,7 +24,8 @@ function toServiceError (err: FastifyError, request: FastifyRequest): ServiceErr
   }
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE': return errors.payloadTooLarge(request.routeOptions.bodyLimit)
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return errors.unsupportedMediaType(String(err.message.split(': ').pop()))
+    // fastify 5's message is only "Unsupported Media Type": name what the client sent.
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return errors.unsupportedMediaType(sentType(request))
     case 'FST_ERR_CTP_EMPTY_JSON_BODY': return errors.invalidRequest('body: the Content-Type is application/json but the body is empty')
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':

@@ -67,6 +67,21 @@ function classify (err: unknown, what: string): EngineError {
   return new EngineError('refused', `${what}: ${detail}`, { cause: err })
 }
 
+/**
+ * docker-modem destroys a response on abort but never settles the call's
+ * promise once the response has begun, nor when the engine dies mid-answer:
+ * the signal has to end the wait itself.
+ */
+function settledBy<T> (call: Promise<T>, signal: AbortSignal): Promise<T> {
+  call.catch(() => undefined)
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason instanceof Error ? signal.reason : new DOMException('aborted', 'AbortError'))
+    if (signal.aborted) return abort()
+    signal.addEventListener('abort', abort, { once: true })
+    call.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
+  })
+}
+
 export class DockerEngine {
   readonly #docker: Docker
   readonly #timeoutMs: number
@@ -82,8 +97,9 @@ export class DockerEngine {
   }
 
   async #call<T> (what: string, fn: (abortSignal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const deadline = this.#deadline(signal)
     try {
-      return await fn(this.#deadline(signal))
+      return await settledBy(fn(deadline), deadline)
     } catch (err) {
       throw classify(err, what)
     }
@@ -155,7 +171,7 @@ export class DockerEngine {
    */
   async wait (id: string, signal: AbortSignal) {
     try {
-      const res = await this.#docker.getContainer(id).wait({ condition: 'not-running', abortSignal: signal })
+      const res = await settledBy(this.#docker.getContainer(id).wait({ condition: 'not-running', abortSignal: signal }), signal)
       return res.StatusCode as number
     } catch (err) {
       throw classify(err, `wait for container ${id}`)
@@ -195,6 +211,11 @@ export class DockerEngine {
     raw.once('end', end)
     raw.once('close', end)
     raw.once('error', end)
+    // An engine that goes away can leave the response open with no more
+    // data; the caller's signal is the way out then.
+    const abort = () => { raw.destroy(); end() }
+    if (signal.aborted) abort()
+    else signal.addEventListener('abort', abort, { once: true })
     return { stdout, stderr }
   }
 

@@ -1,0 +1,327 @@
+import { execa } from 'execa'
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import app from '../../src/app.js'
+import { hashToken } from '../../src/builds/result-token.js'
+import { loadConfig } from '../../src/config.js'
+import type { Access } from '../../src/http/auth.js'
+import { ROOT, tempDir } from '../helpers.js'
+
+// The authentication matrix (S4) over every route the app registers, found
+// with an onRoute hook rather than listed by hand, so a new route cannot
+// escape it; the route table against the OpenAPI document (API9); build
+// tokens on the result route; and no token in the server log (S7).
+
+const READ = 'read-token-0123456789abcdef'
+const SUBMIT = 'submit-token-0123456789abcdef'
+const ADMIN = 'admin-token-0123456789abcdef'
+const TOKENS = { read: [READ], submit: [SUBMIT], admin: [ADMIN] }
+const NO_IMAGE = 'cosa-buildd-test-no-such-image:0'
+const RANK = { read: 1, submit: 2, admin: 3 } as const
+const ROLE_TOKEN = { read: READ, submit: SUBMIT, admin: ADMIN } as const
+type Role = keyof typeof RANK
+
+interface Endpoint {
+  method: string
+  url: string
+  access: Access
+  /** Left out of the OpenAPI document on purpose: schema.hide, or the /docs UI. */
+  hidden: boolean
+  /** The HEAD fastify adds to every GET route (exposeHeadRoutes). */
+  derivedHead: boolean
+}
+
+/** The app as startApp builds it, with every route it registers collected on the way. */
+async function startCollecting (t: Test, overrides: Record<string, unknown> = {}, background = true) {
+  const dataDir = await tempDir(t, 'cosa-buildd-data-')
+  const config = loadConfig({}, {
+    dataDir,
+    allowFileUrls: true,
+    logLevel: 'silent',
+    storage: { minFreeBytes: 0 },
+    builds: { maxConcurrent: 1, defaultImage: NO_IMAGE },
+    ...overrides
+  })
+  const fastify = Fastify({ logger: false, onProtoPoisoning: 'error' })
+  const routes: RouteOptions[] = []
+  fastify.addHook('onRoute', (route) => { routes.push(route) })
+  await fastify.register(app, { config, reconcileIntervalMs: 1000, background })
+  await fastify.ready()
+  t.teardown(() => fastify.close())
+  return { app: fastify, routes: endpoints(routes) }
+}
+
+function endpoints (routes: RouteOptions[]): Endpoint[] {
+  const flat = routes.flatMap((r) => (Array.isArray(r.method) ? r.method : [r.method]).map((method) => ({
+    method,
+    url: r.url,
+    access: r.config?.access ?? 'public',
+    hidden: (r.schema as { hide?: boolean } | undefined)?.hide === true || r.url === '/docs' || r.url.startsWith('/docs/'),
+    single: !Array.isArray(r.method)
+  })))
+  return flat.map(({ single, ...e }) => ({
+    ...e,
+    derivedHead: e.method === 'HEAD' && single && flat.some((o) => o.url === e.url && o.method === 'GET')
+  }))
+}
+
+const openapiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}')
+const key = (e: { method: string, url: string }) => `${e.method} ${openapiPath(e.url)}`
+
+/** Values that reach the handler: a registered stream, ids that look real. */
+const PARAMS: Record<string, string> = {
+  stream: 's',
+  id: '01jzzzzzzzzzzzzzzzzzzzzzzz',
+  name: 'qemu',
+  buildId: '42.20250101.0',
+  arch: 'x86_64',
+  file: 'meta.json'
+}
+const fill = (url: string) => url.replace(/:(\w+)/g, (_, name: string) => {
+  if (PARAMS[name] === undefined) throw new Error(`no test value for :${name} in ${url}: add one to PARAMS`)
+  return PARAMS[name]
+})
+
+type Inject = { statusCode: number, headers: Record<string, unknown>, body: string, json: () => any }
+
+t.test('the route table equals the OpenAPI document (API9)', async (t) => {
+  const { app, routes } = await startCollecting(t, { tokens: TOKENS })
+  const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json()
+  const documented = new Map<string, any>()
+  for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
+    for (const method of ['get', 'head', 'post', 'put', 'patch', 'delete', 'options', 'trace']) {
+      if (item[method]) documented.set(`${method.toUpperCase()} ${path}`, item[method])
+    }
+  }
+  const served = routes.filter((r) => !r.hidden && !r.derivedHead)
+  t.same(served.map(key).sort(), [...documented.keys()].sort(), 'every served route is documented, and nothing more')
+
+  // What the document leaves out is the document itself and its UI, nothing else.
+  const undocumented = [...new Set(routes.filter((r) => r.hidden && !r.derivedHead).map((r) => r.url))].sort()
+  t.same(undocumented.filter((u) => !u.startsWith('/docs')), ['/openapi.json'], 'the only hidden route outside /docs is /openapi.json')
+  t.notOk(routes.some((r) => /debug|test|internal/i.test(r.url)), 'no debug or test routes')
+
+  // A route without config.access is public (auth.ts defaults to it): the
+  // public ones must be exactly these.
+  const isPublic = routes.filter((r) => r.access === 'public' && !r.hidden).map(key).sort()
+  t.same(isPublic, ['GET /healthz', 'GET /readyz', 'HEAD /healthz', 'HEAD /readyz'], 'the public API routes')
+
+  // The security the document states is the access the route enforces.
+  const scheme: Record<Access, string[]> = { public: [], read: ['bearerAuth'], submit: ['bearerAuth'], admin: ['bearerAuth'], build: ['buildToken'] }
+  for (const r of served) {
+    const op = documented.get(key(r))
+    const stated = (op?.security ?? []).flatMap((s: object) => Object.keys(s))
+    t.same(stated, scheme[r.access], `${key(r)} (${r.access}) documents security ${JSON.stringify(stated)}`)
+  }
+  t.comment('access of every route:\n' + routes.filter((r) => !r.url.startsWith('/docs'))
+    .map((r) => `  ${r.access.padEnd(6)} ${key(r)}${r.derivedHead ? ' (derived from GET)' : ''}${r.hidden ? ' (hidden)' : ''}`).join('\n'))
+})
+
+t.test('every protected route: 401 without a valid token, 403 below its rank, through with it', async (t) => {
+  const { app, routes } = await startCollecting(t, { tokens: TOKENS })
+  const as = (authorization: string | undefined, method: string, url: string): Promise<Inject> =>
+    app.inject({ method: method as 'GET', url, headers: authorization === undefined ? {} : { authorization } }) as Promise<Inject>
+  const stream = { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE }
+  t.equal((await app.inject({ method: 'PUT', url: '/v1/streams/s', payload: stream, headers: { authorization: `Bearer ${ADMIN}` } })).statusCode, 201)
+
+  const malformed = [
+    'Bearer',
+    'Bearer ',
+    `Bearer  ${ADMIN}`,
+    `Bearer ${ADMIN} x`,
+    'Bearer a b',
+    'Basic x',
+    `Basic ${Buffer.from(`admin:${ADMIN}`).toString('base64')}`,
+    `Token ${ADMIN}`,
+    ADMIN,
+    `Bearer ${ADMIN}, Bearer ${ADMIN}`,
+    `Bearer ${ADMIN},`,
+    `Bearer "${ADMIN}"`,
+    `Bearer ${'x'.repeat(513)}`,
+    `Bearer ${ADMIN}\u0000`,
+    ''
+  ]
+  const unknown = ['Bearer wrong-token-0123456789', `Bearer ${ADMIN.slice(0, -1)}`, `Bearer ${ADMIN}x`, `Bearer ${ADMIN.toUpperCase()}`,
+    `Bearer ${hashToken(ADMIN)}`]
+  const protectedRoutes = routes.filter((r) => r.access === 'read' || r.access === 'submit' || r.access === 'admin')
+  t.ok(protectedRoutes.length >= 15, `${protectedRoutes.length} protected routes found`)
+  const missingChallenge = new Set<string>()
+  const lowercase = new Map<string, number>()
+
+  const isUnauthorized = (res: Inject, what: string) => {
+    t.equal(res.statusCode, 401, what)
+    if (res.statusCode !== 401) return
+    if (res.headers['www-authenticate'] === undefined) missingChallenge.add(what.split(':')[0]!)
+    if (res.body) t.match(res.json(), { code: 'BLD_UNAUTHORIZED', message: /\S/ }, `${what}: body`)
+  }
+
+  for (const r of protectedRoutes) {
+    const url = fill(r.url)
+    const name = `${r.method} ${url} (${r.access})`
+    isUnauthorized(await as(undefined, r.method, url), `${name}: no Authorization`)
+    for (const header of malformed) isUnauthorized(await as(header, r.method, url), `${name}: malformed ${JSON.stringify(header.slice(0, 40))}`)
+    for (const header of unknown) isUnauthorized(await as(header, r.method, url), `${name}: unknown token ${JSON.stringify(header.slice(0, 40))}`)
+
+    // RFC 9110 §11.1: the scheme is case-insensitive. Either answer is
+    // defensible; record which, and that it is the same on every route.
+    lowercase.set(name, (await as(`bearer ${ADMIN}`, r.method, url)).statusCode)
+
+    for (const role of Object.keys(RANK) as Role[]) {
+      const res = await as(`Bearer ${ROLE_TOKEN[role]}`, r.method, url)
+      if (RANK[role] < RANK[r.access as Role]) {
+        t.equal(res.statusCode, 403, `${name} as ${role}: too low a rank`)
+        if (res.body) t.match(res.json(), { code: 'BLD_FORBIDDEN', message: /\S/ }, `${name} as ${role}: body`)
+      } else {
+        t.ok(res.statusCode !== 401 && res.statusCode !== 403 && res.statusCode < 500, `${name} as ${role}: through (${res.statusCode})`)
+      }
+    }
+  }
+
+  const lower = [...new Set(lowercase.values())]
+  t.equal(lower.length, 1, `"bearer <token>" is treated alike on every route: ${lower.join(', ')}`)
+  t.comment(`"bearer <admin token>" (lowercase scheme) gets ${lower.join('/')} on every protected route`)
+  if (missingChallenge.size) {
+    t.comment(`${missingChallenge.size} routes answer 401 without WWW-Authenticate (RFC 9110 §11.6.1 requires it), e.g. ${[...missingChallenge][0]}`)
+  }
+})
+
+t.test('open mode: without tokens configured every route is open, except build results', async (t) => {
+  const { app, routes } = await startCollecting(t)
+  for (const r of routes.filter((r) => r.access === 'read' || r.access === 'submit' || r.access === 'admin')) {
+    const res = await app.inject({ method: r.method as 'GET', url: fill(r.url), headers: { authorization: 'Bearer garbage-not-a-token' } })
+    t.ok(res.statusCode !== 401 && res.statusCode !== 403 && res.statusCode < 500, `${r.method} ${r.url}: ${res.statusCode}`)
+  }
+  const result = await app.inject({ method: 'POST', url: `/v1/builds/${PARAMS.id}/result?outcome=built&arch=x86_64`, payload: {} })
+  t.equal(result.statusCode, 401, 'the result route still needs a build token')
+})
+
+t.test('the result route takes only the token minted for that build', async (t) => {
+  // No background work: builds stay where the test puts them.
+  const { app, routes } = await startCollecting(t, { tokens: TOKENS }, false)
+  const resultRoutes = routes.filter((r) => r.access === 'build')
+  t.same(resultRoutes.map(key), ['POST /v1/builds/{id}/result'], 'one route takes build tokens')
+  const admin = { authorization: `Bearer ${ADMIN}` }
+  await app.inject({ method: 'PUT', url: '/v1/streams/s', headers: admin, payload: { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE } })
+  await app.inject({ method: 'PUT', url: '/v1/streams/t', headers: admin, payload: { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE } })
+  const submit = async (stream: string) =>
+    (await app.inject({ method: 'POST', url: `/v1/streams/${stream}/builds`, headers: admin, payload: {} })).json().id as string
+  const a = await submit('s')
+  const b = await submit('t')
+  // What the runner does when it starts a container: mint a token, keep its hash.
+  const TOKEN_A = 'build-a-token-0123456789abcdefghijklmnopqrstu'
+  const TOKEN_B = 'build-b-token-0123456789abcdefghijklmnopqrstu'
+  const { store } = app.core
+  t.ok(await store.transition(a, ['queued'], 'running', { startedAt: new Date().toISOString(), resultTokenHash: hashToken(TOKEN_A) }))
+  t.ok(await store.transition(b, ['queued'], 'running', { startedAt: new Date().toISOString(), resultTokenHash: hashToken(TOKEN_B) }))
+
+  const post = (id: string, authorization?: string) => app.inject({
+    method: 'POST',
+    url: `/v1/builds/${id}/result?outcome=built&arch=x86_64`,
+    headers: { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) },
+    payload: '{}'
+  })
+  t.equal((await post(a)).statusCode, 401, 'no token: 401')
+  for (const header of ['Bearer', 'Basic x', `Basic ${TOKEN_A}`, TOKEN_A, `Bearer ${TOKEN_A} x`, 'Bearer a b']) {
+    t.equal((await post(a, header)).statusCode, 401, `malformed ${JSON.stringify(header)}: 401`)
+  }
+  t.equal((await post(a, 'Bearer wrong-token-0123456789')).statusCode, 401, 'unknown token: 401')
+  for (const role of Object.keys(RANK) as Role[]) {
+    const res = await post(a, `Bearer ${ROLE_TOKEN[role]}`)
+    t.ok([401, 403].includes(res.statusCode), `a ${role} API token is not a build token: ${res.statusCode}`)
+  }
+  const other = await post(a, `Bearer ${TOKEN_B}`)
+  t.ok([401, 403].includes(other.statusCode), `build B's token on build A: ${other.statusCode}`)
+  t.comment(`other-build callback token gets ${other.statusCode} (the reference's S4 row expects 403)`)
+  t.equal((await post(PARAMS.id!, `Bearer ${TOKEN_A}`)).statusCode, 401, 'a build token on a build that does not exist: 401')
+
+  const own = await post(a, `Bearer ${TOKEN_A}`)
+  t.ok(![401, 403].includes(own.statusCode) && own.statusCode < 500, `build A's own token is accepted (then the body is judged): ${own.statusCode}`)
+  t.equal(own.json().code, 'BLD_RESULT_REJECTED', 'an empty meta.json is rejected on its merits')
+
+  // After the build has ended, its token has no use left (S4: expired callback).
+  t.ok(await store.transition(a, ['running'], 'failed', { finishedAt: new Date().toISOString() }))
+  const expired = await post(a, `Bearer ${TOKEN_A}`)
+  t.ok(expired.statusCode >= 400 && expired.statusCode < 500, `the token of a finished build changes nothing: ${expired.statusCode}`)
+  t.comment(`expired callback token (build ended) gets ${expired.statusCode} ${expired.json().code} (the reference's S4 row expects 401)`)
+
+  // Order of checks: a caller without any token learns about the query first.
+  const unauthBadQuery = await app.inject({ method: 'POST', url: `/v1/builds/${a}/result`, headers: { 'content-type': 'application/json' }, payload: '{}' })
+  t.ok(unauthBadQuery.statusCode >= 400 && unauthBadQuery.statusCode < 500, `no token and no query: ${unauthBadQuery.statusCode}`)
+  t.comment(`no token and an invalid query string gets ${unauthBadQuery.statusCode} ${unauthBadQuery.json().code} (validation runs before the token check)`)
+})
+
+t.test('tokens never reach the server log', async (t) => {
+  // The real process, with its own logger and redaction, at trace level.
+  const dataDir = await tempDir(t, 'cosa-buildd-data-')
+  const configFile = join(dataDir, 'config.json')
+  await writeFile(configFile, JSON.stringify({ storage: { minFreeBytes: 0 }, builds: { maxConcurrent: 1, defaultImage: NO_IMAGE } }))
+  const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
+    env: {
+      COSA_BUILDD_CONFIG: configFile,
+      COSA_BUILDD_PORT: '0',
+      COSA_BUILDD_DATA_DIR: dataDir,
+      COSA_BUILDD_LOG_LEVEL: 'trace',
+      COSA_BUILDD_READ_TOKENS: READ,
+      COSA_BUILDD_SUBMIT_TOKENS: SUBMIT,
+      COSA_BUILDD_ADMIN_TOKENS: ADMIN,
+      COSA_BUILDD_ALLOW_FILE_URLS: '1'
+    },
+    reject: false,
+    all: true
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let log = ''
+  const base = await new Promise<string>((resolve, reject) => {
+    child.all!.on('data', (d) => {
+      log += d
+      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(log)
+      if (m) resolve(m[1]!)
+    })
+    child.once('exit', () => reject(new Error(`the server exited: ${log}`)))
+    setTimeout(() => reject(new Error(`no listen line: ${log}`)), 60_000).unref()
+  })
+  const BUILD_TOKEN = 'build-token-not-minted-0123456789abcdef'
+  const secrets = [READ, SUBMIT, ADMIN, BUILD_TOKEN]
+  const call = async (method: string, path: string, authorization: string, body?: unknown) => {
+    const res = await fetch(base + path, {
+      method,
+      headers: { authorization, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
+    await res.arrayBuffer()
+    return res.status
+  }
+  const statuses: number[] = []
+  statuses.push(await call('PUT', '/v1/streams/s', `Bearer ${ADMIN}`, { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE }))
+  for (const token of secrets) {
+    for (const authorization of [`Bearer ${token}`, `bearer ${token}`, `Basic ${token}`, token, `Bearer ${token} x`]) {
+      statuses.push(await call('GET', '/v1/streams', authorization))
+      statuses.push(await call('GET', '/v1/builds/nope', authorization))
+      statuses.push(await call('PUT', '/v1/streams/s', authorization, { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE }))
+      statuses.push(await call('POST', '/v1/builds/nope/cancel', authorization))
+      statuses.push(await call('POST', '/v1/builds/nope/result?outcome=built&arch=x86_64', authorization, {}))
+      statuses.push(await call('GET', '/v1/nothing', authorization))
+    }
+  }
+  statuses.push(await call('POST', '/v1/streams/s/builds', `Bearer ${SUBMIT}`, {}))
+  t.ok(statuses.includes(201) && statuses.includes(401) && statuses.includes(403) && statuses.includes(404), `a mix of answers: ${[...new Set(statuses)].sort().join(', ')}`)
+  t.notOk(statuses.some((s) => s >= 500), 'no 5xx')
+
+  // A token a client wrongly puts in the URL is the client's leak, but still one.
+  await call('GET', `/v1/streams?access_token=${READ}`, 'Bearer x')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  child.kill('SIGTERM')
+  await child
+  const inQuery = log.split('\n').filter((line) => line.includes(`access_token=${READ}`)).length
+  const withoutQuery = log.split('\n').filter((line) => !line.includes('access_token=')).join('\n')
+
+  const requests = (log.match(/"incoming request"/g) ?? []).length
+  t.ok(requests >= statuses.length, `the log has every request (${requests} "incoming request" lines, ${log.length} bytes)`)
+  for (const secret of secrets) {
+    t.notOk(withoutQuery.includes(secret), `the log never contains the ${secret.split('-')[0]} token`)
+    t.notOk(withoutQuery.includes(secret.slice(0, 20)), `nor a prefix of it (${secret.split('-')[0]})`)
+  }
+  t.comment(`a token sent in the query string appears in ${inQuery} log lines (the request URL is logged verbatim)`)
+})
