@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod'
 import core, { type CoreOptions } from './core.js'
+import { parseJson } from './http/json-body.js'
 import artifacts from './http/artifacts.js'
 import auth from './http/auth.js'
 import builds from './http/builds.js'
@@ -31,6 +32,14 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   fastify.setSerializerCompiler(serializerCompiler)
   // Every body this API takes is JSON; anything else is a 415, not a 400.
   fastify.removeContentTypeParser('text/plain')
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJson(body as string))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
 
   await fastify.register(errorHandler)
   await fastify.register(swagger, {

@@ -15,6 +15,13 @@ export const configSchema = z.strictObject({
   // file:// config repositories are for local development and the bundled
   // example; the default allows them only when the server is loopback-only.
   allowFileUrls: z.boolean().optional(),
+  // Which config repositories streams may use (see docs/configuration.md).
+  repositories: z.strictObject({
+    schemes: z.array(z.enum(['https', 'ssh', 'git', 'http'])).min(1).default(['https', 'ssh']),
+    // Loopback, private, link-local and metadata addresses: local development only.
+    allowPrivateHosts: z.boolean().default(false),
+    allowedPrefixes: z.array(z.string().min(1)).default([])
+  }).default({ schemes: ['https', 'ssh'], allowPrivateHosts: false, allowedPrefixes: [] }),
   docker: z.strictObject({
     socketPath: z.string().default('/var/run/docker.sock'),
     callTimeoutMs: z.coerce.number().int().positive().default(30_000),
@@ -98,6 +105,10 @@ function fromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
   set(['tokens', 'submit'], splitTokens(env.COSA_BUILDD_SUBMIT_TOKENS))
   set(['tokens', 'admin'], splitTokens(env.COSA_BUILDD_ADMIN_TOKENS))
   if (env.COSA_BUILDD_ALLOW_FILE_URLS) set(['allowFileUrls'], ['1', 'true', 'yes'].includes(env.COSA_BUILDD_ALLOW_FILE_URLS))
+  set(['repositories', 'allowedPrefixes'], splitTokens(env.COSA_BUILDD_REPOSITORY_PREFIXES))
+  if (env.COSA_BUILDD_ALLOW_PRIVATE_HOSTS) {
+    set(['repositories', 'allowPrivateHosts'], ['1', 'true', 'yes'].includes(env.COSA_BUILDD_ALLOW_PRIVATE_HOSTS))
+  }
   set(['docker', 'socketPath'], env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice(7) : undefined)
   set(['builds', 'maxConcurrent'], env.COSA_BUILDD_MAX_CONCURRENT)
   set(['builds', 'defaultImage'], env.COSA_BUILDD_IMAGE)
@@ -140,3 +151,5 @@ export const isLoopback = (host: string) =>
 
 export const fileUrlsAllowed = (config: Config) =>
   config.allowFileUrls ?? (!hasTokens(config) && isLoopback(config.host))
+
+export const urlPolicy = (config: Config) => ({ ...config.repositories, allowFileUrls: fileUrlsAllowed(config) })

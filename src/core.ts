@@ -12,7 +12,7 @@ import { BuildService } from './builds/build-service.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
 import { Scheduler } from './builds/scheduler.js'
-import { fileUrlsAllowed, type Config } from './config.js'
+import { urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
 import { ConfigMirror } from './git/config-mirror.js'
 import { DockerEngine } from './runner/docker-engine.js'
@@ -92,11 +92,8 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     streams: new StreamService({
       store,
       now,
-      defaults: {
-        image: config.builds.defaultImage,
-        timeoutSeconds: config.builds.defaultTimeoutSeconds,
-        allowFileUrls: fileUrlsAllowed(config)
-      }
+      defaults: { image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds },
+      urls: urlPolicy(config)
     }),
     builds: new BuildService({ store, runner, logs, space, wake: () => scheduler.wake(), now }),
     results: new ResultIntake({ store, dataDir }),

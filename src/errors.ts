@@ -22,8 +22,8 @@ export const errors = {
   invalidRequest: define('BLD_INVALID_REQUEST', 400, (detail: string) => detail),
   invalidIdempotencyKey: define('BLD_INVALID_IDEMPOTENCY_KEY', 400, (why: string) =>
     `Idempotency-Key ${why}: send one key of 1-255 characters from [A-Za-z0-9._:-]`),
-  unauthorized: define('BLD_UNAUTHORIZED', 401, () =>
-    'missing or unknown bearer token: send Authorization: Bearer <token>'),
+  unauthorized: () => new ServiceError('BLD_UNAUTHORIZED', 401,
+    'missing or unknown bearer token: send Authorization: Bearer <token>', { 'www-authenticate': 'Bearer realm="cosa-buildd"' }),
   forbidden: define('BLD_FORBIDDEN', 403, (needed: string) => `this token may not ${needed}`),
   streamNotFound: define('BLD_STREAM_NOT_FOUND', 404, (stream: string) =>
     `stream ${JSON.stringify(stream)} does not exist: register it with PUT /v1/streams/{stream}`),

@@ -1,4 +1,6 @@
-import Fastify from 'fastify'
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { pino } from 'pino'
 import app from './app.js'
 import { hasTokens, isLoopback, loadConfig, type Config } from './config.js'
@@ -7,20 +9,70 @@ import { hasTokens, isLoopback, loadConfig, type Config } from './config.js'
 // finishes in-flight requests, answers new ones 503, and leaves running
 // builds for the next start to adopt.
 
+/** Query parameters whose values never reach the log (tokens are not accepted in URLs, but clients try). */
+const SECRET_PARAM = /^(access_?token|token|key|secret|password|signature|x-amz-[a-z-]+)$/i
+
+export function redactUrl (url: string) {
+  const q = url.indexOf('?')
+  if (q < 0) return url
+  const params = new URLSearchParams(url.slice(q + 1))
+  for (const name of [...params.keys()]) if (SECRET_PARAM.test(name)) params.set(name, '[redacted]')
+  return `${url.slice(0, q)}?${params.toString()}`
+}
+
+/**
+ * Fastify's options for this service, for the process and for tests alike:
+ * limits, timeouts (checked every second, not Node's default 30 s, so a
+ * slow client is closed near requestTimeout), and every answer fastify or
+ * Node's parser gives by itself shaped like the API's own errors.
+ */
+export function serverOptions (config: Config) {
+  return {
+    bodyLimit: config.http.bodyLimit,
+    requestTimeout: config.http.requestTimeoutMs,
+    http: { connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(config.http.requestTimeoutMs / 2))) },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle' as const,
+    onProtoPoisoning: 'error' as const,
+    onConstructorPoisoning: 'error' as const,
+    frameworkErrors: frameworkErrors as FastifyServerOptions['frameworkErrors'],
+    clientErrorHandler
+  }
+}
+
+function frameworkErrors (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400
+  const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+    ? 'a path segment is too long'
+    : err.code === 'FST_ERR_BAD_URL' ? 'the URL is malformed (bad percent-encoding)' : 'the request is malformed'
+  return reply.code(status).send({ code: 'BLD_BAD_REQUEST', message })
+}
+
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'the request headers are too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'the request took too long to arrive'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'the request body is too large']
+}
+
+/** Node's parser refused the bytes before fastify saw a request. */
+function clientErrorHandler (err: NodeJS.ErrnoException, socket: Duplex) {
+  if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) return socket.destroy()
+  const [status, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'the request is malformed HTTP']
+  const body = JSON.stringify({ code: 'BLD_BAD_REQUEST', message })
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+}
+
 export function buildServer (config: Config) {
   const logger = pino({
     level: config.logLevel,
-    redact: { paths: ['req.headers.authorization', '*.token', '*.resultToken'], censor: '[redacted]' }
+    redact: { paths: ['req.headers.authorization', '*.token', '*.resultToken'], censor: '[redacted]' },
+    serializers: {
+      req: (req: { method: string, url: string, hostname?: string, ip?: string }) =>
+        ({ method: req.method, url: redactUrl(req.url), host: req.hostname, remoteAddress: req.ip })
+    }
   })
-  const server = Fastify({
-    loggerInstance: logger,
-    bodyLimit: config.http.bodyLimit,
-    requestTimeout: config.http.requestTimeoutMs,
-    return503OnClosing: true,
-    forceCloseConnections: 'idle',
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error'
-  })
+  const server = Fastify({ loggerInstance: logger, ...serverOptions(config) })
   server.register(app, { config })
   return server
 }

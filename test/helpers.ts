@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import app from '../src/app.js'
+import { serverOptions } from '../src/server.js'
 import { loadConfig } from '../src/config.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -76,7 +77,7 @@ export interface TestApp {
 export async function startApp (t: Test, overrides: Record<string, unknown> = {}): Promise<TestApp> {
   const dataDir = (overrides.dataDir as string | undefined) ?? await tempDir(t, 'cosa-buildd-data-')
   const config = loadConfig({}, { dataDir, allowFileUrls: true, logLevel: 'silent', ...overrides })
-  const fastify = Fastify({ logger: false, onProtoPoisoning: 'error' })
+  const fastify = Fastify({ logger: false, ...serverOptions(config) })
   await fastify.register(app, { config, reconcileIntervalMs: 1000 })
   let closed = false
   fastify.addHook('onClose', async () => { closed = true })

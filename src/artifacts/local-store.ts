@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { link, lstat, mkdir, open, readFile, rename, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { IntegrityError, type ArtifactStore, type ByteRange, type Expected, type PutResult } from './artifact-store.js'
+import { READ, verifier } from './integrity.js'
 
 // The store as a directory tree. Every file appears by rename from a staging
 // directory on the same filesystem, so a reader sees all of it or nothing.
@@ -12,33 +12,6 @@ import { IntegrityError, type ArtifactStore, type ByteRange, type Expected, type
 // read pass and hard-linked in: a 2 GiB image costs a read, not a copy.
 
 const STAGING = '.staging'
-
-export const checkDigest = (key: string, expected: Expected, sha256: string, size: number) => {
-  if (expected.size !== undefined && expected.size !== size) {
-    return new IntegrityError(`${key}: ${size} bytes, meta.json says ${expected.size}`)
-  }
-  if (sha256 !== expected.sha256.toLowerCase()) {
-    return new IntegrityError(`${key}: sha256 ${sha256}, meta.json says ${expected.sha256}`)
-  }
-  return undefined
-}
-
-/** Hashes the bytes passing through; fails the stream at its end when they are not the expected ones. */
-export function verifier (key: string, expected: Expected) {
-  const hash = createHash('sha256')
-  let size = 0
-  const stream = new Transform({
-    transform (chunk: Buffer, _enc, callback) {
-      hash.update(chunk)
-      size += chunk.length
-      callback(null, chunk)
-    },
-    flush (callback) {
-      callback(checkDigest(key, expected, hash.digest('hex'), size) ?? null)
-    }
-  })
-  return { stream, size: () => size }
-}
 
 export class LocalStore implements ArtifactStore {
   readonly kind = 'local'
@@ -76,10 +49,10 @@ export class LocalStore implements ArtifactStore {
     try {
       const v = verifier(key, expected)
       if (linkable) {
-        await pipeline(createReadStream(path), v.stream, drain)
+        await pipeline(createReadStream(path, READ), v.stream, drain)
         await link(path, staged)
       } else {
-        await pipeline(createReadStream(path), v.stream, createWriteStream(staged, { flags: 'wx' }))
+        await pipeline(createReadStream(path, READ), v.stream, createWriteStream(staged, { flags: 'wx' }))
         await fsync(staged)
       }
       await rename(staged, target)

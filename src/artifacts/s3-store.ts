@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { pipeline, type Readable, Transform } from 'node:stream'
+import { pipeline, type Readable } from 'node:stream'
+import { READ, verifier } from './integrity.js'
 import {
   DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import {
-  type ArtifactStore, type ByteRange, type Expected, IntegrityError, type ObjectBody, type PutResult, type StoredObject
+  type ArtifactStore, type ByteRange, type Expected, type ObjectBody, type PutResult, type StoredObject
 } from './artifact-store.js'
 
 export interface S3StoreOptions {
@@ -109,33 +110,15 @@ export class S3Store implements ArtifactStore {
   }
 
   async putFile (key: string, path: string, expected: Expected, contentType: string): Promise<PutResult> {
-    const hash = createHash('sha256')
-    let size = 0
-    let integrity: IntegrityError | undefined
-    const verifier = new Transform({
-      transform (chunk: Buffer, _enc, done) {
-        hash.update(chunk)
-        size += chunk.length
-        done(null, chunk)
-      },
-      // Failing here, before the stream ends, keeps lib-storage from sending
-      // the last part (or the single PutObject), so nothing is completed.
-      flush (done) {
-        const sha256 = hash.digest('hex')
-        if (sha256 !== expected.sha256.toLowerCase()) {
-          integrity = new IntegrityError(`${path}: sha256 ${sha256}, expected ${expected.sha256}`)
-        } else if (expected.size !== undefined && size !== expected.size) {
-          integrity = new IntegrityError(`${path}: ${size} bytes, expected ${expected.size}`)
-        }
-        done(integrity)
-      }
-    })
+    // Failing in flush, before the stream ends, keeps lib-storage from
+    // sending the last part (or the single PutObject): nothing completes.
+    const v = verifier(key, expected)
     // pipeline, not pipe: a read error reaches the uploader, and destroying
     // the verifier closes the file.
-    pipeline(createReadStream(path), verifier, () => {})
+    pipeline(createReadStream(path, READ), v.stream, () => {})
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: this.key(key), Body: verifier, ContentType: contentType, CacheControl: ARTIFACT_CACHE },
+      params: { Bucket: this.bucket, Key: this.key(key), Body: v.stream, ContentType: contentType, CacheControl: ARTIFACT_CACHE },
       partSize: this.partSize,
       queueSize: this.queueSize,
       leavePartsOnError: false
@@ -146,15 +129,16 @@ export class S3Store implements ArtifactStore {
       // lib-storage throws a failed AbortMultipartUpload in place of the
       // stream's error; the caller must see the integrity verdict, with the
       // abort failure as its cause (parts may be left behind).
+      const integrity = v.error()
       if (integrity) {
         if (err !== integrity) integrity.cause = err
         throw integrity
       }
       throw this.fail('upload to', key, err)
     } finally {
-      verifier.destroy()
+      v.stream.destroy()
     }
-    return { size, linked: false }
+    return { size: v.size(), linked: false }
   }
 
   async putBytes (key: string, data: Buffer, contentType: string): Promise<void> {

@@ -6,10 +6,11 @@ import { createInterface } from 'node:readline'
 import { PublishError, type Publisher } from '../artifacts/publisher.js'
 import { hostArch, syncWorkdir } from '../artifacts/workdir-sync.js'
 import type { Logger } from '../logger.js'
-import type { Config } from '../config.js'
+import { urlPolicy, type Config } from '../config.js'
 import { DEFAULT_RECIPE, renderScript } from '../cosa/recipe.js'
 import type { DataDir } from '../data-dir.js'
 import { ConfigError, type ConfigMirror } from '../git/config-mirror.js'
+import { configUrlRefusal } from '../git/config-url.js'
 import { containerName, containerSpec, MOUNTS } from '../runner/container-spec.js'
 import { EngineError, type DockerEngine } from '../runner/docker-engine.js'
 import type { BuildPatch, Store } from '../store/store.js'
@@ -150,6 +151,9 @@ export class BuildRunner {
     if (!stream) return this.#finish(build, failed('config_unavailable', `stream ${build.stream} no longer exists`))
 
     await logs.note(build.id, `resolving ${build.request.commit ?? stream.config.ref} in ${stream.config.url}`)
+    // Checked again at each build: a name may resolve elsewhere since the stream was registered.
+    const refusal = await configUrlRefusal(stream.config.url, urlPolicy(config))
+    if (refusal) return this.#finish(build, failed('config_unavailable', `config repository refused: ${refusal}`))
     let commit: string
     try {
       await mirror.sync(stream.config.url, dataDir.mirror(stream.name))

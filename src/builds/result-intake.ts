@@ -5,7 +5,7 @@ import type { DataDir } from '../data-dir.js'
 import { errors } from '../errors.js'
 import type { Store } from '../store/store.js'
 import type { Artifact, PostedResult } from './model.js'
-import { tokenMatches } from './result-token.js'
+import { hashToken, tokenMatches } from './result-token.js'
 
 // What a build container posts when it ends: meta.json (verbatim, as the
 // body) and whether it made a new build. The service checks it against the
@@ -22,11 +22,15 @@ export class ResultIntake {
     this.#dataDir = deps.dataDir
   }
 
-  /** True when `token` is the one minted for this build. */
-  async authenticate (buildId: string, token: string) {
+  /**
+   * `ok` when `token` is the one minted for this running build. A token is
+   * forgotten when its build ends, so a finished build's token is unknown.
+   */
+  async authorize (buildId: string, token: string): Promise<'ok' | 'other-build' | 'unknown'> {
     const expected = await this.#store.resultTokenHash(buildId)
-    if (!expected) return false
-    return tokenMatches(token, expected)
+    if (expected && tokenMatches(token, expected)) return 'ok'
+    const owner = await this.#store.buildByResultTokenHash(hashToken(token))
+    return owner !== undefined && owner !== buildId ? 'other-build' : 'unknown'
   }
 
   async accept (buildId: string, outcome: PostedResult['outcome'], arch: string, body: string) {

@@ -13,10 +13,18 @@ export class ConfigError extends Error {
   }
 }
 
+// The URL was checked before git sees it (config-url.ts); these keep git from
+// going anywhere else on its own: no ext:: or other transports, and no
+// redirect to a host nobody checked.
 const GIT_ENV = {
   GIT_TERMINAL_PROMPT: '0',
   GIT_SSH_COMMAND: 'ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new',
-  GIT_CONFIG_NOSYSTEM: '1'
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_ALLOW_PROTOCOL: 'https:http:ssh:git:file',
+  GIT_PROTOCOL_FROM_USER: '0',
+  GIT_CONFIG_COUNT: '1',
+  GIT_CONFIG_KEY_0: 'http.followRedirects',
+  GIT_CONFIG_VALUE_0: 'false'
 }
 
 async function git (args: string[], timeoutMs: number) {

@@ -143,9 +143,3 @@ export async function configUrlRefusal (url: string, policy: UrlPolicy, lookup: 
   if (problem !== undefined || t.scheme === 'file' || policy.allowPrivateHosts) return problem
   return await hostProblem(t.host, lookup)
 }
-
-/** Syntax and scheme only (https, ssh, and file when allowed); no host or DNS checks. */
-export function configUrlProblem (url: string, opts: { allowFileUrls: boolean }): string | undefined {
-  const p = parse(url)
-  return 'problem' in p ? p.problem : schemeProblem(p.target, ['https', 'ssh'], opts.allowFileUrls)
-}

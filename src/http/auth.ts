@@ -30,9 +30,19 @@ const hash = (token: string) => createHash('sha256').update(token).digest('hex')
 export function bearerToken (request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   if (header === undefined) return undefined
-  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/.exec(header)
+  // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/i.exec(header)
   if (!match) throw errors.unauthorized()
   return match[1]
+}
+
+async function authorizeBuild (app: FastifyInstance, request: FastifyRequest) {
+  const token = bearerToken(request)
+  if (token === undefined) throw errors.unauthorized()
+  const { id } = request.params as { id: string }
+  const verdict = await app.core.results.authorize(id, token)
+  if (verdict === 'other-build') throw errors.forbidden('report results for another build')
+  if (verdict !== 'ok') throw errors.unauthorized()
 }
 
 export default fp(async function auth (app: FastifyInstance, opts: { config: Config }) {
@@ -45,7 +55,9 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
   app.decorateRequest('clientScope', 'anonymous')
   app.addHook('onRequest', async (request) => {
     const access = request.routeOptions.config.access ?? 'public'
-    if (access === 'public' || access === 'build') return
+    if (access === 'public') return
+    // Before the body is read: a build's own token, for that build alone.
+    if (access === 'build') return authorizeBuild(app, request)
     if (open) return
     const token = bearerToken(request)
     if (token === undefined) throw errors.unauthorized()

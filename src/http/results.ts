@@ -1,7 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { errors } from '../errors.js'
-import { bearerToken } from './auth.js'
 import { Build, BuildParams } from './schemas/build.js'
 import { errorResponses } from './schemas/common.js'
 
@@ -9,6 +7,7 @@ const META_LIMIT = 16 * 1024 * 1024
 
 const results: FastifyPluginAsyncZod = async (app) => {
   // meta.json is kept verbatim, so this route takes its body as text.
+  app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: META_LIMIT }, (_req, body, done) => done(null, body))
 
   app.post('/v1/builds/:id/result', {
@@ -18,7 +17,8 @@ const results: FastifyPluginAsyncZod = async (app) => {
       summary: 'A build container reports its outcome',
       description: 'Called by the build container, with the token minted for that build alone. The body is ' +
         'the cosa meta.json of builds/latest; it must match cosa\'s schema, and every image it lists must ' +
-        'exist in the workdir with the stated size.',
+        'exist in the workdir with the stated size. The token expires when the build ends (401); another ' +
+        'build\'s token is 403.',
       security: [{ buildToken: [] }],
       params: BuildParams,
       querystring: z.strictObject({
@@ -26,13 +26,9 @@ const results: FastifyPluginAsyncZod = async (app) => {
         arch: z.string().regex(/^[a-z0-9_]{1,32}$/)
       }),
       body: z.string().meta({ description: 'cosa meta.json' }),
-      response: { 200: Build, ...errorResponses(400, 401, 404, 409, 413, 422) }
+      response: { 200: Build, ...errorResponses(400, 401, 403, 404, 409, 413, 422) }
     }
   }, async (request) => {
-    const token = bearerToken(request)
-    if (token === undefined || !await app.core.results.authenticate(request.params.id, token)) {
-      throw errors.unauthorized()
-    }
     await app.core.results.accept(request.params.id, request.query.outcome, request.query.arch, request.body)
     return app.core.builds.get(request.params.id)
   })

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import type { BuildState } from '../builds/build-state.js'
-import { terminalStates } from '../builds/build-state.js'
+import { isTerminal, terminalStates } from '../builds/build-state.js'
 import { DEFAULT_KEEP, type Build, type PostedResult, type Stream } from '../builds/model.js'
 import type { BuildPatch, BuildQuery, IdempotencyClaim, InsertOutcome, NewBuild, Store } from './store.js'
 
@@ -226,7 +226,8 @@ export class SqliteStore implements Store {
 
   async transition (id: string, from: readonly BuildState[], to: BuildState, patch: BuildPatch = {}) {
     const set = this.#set(patch)
-    const row = this.#sql(`UPDATE builds SET state = ?${set.sql} WHERE id = ? AND state IN (${placeholders(from.length)})
+    const forget = isTerminal(to) ? ', result_token_hash = NULL' : ''
+    const row = this.#sql(`UPDATE builds SET state = ?${set.sql}${forget} WHERE id = ? AND state IN (${placeholders(from.length)})
                                   RETURNING ${BUILD_COLUMNS}`).get(to, ...set.args, id, ...from) as Row | undefined
     return row ? toBuild(row) : undefined
   }
@@ -256,6 +257,11 @@ export class SqliteStore implements Store {
   async resultTokenHash (id: string) {
     const row = this.#sql('SELECT result_token_hash FROM builds WHERE id = ?').get(id) as Row | undefined
     return row?.result_token_hash as string | undefined
+  }
+
+  async buildByResultTokenHash (hash: string) {
+    const row = this.#sql('SELECT id FROM builds WHERE result_token_hash = ?').get(hash) as Row | undefined
+    return row?.id as string | undefined
   }
 
   async recordResult (id: string, posted: PostedResult) {

@@ -55,7 +55,7 @@ export interface Store {
   /** The newest build of the stream that made or pointed at a cosa build. */
   latestResult(stream: string): Promise<Build | undefined>
 
-  /** Conditional state change; undefined when the build was not in `from`. */
+  /** Conditional state change; undefined when the build was not in `from`. A final state forgets the result token. */
   transition(id: string, from: readonly BuildState[], to: BuildState, patch?: BuildPatch): Promise<Build | undefined>
   /** Conditional field update; undefined when the build was not in `whenState`. */
   update(id: string, whenState: readonly BuildState[], patch: BuildPatch): Promise<Build | undefined>
@@ -67,6 +67,8 @@ export interface Store {
   claimNext(maxRunning: number, startedAt: string): Promise<Build | undefined>
 
   resultTokenHash(id: string): Promise<string | undefined>
+  /** The running build a result token belongs to (tokens are forgotten when builds end). */
+  buildByResultTokenHash(hash: string): Promise<string | undefined>
   /** Records what the container posted, while the build runs. */
   recordResult(id: string, posted: PostedResult): Promise<Build | undefined>
   postedResult(id: string): Promise<PostedResult | undefined>

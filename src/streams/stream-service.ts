@@ -1,6 +1,6 @@
 import { errors } from '../errors.js'
 import { DEFAULT_RECIPE, recipeProblem, type Recipe } from '../cosa/recipe.js'
-import { configUrlProblem } from '../git/config-url.js'
+import { configUrlRefusal, type Lookup, type UrlPolicy } from '../git/config-url.js'
 import { DEFAULT_KEEP, type Build, type Stream, type StreamConfig, type StreamResources } from '../builds/model.js'
 import type { Store } from '../store/store.js'
 
@@ -22,19 +22,23 @@ export interface StreamView extends Stream {
 
 export class StreamService {
   readonly #store: Store
-  readonly #defaults: { image: string, timeoutSeconds: number, allowFileUrls: boolean }
+  readonly #defaults: { image: string, timeoutSeconds: number }
+  readonly #urls: UrlPolicy
+  readonly #lookup: Lookup | undefined
   readonly #now: () => Date
 
-  constructor (deps: { store: Store, defaults: StreamService['defaults'], now: () => Date }) {
+  constructor (deps: { store: Store, defaults: StreamService['defaults'], urls: UrlPolicy, lookup?: Lookup, now: () => Date }) {
     this.#store = deps.store
     this.#defaults = deps.defaults
+    this.#urls = deps.urls
+    this.#lookup = deps.lookup
     this.#now = deps.now
   }
 
   get defaults () { return this.#defaults }
 
   async put (name: string, input: StreamInput) {
-    const urlProblem = configUrlProblem(input.config.url, { allowFileUrls: this.#defaults.allowFileUrls })
+    const urlProblem = await configUrlRefusal(input.config.url, this.#urls, this.#lookup)
     if (urlProblem) throw errors.configUrlRefused(urlProblem)
     const recipe = input.recipe ?? DEFAULT_RECIPE
     const problem = recipeProblem(recipe)

@@ -114,7 +114,7 @@ t.test('a wrong sha256 rejects and leaves no object, multipart or single', async
 
 t.test('a wrong size rejects, even with the right sha256', async (t) => {
   const s = store('badsize')
-  await t.rejects(s.putFile('big', bigPath, { sha256: sha256(big), size: big.length - 1 }, 'x/y'), { code: 'INTEGRITY', message: /expected/ })
+  await t.rejects(s.putFile('big', bigPath, { sha256: sha256(big), size: big.length - 1 }, 'x/y'), { code: 'INTEGRITY', message: /meta.json says/ })
   await t.rejects(s.putFile('small', smallPath, { sha256: sha256(small), size: 1 }, 'x/y'), IntegrityError)
   t.same(await list('badsize/'), [])
 })

@@ -1,19 +1,5 @@
 import t from 'tap'
-import { configUrlProblem, configUrlRefusal, isPublicAddress, systemLookup, type Lookup, type UrlPolicy } from '../../src/git/config-url.js'
-
-t.test('config URLs', async (t) => {
-  const strict = { allowFileUrls: false }
-  t.equal(configUrlProblem('https://github.com/coreos/fedora-coreos-config', strict), undefined)
-  t.equal(configUrlProblem('ssh://git@example.com/repo.git', strict), undefined)
-  t.equal(configUrlProblem('git@github.com:coreos/fedora-coreos-config.git', strict), undefined)
-  t.match(configUrlProblem('file:///srv/repo', strict), /not allowed/)
-  t.equal(configUrlProblem('file:///srv/repo', { allowFileUrls: true }), undefined)
-  t.match(configUrlProblem('http://example.com/r', strict), /scheme http/)
-  t.match(configUrlProblem('ext::sh -c touch% /tmp/x', strict), /whitespace|not a URL|scheme/)
-  t.match(configUrlProblem('-uhttps://x', strict), /"-"/)
-  t.match(configUrlProblem('https://user:pw@example.com/r', strict), /password/)
-  t.match(configUrlProblem('not a url', strict), /whitespace/)
-})
+import { configUrlRefusal, isPublicAddress, systemLookup, type Lookup, type UrlPolicy } from '../../src/git/config-url.js'
 
 // Tests send no network traffic: names resolve through this table.
 const DNS: Record<string, string[]> = {
@@ -193,4 +179,18 @@ t.test('the system lookup resolves localhost from /etc/hosts', async (t) => {
   const addrs = await systemLookup('localhost')
   t.ok(addrs.length > 0 && addrs.every((a) => !isPublicAddress(a)), `localhost → ${addrs.join(', ')}`)
   t.match(await configUrlRefusal('https://localhost/r.git', policy()), /internal name/, 'default lookup path')
+})
+
+t.test('syntax and schemes', async (t) => {
+  const ssh = { schemes: ['https', 'ssh'] }
+  t.equal(await refusal('https://github.com/coreos/fedora-coreos-config', ssh), undefined)
+  t.equal(await refusal('ssh://git@github.com/repo.git', ssh), undefined)
+  t.equal(await refusal('git@github.com:coreos/fedora-coreos-config.git', ssh), undefined)
+  t.match(await refusal('file:///srv/repo'), /not allowed/)
+  t.equal(await refusal('file:///srv/repo', { allowFileUrls: true }), undefined)
+  t.match(await refusal('http://github.com/r'), /scheme http/)
+  t.match(await refusal('ext::sh -c touch% /tmp/x'), /whitespace|not a URL|scheme/)
+  t.match(await refusal('-uhttps://x'), /"-"/)
+  t.match(await refusal('https://user:pw@github.com/r'), /password/)
+  t.match(await refusal('not a url'), /whitespace/)
 })

@@ -10,3 +10,10 @@ export const errorResponses = (...statuses: number[]) =>
 
 export const StreamName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/,
   'stream names are 1-63 characters of a-z, 0-9, ".", "_" and "-", starting with a letter or digit')
+
+// Text that ends up in logs, command lines and terminals: no control
+// characters and no bidirectional overrides, which can make a log or a
+// listing read differently from what runs (Trojan Source).
+// eslint-disable-next-line no-control-regex
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/
+export const SafeText = z.string().refine((s) => !UNSAFE_TEXT.test(s), 'must not contain control or bidirectional-override characters')

@@ -1,10 +1,10 @@
 import { z } from 'zod'
 import { Build } from './build.js'
-import { StreamName } from './common.js'
+import { SafeText, StreamName } from './common.js'
 
 const Platform = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'platforms are names like qemu or metal')
 
-const Recipe = z.array(z.array(z.string().min(1).max(4096)).min(1).max(64)).min(1).max(32).meta({
+const Recipe = z.array(z.array(SafeText.min(1).max(4096)).min(1).max(64)).min(1).max(32).meta({
   description: 'cosa commands, without the leading `cosa`. Steps after `build` run only when it made a new build. ' +
     'Placeholders: {url} {ref} {commit} {build-flags} {platforms}, and {platform} inside an argument to repeat ' +
     'the step per platform (e.g. ["buildextend-{platform}"] for older cosa).',
@@ -20,9 +20,11 @@ const Resources = z.strictObject({
 export const StreamInput = z.strictObject({
   config: z.strictObject({
     url: z.string().min(1).max(2048).meta({ description: 'https or ssh git URL (file:// only where the server allows it)' }),
-    ref: z.string().min(1).max(255).regex(/^(?!-)[^\s\0~^:?*[\\]+$/, 'ref must be a git branch or tag name')
+    ref: z.string().min(1).max(255).regex(/^(?!-)[!-~]+$/, 'ref must be a git branch or tag name in printable ASCII')
+      .regex(/^[^~^:?*[\\]+$/, 'ref must be a git branch or tag name')
   }),
-  image: z.string().min(1).max(512).optional().meta({ description: 'builder image, pinned; default the server\'s (cosa-lite:latest)' }),
+  image: z.string().min(1).max(512).regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'image must be a Docker image reference')
+    .optional().meta({ description: 'builder image, pinned; default the server\'s (cosa-lite:latest)' }),
   platforms: z.array(Platform).min(1).max(16).optional().meta({ description: 'image platforms for the osbuild step; default ["qemu"]' }),
   timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional().meta({ description: 'wall-clock limit per build; default 21600 (6 h)' }),
   keep: z.number().int().min(1).max(10_000).optional()
