@@ -25,7 +25,7 @@ const helloUrl = await listen(hello)
 
 const dataDir = await mkdtemp(join(tmpdir(), 'cosa-bench-api-'))
 const server = Fastify({ logger: false })
-await server.register(app, { config: loadConfig({}, { dataDir, logLevel: 'silent', allowFileUrls: true }), background: false })
+await server.register(app, { config: loadConfig({}, { dataDir, logLevel: 'silent', allowFileUrls: true, http: { submitsPerMinute: 0 } }), background: false })
 const url = await listen(server)
 await server.inject({ method: 'PUT', url: '/v1/streams/bench', payload: { config: { url: 'file:///nonexistent', ref: 'main' } } })
 const { id } = (await server.inject({ method: 'POST', url: '/v1/streams/bench/builds', payload: {} })).json()

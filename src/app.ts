@@ -1,9 +1,11 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod'
 import core, { type CoreOptions } from './core.js'
+import { errors } from './errors.js'
 import { parseJson } from './http/json-body.js'
 import artifacts from './http/artifacts.js'
 import auth from './http/auth.js'
@@ -67,6 +69,13 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
 
   await fastify.register(core, opts)
   await fastify.register(auth, { config: opts.config })
+  // After auth (preHandler), so that the key is the caller's token, not an address a proxy may share.
+  await fastify.register(rateLimit, {
+    global: false,
+    hook: 'preHandler',
+    keyGenerator: (request) => request.clientScope === 'anonymous' ? request.ip : request.clientScope,
+    errorResponseBuilder: (_request, context) => errors.rateLimited(context.max, Math.ceil(context.ttl / 1000))
+  })
   await fastify.register(health)
   await fastify.register(streams)
   await fastify.register(builds)

@@ -81,8 +81,10 @@ export const configSchema = z.strictObject({
   }).default({ minFreeBytes: 2 * 1024 ** 3, artifacts: { kind: 'local' } }),
   http: z.strictObject({
     bodyLimit: z.coerce.number().int().positive().default(1024 * 1024),
-    requestTimeoutMs: z.coerce.number().int().positive().default(30_000)
-  }).default({ bodyLimit: 1024 * 1024, requestTimeoutMs: 30_000 })
+    requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
+    // Per token (per address without tokens); 0 turns the limit off.
+    submitsPerMinute: z.coerce.number().int().min(0).default(120)
+  }).default({ bodyLimit: 1024 * 1024, requestTimeoutMs: 30_000, submitsPerMinute: 120 })
 })
 
 export type Config = z.infer<typeof configSchema>
@@ -116,6 +118,7 @@ function fromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
   set(['builds', 'networkMode'], env.COSA_BUILDD_NETWORK_MODE)
   set(['builds', 'resultUrl'], env.COSA_BUILDD_RESULT_URL)
   set(['storage', 'minFreeBytes'], env.COSA_BUILDD_MIN_FREE_BYTES)
+  set(['http', 'submitsPerMinute'], env.COSA_BUILDD_SUBMITS_PER_MINUTE)
   set(['storage', 'artifacts', 'kind'], env.COSA_BUILDD_STORE)
   set(['storage', 'artifacts', 'path'], env.COSA_BUILDD_STORE_PATH)
   set(['storage', 'artifacts', 'bucket'], env.COSA_BUILDD_S3_BUCKET)

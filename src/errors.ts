@@ -49,6 +49,8 @@ export const errors = {
     `content type ${JSON.stringify(type)} is not accepted: send application/json`),
   /** A client error fastify itself raised, with its status and message. */
   clientError: (statusCode: number, message: string) => new ServiceError('BLD_BAD_REQUEST', statusCode, message),
+  rateLimited: (max: number, retryAfterSeconds: number) => new ServiceError('BLD_RATE_LIMITED', 429,
+    `more than ${max} submits a minute with this token: retry in ${retryAfterSeconds} s`, { 'retry-after': String(retryAfterSeconds) }),
   storageLow: (detail: string) => new ServiceError('BLD_STORAGE_LOW', 503,
     `not accepting builds: ${detail}`, { 'retry-after': '60' }),
   storeUnavailable: define('BLD_STORE_UNAVAILABLE', 503, (detail: string) =>

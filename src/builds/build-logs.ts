@@ -69,7 +69,8 @@ export class BuildLogs {
   }
 
   /** Consumes timestamped engine log lines until they end. */
-  async consume (buildId: string, lines: AsyncIterable<string>, resumeAfter?: string) {
+  /** `redact` runs on each line after control sequences are stripped (a secret split by colour codes is still found). */
+  async consume (buildId: string, lines: AsyncIterable<string>, resumeAfter?: string, redact?: (line: string) => string) {
     // Take the iterator before any await: readline drops lines emitted
     // before its iterator exists.
     const iterator = lines[Symbol.asyncIterator]()
@@ -93,7 +94,8 @@ export class BuildLogs {
         if (resumeAfter !== undefined && ts <= resumeAfter) continue
         lastTs = ts
         if (bytes >= this.#maxBytes) continue
-        let text = sanitizeLine(raw.slice(space + 1)) + '\n'
+        const clean = sanitizeLine(raw.slice(space + 1))
+        let text = (redact ? redact(clean) : clean) + '\n'
         if (bytes + Buffer.byteLength(text) > this.#maxBytes) text = TRUNCATED
         await fh.write(text)
         bytes += Buffer.byteLength(text)

@@ -16,6 +16,7 @@ import { EngineError, type DockerEngine } from '../runner/docker-engine.js'
 import type { BuildPatch, Store } from '../store/store.js'
 import type { BuildState, FailureReason } from './build-state.js'
 import type { BuildLogs } from './build-logs.js'
+import { SecretRedactor } from './log-sanitizer.js'
 import { DEFAULT_KEEP, type Build, type BuildResult, type PostedResult, type Stream } from './model.js'
 import { mintToken } from './result-token.js'
 
@@ -63,6 +64,9 @@ export class BuildRunner {
   readonly #shutdown = new AbortController()
   // Image user name -> ids, resolved once per image (and user) per process.
   readonly #userIds = new Map<string, { uid: number, gid: number }>()
+  // What each running build's log must never show: the stream's secrets and
+  // the build's result token (a build that echoes its environment).
+  readonly #redactors = new Map<string, SecretRedactor>()
 
   constructor (deps: RunnerDeps) {
     this.#deps = deps
@@ -96,6 +100,7 @@ export class BuildRunner {
   adopt (build: Build, containerId: string) {
     return this.#track(build, async (cancel) => {
       const stream = await this.#deps.store.getStream(build.stream)
+      this.#redactors.set(build.id, new SecretRedactor(Object.values(stream?.secrets ?? {})))
       await this.#deps.logs.note(build.id, 'service restarted; following the build container again')
       await this.#supervise(build, stream, containerId, cancel)
     })
@@ -139,6 +144,7 @@ export class BuildRunner {
       })
       .finally(() => {
         this.#active.delete(buildId)
+        this.#redactors.delete(buildId)
         this.#settled.delete(done)
       })
     this.#settled.add(done)
@@ -174,6 +180,7 @@ export class BuildRunner {
       }
       const { token, hash } = mintToken()
       await store.update(build.id, ['running'], { resultTokenHash: hash })
+      this.#redactors.set(build.id, new SecretRedactor([...Object.values(stream.secrets ?? {}), token]))
       const workdir = dataDir.workdir(stream.name)
       await mkdir(workdir, { recursive: true })
       try {
@@ -200,6 +207,7 @@ export class BuildRunner {
           platforms: build.request.platforms ?? stream.platforms
         }),
         resultToken: token,
+        env: stream.secrets,
         resultUrl: config.builds.resultUrl,
         workdir,
         mirror: dataDir.mirror(stream.name),
@@ -406,7 +414,9 @@ export class BuildRunner {
         s.on('end', () => { if (--open === 0) merged.end() })
         s.pipe(merged, { end: false })
       }
-      await this.#deps.logs.consume(buildId, createInterface({ input: merged, crlfDelay: Infinity }), since)
+      const redactor = this.#redactors.get(buildId)
+      await this.#deps.logs.consume(buildId, createInterface({ input: merged, crlfDelay: Infinity }), since,
+        redactor?.active ? (line) => redactor.redact(line) : undefined)
     } catch (err) {
       if (!signal.aborted) this.#deps.logger.warn({ err, buildId }, 'reading the build log failed')
     }

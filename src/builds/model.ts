@@ -25,6 +25,8 @@ export interface Stream {
   resources: StreamResources
   networkMode?: string | undefined
   recipe: string[][]
+  /** Environment variables of every build, redacted from its log; never shown by the API. */
+  secrets?: Record<string, string> | undefined
   createdAt: string
   updatedAt: string
 }

@@ -19,19 +19,21 @@ function idempotencyKey (request: FastifyRequest): string | undefined {
 }
 
 const builds: FastifyPluginAsyncZod = async (app) => {
+  const perMinute = app.core.config.http.submitsPerMinute
   app.post('/v1/streams/:stream/builds', {
-    config: { access: 'submit' },
+    config: { access: 'submit', ...(perMinute > 0 ? { rateLimit: { max: perMinute, timeWindow: 60_000 } } : {}) },
     schema: {
       tags: ['builds'],
       summary: 'Submit a build of a stream',
       description: 'Answers 202 at once; the build is queued. With an Idempotency-Key, the same key and body ' +
         'return the same build, and the same key with another body is refused (422). 503 with Retry-After ' +
-        'while free space on the data directory or the local store is below the server\'s threshold.',
+        'while free space on the data directory or the local store is below the server\'s threshold. ' +
+        '429 with Retry-After beyond `http.submitsPerMinute` per token (x-ratelimit-* headers say where a caller stands).',
       security,
       params: z.object({ stream: StreamName }),
       headers: z.object({ 'idempotency-key': z.string().optional() }),
       body: BuildRequest.optional(),
-      response: { 202: Build, ...errorResponses(400, 401, 403, 404, 413, 415, 422, 503) }
+      response: { 202: Build, ...errorResponses(400, 401, 403, 404, 413, 415, 422, 429, 503) }
     }
   }, async (request, reply) => {
     const body = request.body ?? {}

@@ -34,6 +34,8 @@ export interface SpecInput {
   image: string
   script: string
   resultToken: string
+  /** The stream's secrets, as environment variables of the build. */
+  env?: Record<string, string> | undefined
   resultUrl?: string | undefined
   workdir: string
   mirror: string
@@ -83,7 +85,8 @@ export function containerSpec (input: SpecInput): ContainerSpec {
       ...(input.resultUrl ? [] : [`COSA_BUILDD_RESULT_SOCKET=${MOUNTS.api}/${API_SOCKET_NAME}`]),
       `COSA_BUILDD_TOKEN=${input.resultToken}`,
       // Lets a non-root image user clone the service-owned mirror.
-      `GIT_CONFIG_GLOBAL=${MOUNTS.config}/${MIRROR_GITCONFIG}`
+      `GIT_CONFIG_GLOBAL=${MOUNTS.config}/${MIRROR_GITCONFIG}`,
+      ...Object.entries(input.env ?? {}).map(([name, value]) => `${name}=${value}`)
     ],
     HostConfig: {
       Binds: [

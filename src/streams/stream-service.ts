@@ -13,9 +13,12 @@ export interface StreamInput {
   resources?: StreamResources | undefined
   networkMode?: string | undefined
   recipe?: Recipe | undefined
+  secrets?: Record<string, string> | undefined
 }
 
-export interface StreamView extends Stream {
+export interface StreamView extends Omit<Stream, 'secrets'> {
+  /** Names only: secret values never leave the server. */
+  secrets: string[]
   /** The build `builds/latest` points at, as of the newest finished build. */
   latestBuild?: Build | undefined
 }
@@ -54,6 +57,7 @@ export class StreamService {
       resources: input.resources ?? {},
       networkMode: input.networkMode,
       recipe,
+      secrets: input.secrets,
       createdAt: now,
       updatedAt: now
     })
@@ -62,11 +66,15 @@ export class StreamService {
   async get (name: string): Promise<StreamView> {
     const stream = await this.#store.getStream(name)
     if (!stream) throw errors.streamNotFound(name)
-    return { ...stream, latestBuild: await this.#store.latestResult(name) }
+    return this.#view(stream)
   }
 
   async list (): Promise<StreamView[]> {
     const streams = await this.#store.listStreams()
-    return Promise.all(streams.map(async (s) => ({ ...s, latestBuild: await this.#store.latestResult(s.name) })))
+    return Promise.all(streams.map((s) => this.#view(s)))
+  }
+
+  async #view ({ secrets, ...stream }: Stream): Promise<StreamView> {
+    return { ...stream, secrets: Object.keys(secrets ?? {}), latestBuild: await this.#store.latestResult(stream.name) }
   }
 }

@@ -2,6 +2,8 @@ import { z } from 'zod'
 import { Build } from './build.js'
 import { SafeText, StreamName } from './common.js'
 
+const SECRET_NAME = /^(?!COSA_BUILDD_|GIT_CONFIG_)[A-Z_][A-Z0-9_]{0,63}$/
+
 const Platform = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'platforms are names like qemu or metal')
 
 const Recipe = z.array(z.array(SafeText.min(1).max(4096)).min(1).max(64)).min(1).max(32).meta({
@@ -32,7 +34,17 @@ export const StreamInput = z.strictObject({
   resources: Resources.optional(),
   networkMode: z.string().regex(/^(none|host|bridge|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/).optional()
     .meta({ description: 'Docker network mode of the build container; default the server\'s (none)' }),
-  recipe: Recipe.optional()
+  recipe: Recipe.optional(),
+  secrets: z.record(z.string(),
+    z.string().min(8, 'secrets must have at least 8 characters (shorter ones cannot be redacted safely)').max(65536)
+  ).superRefine((record, ctx) => {
+    const names = Object.keys(record)
+    if (names.length > 32) ctx.addIssue({ code: 'custom', message: 'at most 32 secrets' })
+    for (const name of names.filter((n) => !SECRET_NAME.test(n))) {
+      ctx.addIssue({ code: 'custom', message: `secret ${JSON.stringify(name.slice(0, 64))}: names are environment variable names (A-Z, 0-9, _; not COSA_BUILDD_* or GIT_CONFIG_*)` })
+    }
+  }).optional()
+    .meta({ description: 'environment variables of every build, redacted from build logs; the API never returns their values' })
 }).meta({ id: 'StreamRegistration' })
 
 export const Stream = z.object({
@@ -45,6 +57,7 @@ export const Stream = z.object({
   resources: z.object({ memoryBytes: z.number().optional(), cpus: z.number().optional(), pids: z.number().optional() }),
   networkMode: z.string().optional(),
   recipe: z.array(z.array(z.string())),
+  secrets: z.array(z.string()).meta({ description: 'the names of the stream\'s secrets' }),
   createdAt: z.string(),
   updatedAt: z.string(),
   latestBuild: Build.optional().meta({ description: 'the newest build that made or found a cosa build: `readlink builds/latest`' })

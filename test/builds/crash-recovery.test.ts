@@ -1,0 +1,206 @@
+import { execa, type ResultPromise } from 'execa'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { configRepo, requireDocker, ROOT, tempDir } from '../helpers.js'
+
+// R3 (reliability plan): the API process is SIGKILLed while ten builds run.
+// Their containers keep running; the next start adopts them and they finish.
+// Never more than one container per build, none left once all have ended,
+// and no log line written twice across the crash.
+
+const BUILDS = 10
+const TICKS = 15
+const TERMINAL = ['succeeded', 'unchanged', 'failed', 'cancelled']
+const RESTART_NOTE = '==> cosa-buildd: service restarted; following the build container again'
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const recipe = [
+  ['shell', '--', 'bash', '-c', `for i in $(seq 1 ${TICKS}); do echo "tick $i"; sleep 1; done`],
+  ['init', '--force', '--branch', '{ref}', '--commit', '{commit}', '{url}'],
+  ['fetch'],
+  ['build', '{build-flags}'],
+  ['osbuild', '{platforms}']
+]
+
+interface Server {
+  url: string
+  child: ResultPromise<{ reject: false, all: true }>
+  output: () => string
+}
+
+/** The real process, as deployed: its own loader args keep coverage working. */
+async function startServer (t: Test, dataDir: string): Promise<Server> {
+  const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
+    env: {
+      COSA_BUILDD_LOG_LEVEL: 'info',
+      COSA_BUILDD_PORT: '0',
+      COSA_BUILDD_DATA_DIR: dataDir,
+      COSA_BUILDD_MAX_CONCURRENT: String(BUILDS),
+      COSA_BUILDD_ALLOW_FILE_URLS: '1',
+      COSA_BUILDD_MIN_FREE_BYTES: '0'
+    },
+    reject: false,
+    all: true
+  })
+  let out = ''
+  child.all.on('data', (d) => { out += d })
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    await child
+    clearTimeout(timer)
+  })
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+    if (m) return { url: m[1]!, child, output: () => out }
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start:\n${out}`)
+    await sleep(100)
+  }
+}
+
+async function api (server: Server, path: string, init: { method?: string, body?: unknown } = {}) {
+  const res = await fetch(server.url + path, {
+    method: init.method ?? 'GET',
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } })
+  })
+  const text = await res.text()
+  return { status: res.status, text, json: () => JSON.parse(text) }
+}
+
+/** build id -> container states, for every container of this data dir's instance. */
+async function containersByBuild (owner: string) {
+  const { stdout } = await execa('docker', ['ps', '-a', '--filter', `label=io.cosa-buildd.owner=${owner}`,
+    '--format', '{{.Label "io.cosa-buildd.build-id"}}\t{{.State}}'])
+  const byBuild = new Map<string, string[]>()
+  for (const line of stdout.split('\n').filter(Boolean)) {
+    const [build = '', state = ''] = line.split('\t')
+    byBuild.set(build, [...(byBuild.get(build) ?? []), state])
+  }
+  return byBuild
+}
+
+async function until<T> (what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await fn()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(500)
+  }
+}
+
+t.test('SIGKILL mid-build: running builds are adopted after a restart and complete', { timeout: 10 * 60_000 }, async (t) => {
+  if (!await requireDocker(t)) return
+  const dataDir = await tempDir(t, 'cosa-r3-')
+  const repo = await configRepo(t)
+  let server = await startServer(t, dataDir)
+  const owner = (await readFile(join(dataDir, 'instance-id'), 'utf8')).trim()
+  t.teardown(async () => {
+    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
+    const ids = stdout.split('\n').filter(Boolean)
+    if (ids.length) await execa('docker', ['rm', '-f', ...ids], { reject: false })
+  })
+
+  // At most one container per build, at every observation of the whole test.
+  const maxPerBuild = new Map<string, number>()
+  let samples = 0
+  let sampling = true
+  const sampler = (async () => {
+    while (sampling) {
+      try {
+        for (const [build, states] of await containersByBuild(owner)) {
+          maxPerBuild.set(build, Math.max(maxPerBuild.get(build) ?? 0, states.length))
+        }
+        samples++
+      } catch {}
+      await sleep(500)
+    }
+  })()
+  t.teardown(async () => { sampling = false; await sampler })
+
+  const ids: string[] = []
+  for (let i = 0; i < BUILDS; i++) {
+    const reg = await api(server, `/v1/streams/s${i}`, { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe } })
+    t.ok(reg.status < 300, `register s${i}: ${reg.status} ${reg.status < 300 ? '' : reg.text}`)
+  }
+  for (let i = 0; i < BUILDS; i++) {
+    const sub = await api(server, `/v1/streams/s${i}/builds`, { method: 'POST', body: {} })
+    t.equal(sub.status, 202, `submit s${i}`)
+    ids.push(sub.json().id)
+  }
+
+  // Every build has its container and the container has been logging for a while.
+  await until('every build to run and log "tick 2"', 5 * 60_000, async () => {
+    for (const id of ids) {
+      const b = (await api(server, `/v1/builds/${id}`)).json()
+      if (TERMINAL.includes(b.state)) throw new Error(`build ${id} ended early: ${b.state} ${b.message ?? ''}`)
+      if (!b.containerId) return false
+      if (!/^tick 2$/m.test((await api(server, `/v1/builds/${id}/log`)).text)) return false
+    }
+    return true
+  })
+
+  const killedAt = Date.now()
+  server.child.kill('SIGKILL')
+  const killed = await server.child
+  t.equal(killed.signal, 'SIGKILL', 'the API process died by SIGKILL')
+
+  const afterKill = await containersByBuild(owner)
+  for (const id of ids) {
+    t.same(afterKill.get(id), ['running'], `build ${id}: its one container still runs after the API died`)
+  }
+  t.equal(afterKill.size, BUILDS, 'no other container of this instance')
+
+  const restartAt = Date.now()
+  server = await startServer(t, dataDir)
+  const listeningMs = Date.now() - restartAt
+  await until('every build to be adopted', 5 * 60_000, async () => {
+    for (const id of ids) {
+      if (!(await api(server, `/v1/builds/${id}/log`)).text.includes(RESTART_NOTE)) {
+        if (!TERMINAL.includes((await api(server, `/v1/builds/${id}`)).json().state)) return false
+      }
+    }
+    return true
+  })
+  const adoptedMs = Date.now() - restartAt
+  const finals = await until('every build to end', 8 * 60_000, async () => {
+    const builds = await Promise.all(ids.map(async (id) => (await api(server, `/v1/builds/${id}`)).json()))
+    return builds.every((b) => TERMINAL.includes(b.state)) && builds
+  })
+  const recoveryMs = Date.now() - restartAt
+  t.comment(`R3 recovery: listening ${listeningMs} ms after restart, all ${BUILDS} adopted after ${adoptedMs} ms, ` +
+    `all terminal ${recoveryMs} ms after restart (${Date.now() - killedAt} ms after SIGKILL; ` +
+    `the builds' own remaining work is included)`)
+
+  for (const b of finals) t.equal(b.state, 'succeeded', `build ${b.id} (${b.stream}) adopted and completed: ${b.message ?? ''}`)
+
+  // Removal comes before the final state; allow the engine a moment anyway.
+  const left = await until('no container of this instance', 30_000, async () => {
+    const now = await containersByBuild(owner)
+    return now.size === 0 ? now : false
+  }).catch(async () => containersByBuild(owner))
+  t.equal([...left.values()].flat().length, 0, 'no container left once every build has ended')
+
+  sampling = false
+  await sampler
+  t.ok(samples > 10, `containers sampled ${samples} times`)
+  const worst = Math.max(0, ...maxPerBuild.values())
+  t.comment(`R3 containers: at most ${worst} per build over ${samples} samples`)
+  for (const id of ids) t.equal(maxPerBuild.get(id), 1, `build ${id}: exactly one container at every observation`)
+  t.equal(maxPerBuild.size, BUILDS, 'no container of this instance belonged to anything else')
+
+  for (const id of ids) {
+    const log = (await api(server, `/v1/builds/${id}/log`)).text
+    const lines = log.split('\n')
+    const ticks = Array.from({ length: TICKS }, (_, i) => lines.filter((l) => l === `tick ${i + 1}`).length)
+    t.same(ticks, Array(TICKS).fill(1), `build ${id}: each tick appears exactly once`)
+    t.equal(lines.filter((l) => l === RESTART_NOTE).length, 1, `build ${id}: one restart note`)
+    const steps = lines.filter((l) => l.startsWith('==> '))
+    const repeated = steps.filter((l, i) => steps.indexOf(l) !== i)
+    t.same(repeated, [], `build ${id}: no service or step line repeated`)
+    t.match(log, /==> cosa-buildd: build succeeded\n$/, `build ${id}: the log ends with the final state`)
+  }
+})
