@@ -11,7 +11,7 @@ import { DEFAULT_RECIPE, renderScript } from '../cosa/recipe.js'
 import type { DataDir } from '../data-dir.js'
 import { ConfigError, type ConfigMirror } from '../git/config-mirror.js'
 import { configUrlRefusal } from '../git/config-url.js'
-import { containerName, containerSpec, MOUNTS } from '../runner/container-spec.js'
+import { containerName, containerSpec, MOUNTS, userProbeSpec } from '../runner/container-spec.js'
 import { EngineError, type DockerEngine } from '../runner/docker-engine.js'
 import type { BuildPatch, Store } from '../store/store.js'
 import type { BuildState, FailureReason } from './build-state.js'
@@ -256,7 +256,7 @@ export class BuildRunner {
     const key = `${image}\0${user}`
     let ids = this.#userIds.get(key)
     if (!ids) {
-      ids = await this.#deps.engine.userIds(image, user, { owner: this.#deps.owner, buildId })
+      ids = await this.#deps.engine.userIds(userProbeSpec({ image, user, owner: this.#deps.owner, buildId }), user)
       this.#userIds.set(key, ids)
     }
     const st = await stat(workdir)

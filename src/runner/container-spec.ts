@@ -1,6 +1,5 @@
 import type Docker from 'dockerode'
 import { MIRROR_GITCONFIG } from '../git/config-mirror.js'
-import { LABEL_BUILD, LABEL_OWNER, LABEL_STREAM } from './docker-engine.js'
 
 // The container a build runs in, derived from configuration alone so that it
 // can be inspected and tested without an engine.
@@ -8,6 +7,12 @@ import { LABEL_BUILD, LABEL_OWNER, LABEL_STREAM } from './docker-engine.js'
 export interface ContainerSpec extends Docker.ContainerCreateOptions {
   name: string
 }
+
+// Every container the service creates carries these: the reconciler finds
+// its own by owner, and each container's build by id.
+export const LABEL_BUILD = 'io.cosa-buildd.build-id'
+export const LABEL_STREAM = 'io.cosa-buildd.stream'
+export const LABEL_OWNER = 'io.cosa-buildd.owner'
 
 export type SecurityProfile = 'unprivileged' | 'privileged'
 
@@ -106,4 +111,51 @@ export function containerSpec (input: SpecInput): ContainerSpec {
       ...security
     }
   }
+}
+
+/**
+ * A short container that reads a user's ids from the image: the image's own
+ * code runs in it, so it is held as tightly as a build, and tighter.
+ */
+export function userProbeSpec (input: { image: string, user: string, owner: string, buildId: string }): ContainerSpec {
+  return {
+    name: `cosa-buildd-id-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+    Image: input.image,
+    Entrypoint: ['sh', '-c', 'id -u "$1" && id -g "$1"', 'sh', input.user.split(':')[0]!],
+    User: '0',
+    Labels: { [LABEL_OWNER]: input.owner, [LABEL_BUILD]: input.buildId },
+    HostConfig: {
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Memory: 64 * 1024 * 1024,
+      MemorySwap: 64 * 1024 * 1024,
+      NanoCpus: 5e8,
+      PidsLimit: 64,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } }
+    }
+  }
+}
+
+/**
+ * Why a spec must not be created (empty when it may): every container this
+ * service makes is checked here, at the one place that creates them. The
+ * privileged profile is an operator's explicit choice and skips the
+ * capability checks only.
+ */
+export function hardeningProblems (spec: ContainerSpec): string[] {
+  const host = spec.HostConfig ?? {}
+  const problems: string[] = []
+  if (!host.Privileged) {
+    if (!host.CapDrop?.includes('ALL')) problems.push('capabilities are not dropped (CapDrop ALL)')
+    if (host.CapAdd?.some((c: string) => !UNPRIVILEGED_CAPS.includes(c))) problems.push('capabilities beyond the unprivileged profile')
+    if (!host.SecurityOpt?.includes('no-new-privileges')) problems.push('no-new-privileges is not set')
+  }
+  if (!host.Memory || host.MemorySwap !== host.Memory) problems.push('no memory limit (or swap allowed)')
+  if (!host.PidsLimit) problems.push('no process limit')
+  if (!host.NanoCpus) problems.push('no CPU limit')
+  if ((host.Binds ?? []).some((b) => /docker\.sock|containerd\.sock/.test(b.split(':')[0] ?? ''))) problems.push('the engine socket is mounted')
+  if (!spec.Labels?.[LABEL_OWNER] || !spec.Labels?.[LABEL_BUILD]) problems.push('owner and build labels are missing')
+  return problems
 }

@@ -1,5 +1,6 @@
 import Docker from 'dockerode'
 import { PassThrough, type Readable } from 'node:stream'
+import { hardeningProblems, LABEL_BUILD, LABEL_OWNER, type ContainerSpec } from './container-spec.js'
 
 // The only module that talks to the Docker engine. Every call carries a
 // deadline; engine answers that mean "already done" (304 on stop, 404 on
@@ -35,9 +36,6 @@ export interface OwnedContainer {
   state: string
 }
 
-export const LABEL_BUILD = 'io.cosa-buildd.build-id'
-export const LABEL_STREAM = 'io.cosa-buildd.stream'
-export const LABEL_OWNER = 'io.cosa-buildd.owner'
 
 /** The payload of a non-TTY log buffer: frames of an 8-byte header and data. */
 function demuxFrames (buf: Buffer) {
@@ -130,15 +128,9 @@ export class DockerEngine {
    * with the build it serves, so a reconcile removes it once that build has
    * ended, should the service die meanwhile.
    */
-  async userIds (image: string, user: string, labels: { owner: string, buildId: string }): Promise<{ uid: number, gid: number }> {
-    const id = await this.create({
-      name: `cosa-buildd-id-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-      Image: image,
-      Entrypoint: ['sh', '-c', 'id -u "$1" && id -g "$1"', 'sh', user.split(':')[0]!],
-      User: '0',
-      Labels: { [LABEL_OWNER]: labels.owner, [LABEL_BUILD]: labels.buildId },
-      HostConfig: { NetworkMode: 'none' }
-    })
+  /** Runs a user probe (container-spec.ts userProbeSpec) and reads the ids it prints. */
+  async userIds (spec: ContainerSpec, user: string): Promise<{ uid: number, gid: number }> {
+    const id = await this.create(spec)
     try {
       await this.start(id)
       const code = await this.wait(id, AbortSignal.timeout(this.#timeoutMs))
@@ -146,7 +138,7 @@ export class DockerEngine {
         this.#docker.getContainer(id).logs({ stdout: true, stderr: false, follow: false, abortSignal }) as unknown as Promise<Buffer>)
       const [uid, gid] = demuxFrames(raw).trim().split('\n').map(Number)
       if (code !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid)) {
-        throw new EngineError('refused', `user ${user} does not exist in image ${image}`)
+        throw new EngineError('refused', `user ${user} does not exist in image ${spec.Image}`)
       }
       return { uid: uid!, gid: gid! }
     } finally {
@@ -154,7 +146,9 @@ export class DockerEngine {
     }
   }
 
-  async create (spec: Docker.ContainerCreateOptions & { name: string }) {
+  async create (spec: ContainerSpec) {
+    const problems = hardeningProblems(spec)
+    if (problems.length) throw new EngineError('refused', `container ${spec.name} is not hardened: ${problems.join('; ')}`)
     const container = await this.#call(`create container ${spec.name}`,
       (abortSignal) => this.#docker.createContainer({ ...spec, abortSignal } as Docker.ContainerCreateOptions))
     return container.id

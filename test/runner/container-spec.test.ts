@@ -1,5 +1,7 @@
 import t from 'tap'
-import { containerSpec, UNPRIVILEGED_CAPS } from '../../src/runner/container-spec.js'
+import { containerSpec, hardeningProblems, UNPRIVILEGED_CAPS, userProbeSpec, type ContainerSpec } from '../../src/runner/container-spec.js'
+import { DockerEngine, EngineError } from '../../src/runner/docker-engine.js'
+import { execa } from 'execa'
 
 const input = {
   buildId: 'b1', stream: 's', owner: 'o', image: 'cosa-lite:latest', script: 'true', resultToken: 'secret',
@@ -36,4 +38,38 @@ t.test('the privileged profile, and results over a URL', async (t) => {
   t.ok(spec.Env!.includes('COSA_BUILDD_RESULT_URL=http://api.example:8080/v1/builds/b1/result'))
   t.notOk(spec.Env!.some((e) => e.startsWith('COSA_BUILDD_RESULT_SOCKET')))
   t.equal(spec.HostConfig!.Binds!.length, 2, 'no socket mount')
+})
+
+t.test('every spec the service makes passes the hardening check, and a weakened one does not', async (t) => {
+  const build = containerSpec(input)
+  const probe = userProbeSpec({ image: 'cosa-lite:latest', user: 'builder', owner: 'o', buildId: 'b1' })
+  t.same(hardeningProblems(build), [], 'a build container')
+  t.same(hardeningProblems(containerSpec({ ...input, profile: 'privileged' })), [], 'the privileged profile, chosen by the operator')
+  t.same(hardeningProblems(probe), [], 'a user probe')
+  t.equal(probe.HostConfig!.ReadonlyRootfs, true)
+  t.equal(probe.HostConfig!.NetworkMode, 'none')
+  const weaken = (change: (s: ContainerSpec) => void) => {
+    const copy = structuredClone(build)
+    change(copy)
+    return hardeningProblems(copy).join('; ')
+  }
+  t.match(weaken((s) => { s.HostConfig!.CapDrop = [] }), /CapDrop ALL/)
+  t.match(weaken((s) => { s.HostConfig!.CapAdd = ['SYS_ADMIN'] }), /beyond the unprivileged profile/)
+  t.match(weaken((s) => { s.HostConfig!.SecurityOpt = [] }), /no-new-privileges/)
+  t.match(weaken((s) => { s.HostConfig!.MemorySwap = -1 }), /memory/)
+  t.match(weaken((s) => { delete s.HostConfig!.PidsLimit }), /process limit/)
+  t.match(weaken((s) => { delete s.HostConfig!.NanoCpus }), /CPU limit/)
+  t.match(weaken((s) => { s.HostConfig!.Binds!.push('/var/run/docker.sock:/var/run/docker.sock') }), /engine socket/)
+  t.match(weaken((s) => { s.Labels = {} }), /labels/)
+})
+
+t.test('the engine refuses to create a container that is not hardened', async (t) => {
+  const engine = new DockerEngine({ socketPath: '/var/run/docker.sock', callTimeoutMs: 10_000 })
+  const spec = structuredClone(userProbeSpec({ image: 'cosa-lite:latest', user: 'root', owner: 'test-hardening', buildId: 'b1' }))
+  spec.HostConfig!.CapDrop = []
+  const err = await engine.create(spec).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof EngineError && err.kind === 'refused', 'refused')
+  t.match((err as Error).message, /container cosa-buildd-id-.* is not hardened: capabilities are not dropped/)
+  const { stdout } = await execa('docker', ['ps', '-aq', '--filter', 'label=io.cosa-buildd.owner=test-hardening'])
+  t.equal(stdout.trim(), '', 'nothing was created')
 })
