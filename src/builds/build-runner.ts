@@ -42,6 +42,8 @@ const HOST_DEVICES = ['/dev/kvm', '/dev/fuse']
 const DEFAULT_MEMORY = 4 * 1024 ** 3
 const DEFAULT_PIDS = 4096
 const LOG_DRAIN_MS = 5000
+/** Container states that mean someone is deleting it. */
+const GOING = new Set(['removing', 'dead'])
 // How long a build whose container has ended waits for a stopped engine to
 // come back before it is decided without it.
 const ENGINE_RETURN_MS = 10 * 60_000
@@ -109,7 +111,7 @@ export class BuildRunner {
   /** Decides a build whose container exited while no service supervised it. */
   async finishExited (build: Build, containerId: string) {
     const state = await this.#deps.engine.inspect(containerId)
-    const final = state
+    const final = state && !GOING.has(state.status)
       ? await this.#outcome(build, state.exitCode, state.oomKilled)
       : failed('lost', 'the build container disappeared while the service was down')
     await this.#removeContainer(build.id, containerId)
@@ -331,7 +333,8 @@ export class BuildRunner {
 
     const after = await this.#inspectPatiently(containerId,
       AbortSignal.any([shutdown, AbortSignal.timeout(ENGINE_RETURN_MS)]))
-    const state = typeof after.state === 'object' ? after.state : undefined
+    // `docker rm -f` kills first and deletes after: a container on its way out is gone.
+    const state = typeof after.state === 'object' && !GOING.has(after.state.status) ? after.state : undefined
     // A graceful engine shutdown stops its containers first (SIGTERM, as
     // `docker stop` does) and goes away a moment later: a signal death we
     // did not cause is only a build failure if the engine stays up.
