@@ -4,20 +4,29 @@
 //    store's filesystem (one hashing read pass, then link);
 //  - local, copy: the same with the source at two links, which forces the
 //    hashing copy to a staging file, fsync and rename (2 GiB written);
-//  - S3: S3Store.putFile to s3rver on loopback, s3rver in a process of its own.
-// Each publish runs in a child node, which reports the putFile time and its
-// peak RSS (maxRSS); an idle child that only imports the store module is the
-// RSS baseline. When root can drop the page cache, every variant is measured
-// cold (sync + drop_caches first) and then warm; otherwise warm only.
+//  - S3: S3Store.putFile to s3rver on loopback (its own process), and to a
+//    stub S3 endpoint (also its own process) that reads and discards every
+//    byte: what publishing costs the client, without s3rver's own work.
+// Each publish runs in a child node that reports the putFile time, the CPU
+// time putFile took and the child's peak RSS (maxRSS); an idle child that only
+// imports the store module is the RSS baseline. When root may drop the page
+// cache, every variant is measured cold (sync + drop_caches first) and then
+// warm; otherwise warm only. The order of the variants rotates every round.
 //   node --import tsx bench/publish.ts
-// Environment: BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048), BENCH_S3 (S3 variants,
-// comma-separated <partMiB>x<queueSize>[u], `u` = an experiment that sends
-// UploadPart with UNSIGNED-PAYLOAD, so the SDK does not hash each part).
+// Environment:
+//   BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048);
+//   BENCH_LOCAL: read sizes to run the local variants with, in KiB, 0 = as
+//     the store reads (default 0,1024; see ReadOpts);
+//   BENCH_S3: S3 variants, <s3rver|stub>:<partMiB>x<queueSize>[:hwm<KiB>][:unsigned]
+//     (default s3rver:8x4,stub:8x4,stub:16x4,stub:8x4:hwm1024,stub:8x4:hwm1024:unsigned;
+//     `unsigned`: an experiment that sends UploadPart with UNSIGNED-PAYLOAD, so
+//     that the SDK does not hash each part again to sign it).
 import type { PathLike } from 'node:fs'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { link, lstat, mkdtemp, open, readdir, readFile, rm, statfs, unlink, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { S3Client } from '@aws-sdk/client-s3'
@@ -28,17 +37,20 @@ const THIS = fileURLToPath(import.meta.url)
 const KEY = 'bench/builds/1/x86_64/disk.qcow2'
 const CONTENT_TYPE = 'application/octet-stream'
 
-interface S3Variant { partMiB: number, queue: number, unsigned: boolean }
+/**
+ * Experiment: the highWaterMark that fs.createReadStream gets by default,
+ * which is what both stores read the file with (Node's default is 64 KiB).
+ */
+interface ReadOpts { hwmKiB?: number | undefined }
+
+interface S3Opts extends ReadOpts { server: 's3rver' | 'stub', partMiB: number, queue: number, unsigned: boolean }
 
 type ChildSpec =
   | { kind: 'idle-local' }
   | { kind: 'idle-s3' }
   | { kind: 'local', root: string, path: string, sha256: string, size: number } & ReadOpts
   | { kind: 's3', endpoint: string, bucket: string, credentials: { accessKeyId: string, secretAccessKey: string },
-    key: string, path: string, sha256: string, size: number } & S3Variant & ReadOpts
-
-/** Experiment: a default highWaterMark for fs.createReadStream, which both stores read with (64 KiB). */
-interface ReadOpts { hwmKiB?: number | undefined }
+    key: string, path: string, sha256: string, size: number } & S3Opts
 
 interface ChildResult { seconds: number, linked: boolean, maxRssKiB: number, cpuSeconds: number }
 
@@ -57,21 +69,19 @@ async function child (spec: ChildSpec): Promise<ChildResult> {
       original(path, { highWaterMark, ...options })) as typeof fs.createReadStream
     syncBuiltinESMExports()
   }
-  let seconds = 0
-  let linked = false
+  let put: () => Promise<{ linked: boolean }>
   if (spec.kind === 'idle-local') {
     const { LocalStore } = await import('../src/artifacts/local-store.js')
     void new LocalStore(tmpdir())
+    put = async () => ({ linked: false })
   } else if (spec.kind === 'idle-s3') {
     const { S3Store } = await import('../src/artifacts/s3-store.js')
     void new S3Store({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', bucket: 'b', prefix: '', forcePathStyle: true })
+    put = async () => ({ linked: false })
   } else if (spec.kind === 'local') {
     const { LocalStore } = await import('../src/artifacts/local-store.js')
     const store = new LocalStore(spec.root)
-    const t0 = performance.now()
-    const res = await store.putFile(KEY, spec.path, { sha256: spec.sha256, size: spec.size })
-    seconds = (performance.now() - t0) / 1000
-    linked = res.linked
+    put = () => store.putFile(KEY, spec.path, { sha256: spec.sha256, size: spec.size })
   } else {
     const { S3Store } = await import('../src/artifacts/s3-store.js')
     const store = new S3Store({
@@ -86,9 +96,9 @@ async function child (spec: ChildSpec): Promise<ChildResult> {
       requestTimeoutMs: 300_000
     })
     if (spec.unsigned) {
-      // Experiment only: the signer hashes every Buffer body it signs (a
-      // second sha256 pass over the file, on the event loop) unless the
-      // request already carries x-amz-content-sha256.
+      // The signer hashes every Buffer body it signs (a second sha256 pass
+      // over the file, on the event loop) unless the request already
+      // carries x-amz-content-sha256.
       const client = (store as unknown as { client: S3Client }).client
       client.middlewareStack.add((next, context) => async (args) => {
         const request = args.request as { headers?: Record<string, string> }
@@ -98,226 +108,319 @@ async function child (spec: ChildSpec): Promise<ChildResult> {
         return next(args)
       }, { step: 'build', name: 'benchUnsignedPayload' })
     }
-    const t0 = performance.now()
-    await store.putFile(spec.key, spec.path, { sha256: spec.sha256, size: spec.size }, CONTENT_TYPE)
-    seconds = (performance.now() - t0) / 1000
+    put = () => store.putFile(spec.key, spec.path, { sha256: spec.sha256, size: spec.size }, CONTENT_TYPE)
   }
-  const ru = process.resourceUsage()
-  return { seconds, linked, maxRssKiB: ru.maxRSS, cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6 }
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const { linked } = await put()
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  return { seconds, linked, maxRssKiB: process.resourceUsage().maxRSS, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
+}
+
+/**
+ * Just enough of S3's multipart upload to take S3Store.putFile's bytes and
+ * throw them away. Prints "listening <port>", then "complete <key> <bytes>"
+ * for every completed upload.
+ */
+function stub () {
+  const received = new Map<string, number>()
+  let uploads = 0
+  const xml = (body: string) => `<?xml version="1.0" encoding="UTF-8"?>\n${body}`
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://stub')
+    const [, bucket = '', ...rest] = url.pathname.split('/')
+    const key = decodeURIComponent(rest.join('/'))
+    const q = url.searchParams
+    let bytes = 0
+    req.on('data', (chunk: Buffer) => { bytes += chunk.length })
+    req.on('end', () => {
+      const uploadId = q.get('uploadId')
+      if (req.method === 'POST' && q.has('uploads')) {
+        const id = `u${++uploads}`
+        received.set(id, 0)
+        res.setHeader('content-type', 'application/xml')
+        res.end(xml(`<InitiateMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`))
+      } else if (req.method === 'PUT' && uploadId && q.has('partNumber')) {
+        received.set(uploadId, (received.get(uploadId) ?? 0) + bytes)
+        res.setHeader('etag', `"${uploadId}-${q.get('partNumber')}"`)
+        res.end()
+      } else if (req.method === 'POST' && uploadId) {
+        process.stdout.write(`complete ${key} ${received.get(uploadId) ?? 0}\n`)
+        received.delete(uploadId)
+        res.setHeader('content-type', 'application/xml')
+        res.end(xml(`<CompleteMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key}</Key><ETag>"${uploadId}"</ETag></CompleteMultipartUploadResult>`))
+      } else if (req.method === 'DELETE' && uploadId) {
+        received.delete(uploadId)
+        res.statusCode = 204
+        res.end()
+      } else if (req.method === 'PUT') {
+        process.stdout.write(`complete ${key} ${bytes}\n`)
+        res.setHeader('etag', '"single"')
+        res.end()
+      } else {
+        res.statusCode = 501
+        res.setHeader('content-type', 'application/xml')
+        res.end(xml(`<Error><Code>NotImplemented</Code><Message>${req.method} ${url.search}</Message></Error>`))
+      }
+    })
+  })
+  server.listen(0, '127.0.0.1', () => {
+    process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`)
+  })
 }
 
 if (process.argv[2] === '--child') {
   const result = await child(JSON.parse(process.argv[3]!) as ChildSpec)
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exit(0)
+} else if (process.argv[2] === '--stub') {
+  stub()
+} else {
+  await main()
 }
 
 // --------------------------------------------------------------- parent side
 
-const { execa } = await import('execa')
-const { fmt, median, ROOT } = await import('./lib.js')
-const { startS3Process, S3RVER_CREDENTIALS } = await import('../test/s3-server.js')
-const { S3Store } = await import('../src/artifacts/s3-store.js')
+async function main () {
+  const { execa } = await import('execa')
+  const { fmt, median, ROOT } = await import('./lib.js')
+  const { startS3Process, S3RVER_CREDENTIALS } = await import('../test/s3-server.js')
+  const { S3Store } = await import('../src/artifacts/s3-store.js')
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
-const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 2048) * MiB
-const S3_VARIANTS: S3Variant[] = (process.env.BENCH_S3 ?? '8x4').split(',').map((s) => {
-  const m = /^(\d+)x(\d+)(u?)$/.exec(s.trim())
-  if (!m) throw new Error(`BENCH_S3: "${s}" is not <partMiB>x<queueSize>[u]`)
-  return { partMiB: Number(m[1]), queue: Number(m[2]), unsigned: m[3] === 'u' }
-})
-// Source, a copy in the store (copy path), and s3rver's parts plus the
-// object it assembles from them: 3.5× the file, with a margin.
-const NEED = Math.ceil(3.5 * SIZE)
-
-const runChild = async (spec: ChildSpec) => {
-  const { stdout } = await execa(process.execPath, ['--import', 'tsx', THIS, '--child', JSON.stringify(spec)], { cwd: ROOT })
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildResult
-}
-
-/** Writes dirty pages back, then drops the page cache when `cold`; false when that is refused. */
-async function flush (cold: boolean) {
-  await execa('sync')
-  if (!cold) return true
-  try {
-    await writeFile('/proc/sys/vm/drop_caches', '3')
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** utime + stime of a process, in seconds (USER_HZ = 100 on Linux). */
-async function cpuOf (pid: number | undefined) {
-  if (pid === undefined) return 0
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
-/** The s3rver child serving `dir` (startS3Process does not hand out its pid). */
-async function pidServing (dir: string) {
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')
-    if (cmdline.includes('s3rver') && cmdline.split('\0').includes(dir)) return Number(entry)
-  }
-  return undefined
-}
-
-const fs0 = await statfs(tmpdir())
-const free = fs0.bavail * fs0.bsize
-if (free < NEED) {
-  console.error(`bench/publish: ${fmt(free / GiB, 1)} GiB free under ${tmpdir()}, this needs ${fmt(NEED / GiB, 1)} GiB ` +
-    '(the source, a copy in the store, s3rver\'s parts and the object it assembles). Set TMPDIR or BENCH_SIZE_MIB.')
-  process.exit(1)
-}
-
-const work = await mkdtemp(join(tmpdir(), 'cosa-bench-publish-'))
-let s3: Awaited<ReturnType<typeof startS3Process>> | undefined
-let cleaned: Promise<void> | undefined
-const cleanup = () => (cleaned ??= (async () => {
-  await s3?.close().catch((err: unknown) => console.error('s3rver close:', err))
-  await rm(work, { recursive: true, force: true })
-})())
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => { void cleanup().finally(() => process.exit(130)) })
-}
-
-interface Sample { seconds: number, maxRssKiB?: number, cpuSeconds?: number, serverCpuSeconds?: number }
-type Cache = 'cold' | 'warm'
-
-try {
-  // Incompressible and every block distinct: AES-128-CTR of zeros, hashed as
-  // it is written, then fsynced so that a cold read comes from the disk.
-  const file = join(work, 'disk.qcow2')
-  const t0 = performance.now()
-  const cipher = createCipheriv('aes-128-ctr', randomBytes(16), randomBytes(16))
-  const zeros = Buffer.alloc(64 * MiB)
-  const hash = createHash('sha256')
-  const fh = await open(file, 'wx')
-  try {
-    for (let done = 0; done < SIZE; done += zeros.length) {
-      const block = cipher.update(zeros.subarray(0, Math.min(zeros.length, SIZE - done)))
-      hash.update(block)
-      await fh.write(block)
+  const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+  const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 2048) * MiB
+  const LOCAL_READS = (process.env.BENCH_LOCAL ?? '0,1024').split(',').map(Number)
+  const S3_VARIANTS: S3Opts[] = (process.env.BENCH_S3 ?? 's3rver:8x4,stub:8x4,stub:16x4,stub:8x4:hwm1024,stub:8x4:hwm1024:unsigned').split(',').map((s) => {
+    const m = /^(s3rver|stub):(\d+)x(\d+)((?::hwm\d+|:unsigned)*)$/.exec(s.trim())
+    if (!m) throw new Error(`BENCH_S3: "${s}" is not <s3rver|stub>:<partMiB>x<queueSize>[:hwm<KiB>][:unsigned]`)
+    const hwm = /:hwm(\d+)/.exec(m[4]!)
+    return {
+      server: m[1] as 's3rver' | 'stub', partMiB: Number(m[2]), queue: Number(m[3]), hwmKiB: hwm ? Number(hwm[1]) : undefined, unsigned: m[4]!.includes(':unsigned')
     }
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  const sha256 = hash.digest('hex')
-  console.error(`wrote ${fmt(SIZE / MiB)} MiB in ${fmt((performance.now() - t0) / 1000, 1)} s, sha256 ${sha256}`)
-
-  s3 = await startS3Process()
-  const s3pid = await pidServing(s3.dir)
-  const s3store = new S3Store({
-    endpoint: s3.endpoint, region: 'us-east-1', bucket: s3.bucket, prefix: '', forcePathStyle: true, credentials: S3RVER_CREDENTIALS
   })
+  // The source, a copy in the store, s3rver's parts and the object it
+  // assembles from them (it keeps the parts until the object is written).
+  const NEED = Math.ceil(3.5 * SIZE)
 
-  const canDrop = await flush(true)
-  const caches: Cache[] = canDrop ? ['cold', 'warm'] : ['warm']
-  if (!canDrop) console.error('cannot write /proc/sys/vm/drop_caches: warm-cache figures only')
+  const runChild = async (spec: ChildSpec) => {
+    const { stdout } = await execa(process.execPath, ['--import', 'tsx', THIS, '--child', JSON.stringify(spec)], { cwd: ROOT })
+    return JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildResult
+  }
 
-  const s3Name = (v: S3Variant) => `S3Store.putFile → s3rver, ${v.partMiB} MiB × ${v.queue}${v.unsigned ? ', UNSIGNED-PAYLOAD parts (experiment)' : ''}`
-  const variants: Array<{ name: string, run: (n: number) => Promise<Sample> }> = [
-    {
-      name: '`openssl dgst -sha256` (baseline)',
-      run: async () => {
-        const t = performance.now()
-        const { stdout } = await execa('openssl', ['dgst', '-sha256', '-r', file])
-        const seconds = (performance.now() - t) / 1000
-        if (!stdout.startsWith(sha256)) throw new Error(`openssl: ${stdout}`)
-        return { seconds }
+  /** Writes dirty pages back, then drops the page cache when `cold`; false when that is refused. */
+  async function flush (cold: boolean) {
+    await execa('sync')
+    if (!cold) return true
+    try {
+      await writeFile('/proc/sys/vm/drop_caches', '3')
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** utime + stime of a process, in seconds (USER_HZ = 100 on Linux). */
+  async function cpuOf (pid: number | undefined) {
+    if (pid === undefined) return NaN
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  }
+
+  /** The s3rver child serving `dir` (startS3Process does not hand out its pid). */
+  async function pidServing (dir: string) {
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')
+      if (cmdline.includes('s3rver') && cmdline.split('\0').includes(dir)) return Number(entry)
+    }
+    return undefined
+  }
+
+  const fs0 = await statfs(tmpdir())
+  const free = fs0.bavail * fs0.bsize
+  if (free < NEED) {
+    console.error(`bench/publish: ${fmt(free / GiB, 1)} GiB free under ${tmpdir()}, this needs ${fmt(NEED / GiB, 1)} GiB ` +
+      '(the source, a copy in the store, s3rver\'s parts and the object it assembles). Set TMPDIR or BENCH_SIZE_MIB.')
+    process.exitCode = 1
+    return
+  }
+
+  const work = await mkdtemp(join(tmpdir(), 'cosa-bench-publish-'))
+  let s3: Awaited<ReturnType<typeof startS3Process>> | undefined
+  let stubProcess: ReturnType<typeof execa> | undefined
+  let cleaned: Promise<void> | undefined
+  const cleanup = () => (cleaned ??= (async () => {
+    stubProcess?.kill()
+    await stubProcess?.catch(() => {})
+    await s3?.close().catch((err: unknown) => console.error('s3rver close:', err))
+    await rm(work, { recursive: true, force: true })
+  })())
+  // `on`, not `once`: execa's exit hook re-raises a signal that no other
+  // listener is left for, which would end this process before its cleanup.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => { void cleanup().finally(() => process.exit(130)) })
+  }
+
+  interface Sample { seconds: number, maxRssKiB?: number, cpuSeconds?: number, serverCpuSeconds?: number }
+  type Cache = 'cold' | 'warm'
+
+  try {
+    // Incompressible, every block distinct: AES-128-CTR of zeros, hashed as
+    // it is written, then fsynced so that a cold read comes from the disk.
+    const file = join(work, 'disk.qcow2')
+    const t0 = performance.now()
+    const cipher = createCipheriv('aes-128-ctr', randomBytes(16), randomBytes(16))
+    const zeros = Buffer.alloc(64 * MiB)
+    const hash = createHash('sha256')
+    const fh = await open(file, 'wx')
+    try {
+      for (let done = 0; done < SIZE; done += zeros.length) {
+        const block = cipher.update(zeros.subarray(0, Math.min(zeros.length, SIZE - done)))
+        hash.update(block)
+        await fh.write(block)
       }
-    },
-    {
-      name: 'LocalStore.putFile, hard link (1 read pass)',
-      run: async (n) => {
-        const root = join(work, `store-${n}`)
-        if ((await lstat(file)).nlink !== 1) throw new Error('source has more than one link')
-        try {
-          const r = await runChild({ kind: 'local', root, path: file, sha256, size: SIZE })
-          if (!r.linked) throw new Error('LocalStore copied where it should have linked')
-          return r
-        } finally {
-          await rm(root, { recursive: true, force: true })
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    const sha256 = hash.digest('hex')
+    console.error(`wrote ${fmt(SIZE / MiB)} MiB in ${fmt((performance.now() - t0) / 1000, 1)} s, sha256 ${sha256}`)
+
+    const servers: Partial<Record<S3Opts['server'], { endpoint: string, pid: number | undefined, after: (key: string) => Promise<void> }>> = {}
+    if (S3_VARIANTS.some((v) => v.server === 's3rver')) {
+      const server = s3 = await startS3Process()
+      const store = new S3Store({
+        endpoint: server.endpoint, region: 'us-east-1', bucket: server.bucket, prefix: '', forcePathStyle: true, credentials: S3RVER_CREDENTIALS
+      })
+      servers.s3rver = {
+        endpoint: server.endpoint,
+        pid: await pidServing(server.dir),
+        after: async (key) => {
+          const head = await store.head(key)
+          if (head?.size !== SIZE) throw new Error(`s3rver holds ${String(head?.size)} bytes under ${key}, not ${SIZE}`)
+          await store.delete([key])
         }
       }
-    },
-    {
-      name: 'LocalStore.putFile, copy + fsync (source at 2 links)',
-      run: async (n) => {
-        const root = join(work, `store-${n}`)
-        const extra = `${file}.link`
-        await link(file, extra)
-        try {
-          const r = await runChild({ kind: 'local', root, path: file, sha256, size: SIZE })
-          if (r.linked) throw new Error('LocalStore linked a file with two links')
-          return r
-        } finally {
-          await rm(root, { recursive: true, force: true })
-          await unlink(extra)
+    }
+    if (S3_VARIANTS.some((v) => v.server === 'stub')) {
+      const proc = stubProcess = execa(process.execPath, ['--import', 'tsx', THIS, '--stub'], { cwd: ROOT, buffer: false })
+      let out = ''
+      proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+      const port = await new Promise<string>((resolve, reject) => {
+        const timer = setInterval(() => {
+          const m = /listening (\d+)/.exec(out)
+          if (m) { clearInterval(timer); resolve(m[1]!) }
+        }, 20)
+        proc.catch((err: unknown) => { clearInterval(timer); reject(err as Error) })
+      })
+      servers.stub = {
+        endpoint: `http://127.0.0.1:${port}`,
+        pid: proc.pid,
+        after: async (key) => {
+          const m = new RegExp(`complete ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (\\d+)`).exec(out)
+          if (Number(m?.[1]) !== SIZE) throw new Error(`the stub took ${m?.[1] ?? 'no'} bytes for ${key}, not ${SIZE}`)
         }
       }
-    },
-    ...S3_VARIANTS.map((v) => ({
-      name: s3Name(v),
-      run: async (n: number): Promise<Sample> => {
-        const key = `${KEY}.${n}`
-        const cpu0 = await cpuOf(s3pid)
-        try {
+    }
+
+    const loadBefore = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+    const canDrop = await flush(true)
+    const caches: Cache[] = canDrop ? ['cold', 'warm'] : ['warm']
+    if (!canDrop) console.error('cannot write /proc/sys/vm/drop_caches: warm-cache figures only')
+
+    const reads = (hwmKiB: number | undefined) => hwmKiB ? `, ${hwmKiB >= 1024 ? `${hwmKiB / 1024} MiB` : `${hwmKiB} KiB`} reads (experiment)` : ''
+    const localRun = (copy: boolean, hwmKiB: number) => async (n: number): Promise<Sample> => {
+      const root = join(work, `store-${n}`)
+      const extra = `${file}.link`
+      if (copy) await link(file, extra)
+      else if ((await lstat(file)).nlink !== 1) throw new Error('the source has more than one link')
+      try {
+        const r = await runChild({ kind: 'local', root, path: file, sha256, size: SIZE, hwmKiB })
+        if (r.linked === copy) throw new Error(`LocalStore ${r.linked ? 'linked' : 'copied'} the file`)
+        return r
+      } finally {
+        await rm(root, { recursive: true, force: true })
+        if (copy) await unlink(extra)
+      }
+    }
+    const variants: Array<{ name: string, run: (n: number) => Promise<Sample> }> = [
+      {
+        name: '`openssl dgst -sha256` (baseline)',
+        run: async () => {
+          const t = performance.now()
+          const { stdout } = await execa('openssl', ['dgst', '-sha256', '-r', file])
+          const seconds = (performance.now() - t) / 1000
+          if (!stdout.startsWith(sha256)) throw new Error(`openssl: ${stdout}`)
+          return { seconds }
+        }
+      },
+      ...LOCAL_READS.map((hwmKiB) => ({ name: `LocalStore.putFile, hard link${reads(hwmKiB)}`, run: localRun(false, hwmKiB) })),
+      ...LOCAL_READS.map((hwmKiB) => ({ name: `LocalStore.putFile, copy + fsync${reads(hwmKiB)}`, run: localRun(true, hwmKiB) })),
+      ...S3_VARIANTS.map((v) => ({
+        name: `S3Store.putFile → ${v.server === 'stub' ? 'discarding stub' : 's3rver'}, ${v.partMiB} MiB × ${v.queue}` +
+          `${reads(v.hwmKiB)}${v.unsigned ? ', UNSIGNED-PAYLOAD parts (experiment)' : ''}`,
+        run: async (n: number): Promise<Sample> => {
+          const server = servers[v.server]!
+          const key = `${KEY}.${n}`
+          const cpu0 = await cpuOf(server.pid)
           const r = await runChild({
-            kind: 's3', endpoint: s3!.endpoint, bucket: s3!.bucket, credentials: S3RVER_CREDENTIALS, key, path: file, sha256, size: SIZE, ...v
+            kind: 's3', endpoint: server.endpoint, bucket: 'cosa-builds', credentials: S3RVER_CREDENTIALS, key, path: file, sha256, size: SIZE, ...v
           })
-          return { ...r, serverCpuSeconds: (await cpuOf(s3pid)) - cpu0 }
-        } finally {
-          await s3store.delete([key])
+          const serverCpuSeconds = (await cpuOf(server.pid)) - cpu0
+          await server.after(key)
+          return { ...r, serverCpuSeconds }
+        }
+      }))
+    ]
+
+    const samples = new Map<string, Sample[]>()
+    let n = 0
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = variants.map((_, i) => variants[(i + round) % variants.length]!)
+      for (const v of order) {
+        for (const cache of caches) {
+          await flush(cache === 'cold')
+          const s = await v.run(n++)
+          const k = `${cache}\0${v.name}`
+          samples.set(k, [...(samples.get(k) ?? []), s])
+          console.error(`round ${round + 1} ${cache} ${v.name}: ${fmt(s.seconds, 2)} s` +
+            (s.maxRssKiB ? `, ${fmt(s.maxRssKiB / 1024)} MiB RSS, ${fmt(s.cpuSeconds ?? 0, 1)} CPU-s` : '') +
+            (s.serverCpuSeconds !== undefined ? `, server ${fmt(s.serverCpuSeconds, 1)} CPU-s` : ''))
         }
       }
-    }))
-  ]
+    }
+    const idle = { local: await runChild({ kind: 'idle-local' }), s3: await runChild({ kind: 'idle-s3' }) }
+    const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
 
-  const samples = new Map<string, Sample[]>()
-  let n = 0
-  for (let round = 0; round < ROUNDS; round++) {
-    // Rotate the order every round; cold first, then warm, for each variant.
-    const order = variants.map((_, i) => variants[(i + round) % variants.length]!)
-    for (const v of order) {
-      for (const cache of caches) {
-        await flush(cache === 'cold')
-        const s = await v.run(n++)
-        const k = `${cache}\0${v.name}`
-        samples.set(k, [...(samples.get(k) ?? []), s])
-        console.error(`round ${round + 1} ${cache} ${v.name}: ${fmt(s.seconds, 2)} s` +
-          (s.maxRssKiB ? `, ${fmt(s.maxRssKiB / 1024)} MiB RSS, ${fmt(s.cpuSeconds ?? 0, 1)} CPU-s` : '') +
-          (s.serverCpuSeconds !== undefined ? `, s3rver ${fmt(s.serverCpuSeconds, 1)} CPU-s` : ''))
+    const out = (line: string) => console.log(line)
+    out(`\n${fmt(SIZE / MiB)} MiB, median of ${ROUNDS} rounds. MiB/s: the file's size over the median time. ` +
+      'Peak RSS: the highest maxRSS of the publishing child over its runs. CPU: medians of the CPU time (user + system) ' +
+      'of putFile in the child, and of the S3 server process over the same upload.\n')
+    out(`Load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter} (${cpus().length} CPUs).\n`)
+    out(`Idle child (node + tsx + the store module, no publish): ${fmt(idle.local.maxRssKiB / 1024)} MiB RSS with ` +
+      `LocalStore, ${fmt(idle.s3.maxRssKiB / 1024)} MiB with S3Store.\n`)
+    for (const cache of caches) {
+      const base = median(samples.get(`${cache}\0${variants[0]!.name}`)!.map((s) => s.seconds))
+      out(`${cache} cache:\n`)
+      out('| variant | median s | × openssl | MiB/s | peak RSS MiB | putFile CPU s | server CPU s | runs (s) |')
+      out('|---|---:|---:|---:|---:|---:|---:|---|')
+      for (const v of variants) {
+        const xs = samples.get(`${cache}\0${v.name}`)!
+        const m = median(xs.map((s) => s.seconds))
+        const col = (f: (s: Sample) => number | undefined, digits: number, pick: (ys: number[]) => number) => {
+          const ys = xs.map(f).filter((y): y is number => y !== undefined)
+          return ys.length ? fmt(pick(ys), digits) : '–'
+        }
+        out(`| ${v.name} | ${fmt(m, 2)} | ${fmt(m / base, 2)}× | ${fmt(SIZE / MiB / m)} | ` +
+          `${col((s) => s.maxRssKiB && s.maxRssKiB / 1024, 0, (ys) => Math.max(...ys))} | ` +
+          `${col((s) => s.cpuSeconds, 1, median)} | ${col((s) => s.serverCpuSeconds, 1, median)} | ` +
+          `${xs.map((s) => fmt(s.seconds, 2)).join(', ')} |`)
       }
+      out('')
     }
+  } finally {
+    await cleanup()
   }
-  const idle = { local: await runChild({ kind: 'idle-local' }), s3: await runChild({ kind: 'idle-s3' }) }
-
-  const out = (line: string) => console.log(line)
-  out(`\n${fmt(SIZE / MiB)} MiB, median of ${ROUNDS} rounds; MiB/s is the file size over the median time; ` +
-    'peak RSS is the highest maxRSS of the publishing child over all its runs, CPU the median of its user + system time.\n')
-  out(`Idle child RSS (node + tsx + the store module, no publish): LocalStore ${fmt(idle.local.maxRssKiB / 1024)} MiB, ` +
-    `S3Store ${fmt(idle.s3.maxRssKiB / 1024)} MiB.\n`)
-  for (const cache of caches) {
-    const base = median(samples.get(`${cache}\0${variants[0]!.name}`)!.map((s) => s.seconds))
-    out(`${cache} cache:\n`)
-    out('| variant | median s | × openssl | MiB/s | peak RSS MiB | publisher CPU s | s3rver CPU s | runs (s) |')
-    out('|---|---:|---:|---:|---:|---:|---:|---|')
-    for (const v of variants) {
-      const xs = samples.get(`${cache}\0${v.name}`)!
-      const m = median(xs.map((s) => s.seconds))
-      const rss = xs.some((s) => s.maxRssKiB) ? fmt(Math.max(...xs.map((s) => s.maxRssKiB ?? 0)) / 1024) : '–'
-      const cpu = xs.some((s) => s.cpuSeconds !== undefined) ? fmt(median(xs.map((s) => s.cpuSeconds ?? 0)), 1) : '–'
-      const server = xs.some((s) => s.serverCpuSeconds !== undefined) ? fmt(median(xs.map((s) => s.serverCpuSeconds ?? 0)), 1) : '–'
-      out(`| ${v.name} | ${fmt(m, 2)} | ${fmt(m / base, 2)}× | ${fmt(SIZE / MiB / m)} | ${rss} | ${cpu} | ${server} | ` +
-        `${xs.map((s) => fmt(s.seconds, 2)).join(', ')} |`)
-    }
-    out('')
-  }
-} finally {
-  await cleanup()
 }
