@@ -37,6 +37,8 @@ export const configSchema = z.strictObject({
     // After a container dies by a signal the service did not send, how long
     // to watch whether the engine is shutting down (then: infrastructure).
     engineProbeMs: z.coerce.number().int().min(0).default(5000),
+    // How often running builds and owned containers are reconciled.
+    reconcileIntervalMs: z.coerce.number().int().positive().default(30_000),
     logMaxBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
     // privileged is what real cosa documents; our build machines refuse it.
     securityProfile: z.enum(['unprivileged', 'privileged']).default('unprivileged'),
@@ -50,6 +52,7 @@ export const configSchema = z.strictObject({
     defaultTimeoutSeconds: 6 * 3600,
     stopGraceSeconds: 10,
     engineProbeMs: 5000,
+    reconcileIntervalMs: 30_000,
     logMaxBytes: 64 * 1024 * 1024,
     securityProfile: 'unprivileged',
     networkMode: 'none'

@@ -126,7 +126,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     scheduler.start()
     reconcileTimer = setInterval(() => {
       reconciler.reconcile().catch((err) => logger.warn({ err }, 'periodic reconcile failed'))
-    }, opts.reconcileIntervalMs ?? 30_000).unref()
+    }, opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs).unref()
   })
   app.addHook('onClose', async () => {
     scheduler.stop()
