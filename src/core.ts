@@ -34,6 +34,8 @@ export interface Core {
   builds: BuildService
   results: ResultIntake
   artifacts: ArtifactService
+  /** Aborts when the server starts closing: long responses (log follows) end so that it can. */
+  closing: AbortSignal
 }
 
 declare module 'fastify' {
@@ -83,6 +85,8 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now, canStart: () => startable(space, engine)
   })
   const reconciler = new Reconciler({ store, engine, runner, owner, logger })
+  const closing = new AbortController()
+  app.addHook('preClose', async () => closing.abort())
 
   app.decorate('core', {
     config,
@@ -97,7 +101,8 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     }),
     builds: new BuildService({ store, runner, logs, space, wake: () => scheduler.wake(), now }),
     results: new ResultIntake({ store, dataDir }),
-    artifacts: new ArtifactService({ store, artifacts: artifactStore })
+    artifacts: new ArtifactService({ store, artifacts: artifactStore }),
+    closing: closing.signal
   } satisfies Core)
 
   // Build containers reach the API through this socket (bind-mounted into

@@ -18,6 +18,8 @@ export class BuildLogs {
   readonly #dir: string
   readonly #maxBytes: number
   readonly #events = new EventEmitter()
+  // The writer of each build whose engine log is being consumed.
+  readonly #writers = new Map<string, (text: string) => Promise<void>>()
 
   constructor (dir: string, maxBytes: number) {
     this.#dir = dir
@@ -46,26 +48,46 @@ export class BuildLogs {
    * line kept, after dropping anything written past that checkpoint.
    */
   async resumePoint (buildId: string): Promise<string | undefined> {
-    let cursor: Cursor
-    try {
-      cursor = JSON.parse(await readFile(this.#cursorPath(buildId), 'utf8'))
-    } catch {
-      return undefined
-    }
+    const cursor = await this.#cursor(buildId)
+    if (!cursor) return undefined
     if (await this.size(buildId) > cursor.bytes) await truncate(this.path(buildId), cursor.bytes)
     return cursor.ts
   }
 
-  /** Appends a service line (not from the container). */
+  /**
+   * Appends a service line (not from the container). While the engine's log
+   * is being consumed it goes through that writer, so the checkpoint counts
+   * it; otherwise it first drops what lies past the checkpoint (a dead
+   * process's unconfirmed lines, which the next consume re-reads) and moves
+   * the checkpoint past itself, so no resume can cut it off.
+   */
   async note (buildId: string, text: string) {
+    const line = `==> cosa-buildd: ${text}\n`
+    const writer = this.#writers.get(buildId)
+    if (writer) return writer(line)
     await mkdir(this.#dir, { recursive: true })
+    const cursor = await this.#cursor(buildId)
+    if (cursor && await this.size(buildId) > cursor.bytes) await truncate(this.path(buildId), cursor.bytes)
     const fh = await open(this.path(buildId), 'a')
     try {
-      await fh.write(`==> cosa-buildd: ${text}\n`)
+      await fh.write(line)
+      if (cursor) await this.#saveCursor(buildId, { ts: cursor.ts, bytes: (await fh.stat()).size })
     } finally {
       await fh.close()
     }
     this.#events.emit(buildId)
+  }
+
+  async #cursor (buildId: string): Promise<Cursor | undefined> {
+    try {
+      return JSON.parse(await readFile(this.#cursorPath(buildId), 'utf8'))
+    } catch {
+      return undefined
+    }
+  }
+
+  #saveCursor (buildId: string, cursor: Cursor) {
+    return writeFile(this.#cursorPath(buildId), JSON.stringify(cursor))
   }
 
   /** Consumes timestamped engine log lines until they end. */
@@ -82,9 +104,17 @@ export class BuildLogs {
     let lastTs = resumeAfter ?? '0'
     let lastCheckpoint = 0
     const checkpoint = async () => {
-      await writeFile(this.#cursorPath(buildId), JSON.stringify({ ts: lastTs, bytes } satisfies Cursor))
+      await this.#saveCursor(buildId, { ts: lastTs, bytes })
       lastCheckpoint = Date.now()
     }
+    // Engine lines and service notes share this file handle, one at a time.
+    let queue = Promise.resolve()
+    const append = (text: string) => (queue = queue.then(async () => {
+      await fh.write(text)
+      bytes += Buffer.byteLength(text)
+      this.#events.emit(buildId)
+    }))
+    this.#writers.set(buildId, append)
     await checkpoint()
     try {
       for await (const raw of { [Symbol.asyncIterator]: () => iterator }) {
@@ -97,12 +127,12 @@ export class BuildLogs {
         const clean = sanitizeLine(raw.slice(space + 1))
         let text = (redact ? redact(clean) : clean) + '\n'
         if (bytes + Buffer.byteLength(text) > this.#maxBytes) text = TRUNCATED
-        await fh.write(text)
-        bytes += Buffer.byteLength(text)
-        this.#events.emit(buildId)
+        await append(text)
         if (Date.now() - lastCheckpoint > 500) await checkpoint()
       }
     } finally {
+      if (this.#writers.get(buildId) === append) this.#writers.delete(buildId)
+      await queue
       await checkpoint()
       await fh.close()
       this.#events.emit(buildId)

@@ -25,8 +25,12 @@ const logs: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     const aborted = new AbortController()
     request.raw.on('close', () => aborted.abort())
+    // A follower ends at shutdown too (it resumes with ?offset=), or it would
+    // hold the server open; its connection, idle only after the close began,
+    // is ended as well rather than kept alive.
+    reply.raw.once('finish', () => { if (app.core.closing.aborted) request.raw.socket.end() })
     const { size, body } = await app.core.builds.log(request.params.id, request.query.offset,
-      request.query.follow === 'true', aborted.signal)
+      request.query.follow === 'true', AbortSignal.any([aborted.signal, app.core.closing]))
     return reply
       .type('text/plain; charset=utf-8')
       .header('x-log-size', String(size))
