@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import { execa } from 'execa'
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -123,4 +123,31 @@ export async function submit (h: TestApp, stream: string, body: Record<string, u
 export async function buildOnce (h: TestApp, stream: string, body: Record<string, unknown> = {}) {
   const build = await submit(h, stream, body)
   return h.waitFor(build.id, ['succeeded', 'unchanged', 'failed', 'cancelled'])
+}
+
+/** An image no engine has: builds that get scheduled fail at once, without a container. */
+export const NO_IMAGE = 'cosa-buildd-test-no-such-image:0'
+
+/**
+ * The app with every route it registers collected on the way (an onRoute
+ * hook added first), for tests that go over all routes. Builds never start
+ * a container: the default image does not exist.
+ */
+export async function startCollecting (t: Test, overrides: Record<string, unknown> = {}, background = true) {
+  const dataDir = await tempDir(t, 'cosa-buildd-data-')
+  const config = loadConfig({}, {
+    dataDir,
+    allowFileUrls: true,
+    logLevel: 'silent',
+    storage: { minFreeBytes: 0 },
+    builds: { maxConcurrent: 1, defaultImage: NO_IMAGE },
+    ...overrides
+  })
+  const fastify = Fastify({ logger: false, ...serverOptions(config) })
+  const routes: RouteOptions[] = []
+  fastify.addHook('onRoute', (route) => { routes.push(route) })
+  await fastify.register(app, { config, reconcileIntervalMs: 1000, background })
+  await fastify.ready()
+  t.teardown(() => fastify.close())
+  return { app: fastify, routes }
 }

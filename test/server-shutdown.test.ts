@@ -1,10 +1,11 @@
-import { execa, type ResultPromise } from 'execa'
+import { execa } from 'execa'
 import { Agent, get, type IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { configRepo, requireDocker, ROOT, tempDir } from './helpers.js'
+import { configRepo, requireDocker, tempDir } from './helpers.js'
+import { api, sleep, startServer, tickRecipe, until, type Server } from './server-process.js'
 
 // R12 (reliability plan): SIGTERM while requests are in flight and builds
 // run. In-flight requests complete, new ones get 503 or a refused
@@ -13,79 +14,8 @@ import { configRepo, requireDocker, ROOT, tempDir } from './helpers.js'
 
 const TERMINAL = ['succeeded', 'unchanged', 'failed', 'cancelled']
 const EXIT_BUDGET_MS = 10_000
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** Like sleep, without keeping the test process alive. */
 const after = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms).unref())
-
-const slowRecipe = (ticks: number) => [
-  ['shell', '--', 'bash', '-c', `for i in $(seq 1 ${ticks}); do echo "tick $i"; sleep 1; done`],
-  ['init', '--force', '--branch', '{ref}', '--commit', '{commit}', '{url}'],
-  ['fetch'],
-  ['build', '{build-flags}'],
-  ['osbuild', '{platforms}']
-]
-
-interface Server {
-  url: string
-  child: ResultPromise<{ reject: false, all: true, forceKillAfterDelay: false }>
-  output: () => string
-  /** Resolves with the exit code (null after a signal) once the process has exited. */
-  exited: Promise<number | null>
-}
-
-/** The real process; its own loader args keep coverage working. */
-async function startServer (t: Test, dataDir: string, maxConcurrent: number): Promise<Server> {
-  const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
-    env: {
-      COSA_BUILDD_LOG_LEVEL: 'info',
-      COSA_BUILDD_PORT: '0',
-      COSA_BUILDD_DATA_DIR: dataDir,
-      COSA_BUILDD_MAX_CONCURRENT: String(maxConcurrent),
-      COSA_BUILDD_ALLOW_FILE_URLS: '1',
-      COSA_BUILDD_MIN_FREE_BYTES: '0'
-    },
-    reject: false,
-    all: true,
-    // execa SIGKILLs 5 s after a kill() by default; the shutdown time is what is measured here.
-    forceKillAfterDelay: false
-  })
-  let out = ''
-  child.all.on('data', (d) => { out += d })
-  const exited = child.then((r) => r.exitCode ?? null)
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    await child
-    clearTimeout(timer)
-  })
-  const deadline = Date.now() + 120_000
-  for (;;) {
-    const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-    if (m) return { url: m[1]!, child, output: () => out, exited }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start:\n${out}`)
-    await sleep(100)
-  }
-}
-
-async function api (server: Server, path: string, init: { method?: string, body?: unknown } = {}) {
-  const res = await fetch(server.url + path, {
-    method: init.method ?? 'GET',
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } })
-  })
-  const text = await res.text()
-  return { status: res.status, text, json: () => JSON.parse(text) }
-}
-
-async function until<T> (what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await fn()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(500)
-  }
-}
 
 const containerStates = async (buildId: string) =>
   (await execa('docker', ['ps', '-a', '--filter', `label=io.cosa-buildd.build-id=${buildId}`, '--format', '{{.State}}']))
@@ -108,7 +38,7 @@ async function runningBuilds (t: Test, server: Server, names: string[], ticks: n
   const ids: string[] = []
   for (const name of names) {
     const reg = await api(server, `/v1/streams/${name}`, {
-      method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe: slowRecipe(ticks) }
+      method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe: tickRecipe(ticks) }
     })
     if (reg.status >= 300) throw new Error(`register ${name}: ${reg.status} ${reg.text}`)
     const sub = await api(server, `/v1/streams/${name}/builds`, { method: 'POST', body: {} })

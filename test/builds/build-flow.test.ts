@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { metaSchema } from '../../src/cosa/meta.js'
-import { configRepo, register, requireDocker, startApp, submit, type TestApp } from '../helpers.js'
+import { configRepo, register, requireDocker, startApp, submit } from '../helpers.js'
 
 // Whole builds through the API, on the real engine with cosa-lite.
 

@@ -1,8 +1,9 @@
-import { execa, type ResultPromise } from 'execa'
+import { execa } from 'execa'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
-import { configRepo, requireDocker, ROOT, tempDir } from '../helpers.js'
+import t from 'tap'
+import { configRepo, requireDocker, tempDir } from '../helpers.js'
+import { api, sleep, startServer, tickRecipe, until } from '../server-process.js'
 
 // R3 (reliability plan): the API process is SIGKILLed while ten builds run.
 // Their containers keep running; the next start adopts them and they finish.
@@ -13,65 +14,9 @@ const BUILDS = 10
 const TICKS = 15
 const TERMINAL = ['succeeded', 'unchanged', 'failed', 'cancelled']
 const RESTART_NOTE = '==> cosa-buildd: service restarted; following the build container again'
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const lastTick = (log: string) => Math.max(0, ...[...log.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1])))
 
-const recipe = [
-  ['shell', '--', 'bash', '-c', `for i in $(seq 1 ${TICKS}); do echo "tick $i"; sleep 1; done`],
-  ['init', '--force', '--branch', '{ref}', '--commit', '{commit}', '{url}'],
-  ['fetch'],
-  ['build', '{build-flags}'],
-  ['osbuild', '{platforms}']
-]
-
-interface Server {
-  url: string
-  child: ResultPromise<{ reject: false, all: true }>
-  output: () => string
-}
-
-/** The real process, as deployed: its own loader args keep coverage working. */
-async function startServer (t: Test, dataDir: string): Promise<Server> {
-  const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
-    env: {
-      COSA_BUILDD_LOG_LEVEL: 'info',
-      COSA_BUILDD_PORT: '0',
-      COSA_BUILDD_DATA_DIR: dataDir,
-      COSA_BUILDD_MAX_CONCURRENT: String(BUILDS),
-      COSA_BUILDD_ALLOW_FILE_URLS: '1',
-      COSA_BUILDD_MIN_FREE_BYTES: '0'
-    },
-    reject: false,
-    all: true,
-    // execa SIGKILLs 5 s after a kill() by default: this test sends its own signals.
-    forceKillAfterDelay: false
-  })
-  let out = ''
-  child.all.on('data', (d) => { out += d })
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    await child
-    clearTimeout(timer)
-  })
-  const deadline = Date.now() + 120_000
-  for (;;) {
-    const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-    if (m) return { url: m[1]!, child, output: () => out }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start:\n${out}`)
-    await sleep(100)
-  }
-}
-
-async function api (server: Server, path: string, init: { method?: string, body?: unknown } = {}) {
-  const res = await fetch(server.url + path, {
-    method: init.method ?? 'GET',
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } })
-  })
-  const text = await res.text()
-  return { status: res.status, text, json: () => JSON.parse(text) }
-}
+const recipe = tickRecipe(TICKS)
 
 /** build id -> container states, for every container of this data dir's instance. */
 async function containersByBuild (owner: string) {
@@ -85,21 +30,11 @@ async function containersByBuild (owner: string) {
   return byBuild
 }
 
-async function until<T> (what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await fn()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(500)
-  }
-}
-
 t.test('SIGKILL mid-build: running builds are adopted after a restart and complete', { timeout: 10 * 60_000 }, async (t) => {
   if (!await requireDocker(t)) return
   const dataDir = await tempDir(t, 'cosa-r3-')
   const repo = await configRepo(t)
-  let server = await startServer(t, dataDir)
+  let server = await startServer(t, dataDir, BUILDS)
   const owner = (await readFile(join(dataDir, 'instance-id'), 'utf8')).trim()
   t.teardown(async () => {
     const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
@@ -162,7 +97,7 @@ t.test('SIGKILL mid-build: running builds are adopted after a restart and comple
   for (const id of ids) tickAtKill.set(id, lastTick(await readFile(join(dataDir, 'logs', `${id}.log`), 'utf8').catch(() => '')))
 
   const restartAt = Date.now()
-  server = await startServer(t, dataDir)
+  server = await startServer(t, dataDir, BUILDS)
   const listeningMs = Date.now() - restartAt
   // Adopted: the log grows again with the container's output (or the build has ended).
   await until('every build to be followed again', 5 * 60_000, async () => {

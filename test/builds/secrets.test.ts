@@ -1,6 +1,6 @@
 import t from 'tap'
 import { DEFAULT_RECIPE } from '../../src/cosa/recipe.js'
-import { buildOnce, configRepo, register, requireDocker, startApp } from '../helpers.js'
+import { buildOnce, configRepo, requireDocker, startApp } from '../helpers.js'
 
 // S7: a build that prints its secrets, its own result token, terminal
 // control sequences and progress-bar carriage returns; the stored log shows

@@ -1,14 +1,11 @@
 import { execa } from 'execa'
-import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
+import type { RouteOptions } from 'fastify'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import app from '../../src/app.js'
 import { hashToken } from '../../src/builds/result-token.js'
-import { serverOptions } from '../../src/server.js'
-import { loadConfig } from '../../src/config.js'
 import type { Access } from '../../src/http/auth.js'
-import { ROOT, tempDir } from '../helpers.js'
+import { startCollecting as collectRoutes, NO_IMAGE, ROOT, tempDir } from '../helpers.js'
 
 // The authentication matrix (S4) over every route the app registers, found
 // with an onRoute hook rather than listed by hand, so a new route cannot
@@ -19,7 +16,6 @@ const READ = 'read-token-0123456789abcdef'
 const SUBMIT = 'submit-token-0123456789abcdef'
 const ADMIN = 'admin-token-0123456789abcdef'
 const TOKENS = { read: [READ], submit: [SUBMIT], admin: [ADMIN] }
-const NO_IMAGE = 'cosa-buildd-test-no-such-image:0'
 const RANK = { read: 1, submit: 2, admin: 3 } as const
 const ROLE_TOKEN = { read: READ, submit: SUBMIT, admin: ADMIN } as const
 type Role = keyof typeof RANK
@@ -34,24 +30,9 @@ interface Endpoint {
   derivedHead: boolean
 }
 
-/** The app as startApp builds it, with every route it registers collected on the way. */
 async function startCollecting (t: Test, overrides: Record<string, unknown> = {}, background = true) {
-  const dataDir = await tempDir(t, 'cosa-buildd-data-')
-  const config = loadConfig({}, {
-    dataDir,
-    allowFileUrls: true,
-    logLevel: 'silent',
-    storage: { minFreeBytes: 0 },
-    builds: { maxConcurrent: 1, defaultImage: NO_IMAGE },
-    ...overrides
-  })
-  const fastify = Fastify({ logger: false, ...serverOptions(config) })
-  const routes: RouteOptions[] = []
-  fastify.addHook('onRoute', (route) => { routes.push(route) })
-  await fastify.register(app, { config, reconcileIntervalMs: 1000, background })
-  await fastify.ready()
-  t.teardown(() => fastify.close())
-  return { app: fastify, routes: endpoints(routes) }
+  const { app, routes } = await collectRoutes(t, overrides, background)
+  return { app, routes: endpoints(routes) }
 }
 
 function endpoints (routes: RouteOptions[]): Endpoint[] {

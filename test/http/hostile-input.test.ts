@@ -1,14 +1,11 @@
 import { execa } from 'execa'
 import fc from 'fast-check'
-import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import app from '../../src/app.js'
-import { serverOptions } from '../../src/server.js'
-import { loadConfig } from '../../src/config.js'
-import { ROOT, tempDir } from '../helpers.js'
+import { startCollecting as collectRoutes, NO_IMAGE, ROOT, tempDir } from '../helpers.js'
 
 // Hostile input (S1) and slowloris (S6). A property test sends random
 // requests to every route the app registers (found with an onRoute hook) and
@@ -20,7 +17,6 @@ const READ = 'read-token-0123456789abcdef'
 const SUBMIT = 'submit-token-0123456789abcdef'
 const ADMIN = 'admin-token-0123456789abcdef'
 // Builds that do get scheduled fail fast: no config repository, no such image.
-const NO_IMAGE = 'cosa-buildd-test-no-such-image:0'
 const NO_REPO = 'file:///nonexistent'
 const REQUEST_TIMEOUT_MS = 2000
 const CODE = /^BLD_[A-Z_]+$/
@@ -67,21 +63,7 @@ server.catch(() => undefined)
 interface Endpoint { method: string, url: string }
 
 async function startCollecting (t: Test, overrides: Record<string, unknown> = {}) {
-  const dataDir = await tempDir(t, 'cosa-buildd-data-')
-  const config = loadConfig({}, {
-    dataDir,
-    allowFileUrls: true,
-    logLevel: 'silent',
-    storage: { minFreeBytes: 0 },
-    builds: { maxConcurrent: 1, defaultImage: NO_IMAGE },
-    ...overrides
-  })
-  const fastify = Fastify({ logger: false, ...serverOptions(config) })
-  const routes: RouteOptions[] = []
-  fastify.addHook('onRoute', (route) => { routes.push(route) })
-  await fastify.register(app, { config, reconcileIntervalMs: 1000 })
-  await fastify.ready()
-  t.teardown(() => fastify.close())
+  const { app: fastify, routes } = await collectRoutes(t, overrides)
   const endpoints: Endpoint[] = routes
     .filter((r) => r.url !== '/docs' && !r.url.startsWith('/docs/'))
     .flatMap((r) => (Array.isArray(r.method) ? r.method : [r.method]).map((method) => ({ method, url: r.url })))
