@@ -13,6 +13,7 @@ import { ConfigError, type ConfigMirror } from '../git/config-mirror.js'
 import { configUrlRefusal } from '../git/config-url.js'
 import { containerName, containerSpec, MOUNTS, userProbeSpec } from '../runner/container-spec.js'
 import { EngineError, type DockerEngine } from '../runner/docker-engine.js'
+import { engineGoesAway, inspectPatiently, watchEngine } from '../runner/engine-watch.js'
 import type { BuildPatch, Store } from '../store/store.js'
 import type { BuildState, FailureReason } from './build-state.js'
 import type { BuildLogs } from './build-logs.js'
@@ -288,7 +289,7 @@ export class BuildRunner {
     for (;;) {
       // A wait on an engine that died can hang with its connection half
       // open: a heartbeat turns that into a broken wait, which is re-inspected.
-      const heartbeat = this.#heartbeat(AbortSignal.any([cancel.signal, timeout, shutdown]))
+      const heartbeat = watchEngine(engine, config.docker.heartbeatMs, AbortSignal.any([cancel.signal, timeout, shutdown]))
       try {
         await engine.wait(containerId, AbortSignal.any([cancel.signal, timeout, shutdown, heartbeat.lost]))
         break
@@ -308,7 +309,7 @@ export class BuildRunner {
         }
         // A broken wait says nothing about the container: look again.
         logger.warn({ err, buildId: build.id }, 'waiting for the build container failed; inspecting it')
-        const { state, unreachable } = await this.#inspectPatiently(containerId, AbortSignal.any([timeout, shutdown, cancel.signal]))
+        const { state, unreachable } = await inspectPatiently(engine, containerId, AbortSignal.any([timeout, shutdown, cancel.signal]))
         if (unreachable && !engineWasDown) {
           engineWasDown = true
           await logs.note(build.id, 'the Docker engine stopped answering during the build; waiting for it')
@@ -331,15 +332,14 @@ export class BuildRunner {
       }
     }
 
-    const after = await this.#inspectPatiently(containerId,
-      AbortSignal.any([shutdown, AbortSignal.timeout(ENGINE_RETURN_MS)]))
+    const after = await inspectPatiently(engine, containerId, AbortSignal.any([shutdown, AbortSignal.timeout(ENGINE_RETURN_MS)]))
     // `docker rm -f` kills first and deletes after: a container on its way out is gone.
     const state = typeof after.state === 'object' && !GOING.has(after.state.status) ? after.state : undefined
     // A graceful engine shutdown stops its containers first (SIGTERM, as
     // `docker stop` does) and goes away a moment later: a signal death we
     // did not cause is only a build failure if the engine stays up.
     if (after.unreachable || (ending === 'exit' && state && !state.oomKilled && state.exitCode > 128 &&
-        await this.#engineGoesAway(shutdown))) engineWasDown = true
+        await engineGoesAway(engine, config.builds.engineProbeMs, shutdown))) engineWasDown = true
     await Promise.race([pump, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS).unref())])
     logAbort.abort()
     await pump
@@ -363,46 +363,6 @@ export class BuildRunner {
     } else final = await this.#outcome(build, state.exitCode, state.oomKilled)
     await this.#removeContainer(build.id, containerId)
     await this.#finish(build, final)
-  }
-
-  /** Pings the engine while a wait is open; `lost` aborts when it stops answering. */
-  #heartbeat (signal: AbortSignal) {
-    const lost = new AbortController()
-    const timer = setInterval(() => {
-      if (signal.aborted) return
-      this.#deps.engine.ping().catch(() => lost.abort())
-    }, this.#deps.config.docker.heartbeatMs)
-    timer.unref()
-    return { lost: lost.signal, stop: () => clearInterval(timer) }
-  }
-
-  /** True when the engine stops answering within the probe window. */
-  async #engineGoesAway (signal: AbortSignal) {
-    const until = Date.now() + this.#deps.config.builds.engineProbeMs
-    while (Date.now() < until && !signal.aborted) {
-      try {
-        await this.#deps.engine.ping()
-      } catch {
-        return true
-      }
-      await new Promise((resolve) => setTimeout(resolve, 250).unref())
-    }
-    return false
-  }
-
-  /** Inspects until the engine answers, or the signal ends the attempt; `unreachable` says whether it was down meanwhile. */
-  async #inspectPatiently (containerId: string, signal: AbortSignal) {
-    let unreachable = false
-    for (let delay = 250; !signal.aborted; delay = Math.min(delay * 2, 5000)) {
-      try {
-        const state = await this.#deps.engine.inspect(containerId)
-        return { state: state ?? 'gone' as const, unreachable }
-      } catch {
-        unreachable = true
-        await new Promise((resolve) => setTimeout(resolve, delay).unref())
-      }
-    }
-    return { state: 'unknown' as const, unreachable }
   }
 
   async #pumpLogs (buildId: string, containerId: string, signal: AbortSignal) {
