@@ -81,7 +81,16 @@ export class Publisher {
     return bytes === undefined ? undefined : parseBuildsJson(bytes.toString('utf8'))
   }
 
+  /** Every failure, the store's own included (S3 down), is a PublishError. */
   async publish (input: PublishInput): Promise<PublishOutput> {
+    try {
+      return await this.#publish(input)
+    } catch (err) {
+      throw asPublishError(err)
+    }
+  }
+
+  async #publish (input: PublishInput): Promise<PublishOutput> {
     const { stream, meta, arch } = input
     const id = meta.buildid
     const artifacts = this.#artifacts(input)
@@ -124,7 +133,7 @@ export class Publisher {
     } catch (err) {
       await this.#store.deletePrefix(`${buildDirKey(stream, id)}${arch}/`).catch((cleanup) =>
         this.#logger.error({ err: cleanup, stream, id }, 'removing a failed publish from the store failed'))
-      throw asPublishError(err)
+      throw err
     }
   }
 
