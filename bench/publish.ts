@@ -300,7 +300,7 @@ async function main () {
         after: async (key) => {
           const head = await store.head(key)
           if (head?.size !== SIZE) throw new Error(`s3rver holds ${String(head?.size)} bytes under ${key}, not ${SIZE}`)
-          await store.delete([key])
+          await store.deletePrefix(`${key.split('/').slice(0, -1).join('/')}/`)
         }
       }
     }

@@ -54,15 +54,26 @@ export interface CoreOptions {
   background?: boolean
 }
 
-/** Queued builds wait, rather than fail, while space is low or the engine is down. */
-async function startable (space: SpaceGuard, engine: DockerEngine) {
-  const check = await space.check()
-  if (!check.ok) return check
-  try {
-    await engine.ping()
-    return check
-  } catch (err) {
-    return { ok: false, message: `the Docker engine is unavailable: ${(err as Error).message}` }
+/**
+ * Queued builds wait, rather than fail, while space is low or the engine is
+ * down. The answer holds for a second: a burst of submits wakes the
+ * scheduler once per submit.
+ */
+function startable (space: SpaceGuard, engine: DockerEngine) {
+  let last: { at: number, answer: Promise<{ ok: boolean, message: string }> } | undefined
+  const ask = async () => {
+    const check = await space.check()
+    if (!check.ok) return check
+    try {
+      await engine.ping()
+      return check
+    } catch (err) {
+      return { ok: false, message: `the Docker engine is unavailable: ${(err as Error).message}` }
+    }
+  }
+  return () => {
+    if (!last || Date.now() - last.at >= 1000) last = { at: Date.now(), answer: ask() }
+    return last.answer
   }
 }
 
@@ -82,7 +93,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     store, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
   })
   const scheduler = new Scheduler({
-    store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now, canStart: () => startable(space, engine)
+    store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now, canStart: startable(space, engine)
   })
   const reconciler = new Reconciler({ store, engine, runner, owner, logger })
   const closing = new AbortController()

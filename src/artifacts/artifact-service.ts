@@ -1,6 +1,6 @@
 import { errors } from '../errors.js'
 import type { Store } from '../store/store.js'
-import type { ArtifactStore, ByteRange } from './artifact-store.js'
+import type { ArtifactStore, ByteRange, StoredObject } from './artifact-store.js'
 import { buildKey, buildsJsonKey, isSafePart } from './store-layout.js'
 
 // Reads of published builds: one artifact of a service build, looked up by
@@ -10,6 +10,8 @@ import { buildKey, buildsJsonKey, isSafePart } from './store-layout.js'
 
 export interface StoredFile {
   key: string
+  /** As the store had it when it was looked up: a download needs no second look. */
+  stat: StoredObject
   filename: string
   /** A strong entity tag when the content's hash is known. */
   etag?: string | undefined
@@ -46,8 +48,9 @@ export class ArtifactService {
     }
     const file = artifact.path.split('/').at(-1)!
     const key = buildKey(build.stream, build.result.cosaBuildId, build.result.arch, file)
-    if (!await this.head(key)) throw errors.artifactPruned(`artifact ${name} of build ${build.result.cosaBuildId}`)
-    return { key, filename: file, etag: `"${artifact.sha256}"`, mutable: false }
+    const stat = await this.#head(key)
+    if (!stat) throw errors.artifactPruned(`artifact ${name} of build ${build.result.cosaBuildId}`)
+    return { key, stat, filename: file, etag: `"${artifact.sha256}"`, mutable: false }
   }
 
   /** A file of the stream's published builds: builds.json, or <id>/<arch>/<file>. */
@@ -59,11 +62,12 @@ export class ArtifactService {
       ? buildsJsonKey(stream)
       : parts.length === 3 ? buildKey(stream, parts[0]!, parts[1]!, parts[2]!) : undefined
     if (key === undefined) throw errors.invalidRequest(`path ${JSON.stringify(shown)} is not builds.json or <id>/<arch>/<file>`)
-    if (!await this.head(key)) throw errors.artifactNotFound(`stream ${stream} has no published builds/${shown}`)
-    return { key, filename: parts.at(-1)!, mutable: parts.length === 1 }
+    const stat = await this.#head(key)
+    if (!stat) throw errors.artifactNotFound(`stream ${stream} has no published builds/${shown}`)
+    return { key, stat, filename: parts.at(-1)!, mutable: parts.length === 1 }
   }
 
-  head (key: string) {
+  #head (key: string) {
     return storeCall(() => this.#artifacts.head(key))
   }
 

@@ -15,9 +15,8 @@ export interface StoredObject {
 }
 
 export interface ObjectBody extends StoredObject {
+  /** The whole object, or the range asked for; `size` is always the whole object's. */
   body: Readable
-  /** Present when a range was asked for: the bytes the body holds. */
-  range?: ByteRange | undefined
 }
 
 /** Inclusive byte offsets, as in an HTTP Range header. */
@@ -68,7 +67,6 @@ export interface ArtifactStore {
   get(key: string, range?: ByteRange): Promise<ObjectBody | undefined>
   /** Removes every key under `prefix` (which ends with "/"). */
   deletePrefix(prefix: string): Promise<void>
-  delete(keys: string[]): Promise<void>
   /** Free bytes where the store writes, or undefined when that has no meaning (S3). */
   freeBytes(): Promise<number | undefined>
 }

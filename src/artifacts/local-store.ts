@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { link, lstat, mkdir, open, readFile, rename, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises'
+import { link, lstat, mkdir, open, readFile, rename, rm, rmdir, stat, statfs } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { IntegrityError, type ArtifactStore, type ByteRange, type Expected, type PutResult } from './artifact-store.js'
@@ -39,14 +39,27 @@ export class LocalStore implements ArtifactStore {
     return join(dir, randomBytes(8).toString('hex'))
   }
 
-  async putFile (key: string, path: string, expected: Expected, _contentType?: string): Promise<PutResult> {
+  /** Writes `key` through a staging file that `write` fills; it appears by rename, or not at all. */
+  async #stage<T> (key: string, write: (staged: string) => Promise<T>): Promise<T> {
     const target = this.#path(key)
     await mkdir(dirname(target), { recursive: true })
+    const staged = await this.#stagingPath()
+    try {
+      const out = await write(staged)
+      await rename(staged, target)
+      return out
+    } catch (err) {
+      await rm(staged, { force: true })
+      throw err
+    }
+  }
+
+  async putFile (key: string, path: string, expected: Expected, _contentType?: string): Promise<PutResult> {
+    await mkdir(this.root, { recursive: true })
     const [src, root] = await Promise.all([lstat(path), stat(this.root)])
     if (!src.isFile()) throw new IntegrityError(`${key}: not a regular file`)
     const linkable = src.dev === root.dev && src.nlink === 1
-    const staged = await this.#stagingPath()
-    try {
+    return this.#stage(key, async (staged) => {
       const v = verifier(key, expected)
       if (linkable) {
         await pipeline(createReadStream(path, READ), v.stream, drain)
@@ -55,19 +68,12 @@ export class LocalStore implements ArtifactStore {
         await pipeline(createReadStream(path, READ), v.stream, createWriteStream(staged, { flags: 'wx' }))
         await fsync(staged)
       }
-      await rename(staged, target)
       return { size: v.size(), linked: linkable }
-    } catch (err) {
-      await rm(staged, { force: true })
-      throw err
-    }
+    })
   }
 
   async putBytes (key: string, data: Buffer, _contentType?: string) {
-    const target = this.#path(key)
-    await mkdir(dirname(target), { recursive: true })
-    const staged = await this.#stagingPath()
-    try {
+    await this.#stage(key, async (staged) => {
       const fh = await open(staged, 'wx')
       try {
         await fh.writeFile(data)
@@ -75,11 +81,7 @@ export class LocalStore implements ArtifactStore {
       } finally {
         await fh.close()
       }
-      await rename(staged, target)
-    } catch (err) {
-      await rm(staged, { force: true })
-      throw err
-    }
+    })
   }
 
   async getBytes (key: string) {
@@ -108,8 +110,7 @@ export class LocalStore implements ArtifactStore {
         body,
         size: st.size,
         etag: `"${st.ino.toString(16)}-${st.size.toString(16)}"`,
-        lastModified: st.mtime,
-        range
+        lastModified: st.mtime
       }
     } catch (err) {
       await fh.close()
@@ -130,10 +131,6 @@ export class LocalStore implements ArtifactStore {
     await rm(trash, { recursive: true, force: true })
     // An emptied build directory goes too (a failed publish of its only arch).
     await rmdir(dirname(dir)).catch(() => undefined)
-  }
-
-  async delete (keys: string[]) {
-    for (const key of keys) await unlink(this.#path(key)).catch(notFound)
   }
 
   async freeBytes () {

@@ -179,15 +179,13 @@ export class S3Store implements ArtifactStore {
     }
     const body = res.Body as Readable
     let size = res.ContentLength ?? 0
-    let got: ByteRange | undefined
     if (range) {
-      // The server may shorten the range at the end: report what the body holds.
-      const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.ContentRange ?? '')
+      // A ranged answer's length is the range's: the whole size is in Content-Range.
+      const m = /^bytes \d+-\d+\/(\d+)$/.exec(res.ContentRange ?? '')
       if (!m) { body.destroy(); throw new Error(`S3 get ${this.location(key)}: ranged read without a Content-Range`) }
-      got = { start: Number(m[1]), end: Number(m[2]) }
-      size = Number(m[3])
+      size = Number(m[1])
     }
-    return { body, size, etag: quoted(res.ETag), lastModified: res.LastModified ?? new Date(0), range: got }
+    return { body, size, etag: quoted(res.ETag), lastModified: res.LastModified ?? new Date(0) }
   }
 
   async deletePrefix (prefix: string): Promise<void> {
@@ -206,10 +204,6 @@ export class S3Store implements ArtifactStore {
       } while (token)
     } catch (err) { throw this.fail('list', prefix, err) }
     await this.deleteFull(keys)
-  }
-
-  async delete (keys: string[]): Promise<void> {
-    await this.deleteFull(keys.map((k) => this.key(k)))
   }
 
   private async deleteFull (fullKeys: string[]): Promise<void> {

@@ -68,6 +68,8 @@ export class Scheduler {
 
   async #pump () {
     while (!this.#stopped) {
+      // The gate costs an engine round trip: ask it only when something waits.
+      if (!(await this.#store.listBuilds({ state: 'queued', limit: 1 })).length) return
       const gate = await this.#canStart()
       if (!gate.ok) {
         if (this.#held !== gate.message) this.#logger.warn({ reason: gate.message }, 'queued builds wait')

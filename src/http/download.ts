@@ -33,8 +33,7 @@ export function parseRange (header: string | undefined, size: number): ByteRange
 const disposition = (filename: string) => `attachment; filename="${filename.replace(/["\\]/g, '_')}"`
 
 export async function sendStoredFile (request: FastifyRequest, reply: FastifyReply, service: ArtifactService, file: StoredFile) {
-  const st = await service.head(file.key)
-  if (!st) throw errors.artifactNotFound(`${file.filename} is no longer in the artifact store`)
+  const st = file.stat
   const etag = file.etag ?? st.etag
   reply
     .header('etag', etag)

@@ -26,12 +26,9 @@ function toServiceError (err: FastifyError, request: FastifyRequest): ServiceErr
     case 'FST_ERR_CTP_BODY_TOO_LARGE': return errors.payloadTooLarge(request.routeOptions.bodyLimit)
     // fastify 5's message is only "Unsupported Media Type": name what the client sent.
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return errors.unsupportedMediaType(sentType(request))
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY': return errors.invalidRequest('body: the Content-Type is application/json but the body is empty')
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return errors.invalidRequest(`body: ${err.message}`)
+    // JSON itself is parsed, and refused with its reason, in json-body.ts.
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return errors.invalidRequest(`body: ${err.message}`)
   }
-  if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON') return errors.invalidRequest(`body: invalid JSON (${err.message})`)
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
     return errors.clientError(err.statusCode, err.message)
   }

@@ -65,8 +65,9 @@ t.test('reads, ranges, replacement and removal', async (t) => {
   await store.deletePrefix('s/builds/1/')
   t.same((await readdir(join(dir, 'store/s/builds'))).sort(), ['10', 'builds.json'], 'only that prefix goes')
   await store.deletePrefix('s/builds/1/')
-  await store.delete(['s/builds/10/x86_64/meta.json', 's/builds/10/x86_64/none'])
+  await store.deletePrefix('s/builds/10/')
   t.equal(await store.head('s/builds/10/x86_64/meta.json'), undefined)
+  t.same(await readdir(join(dir, 'store/s/builds')), ['builds.json'], 'the prefix goes whole')
 
   for (const key of ['../x', 's/../../x', '/etc/passwd', 's//x', 's/./x', 's/x\0']) {
     await t.rejects(store.getBytes(key), /unsafe store key/, `refused: ${JSON.stringify(key)}`)

@@ -71,7 +71,6 @@ t.test('multipart putFile stores the exact bytes; head and ranged get agree', as
   for await (const c of got!.body) chunks.push(c as Buffer)
   t.same(Buffer.concat(chunks), big.subarray(range.start, range.end + 1), 'exactly the asked bytes')
   t.equal(got!.size, big.length, 'size is the whole object')
-  t.same(got!.range, range)
   t.equal(got!.etag, head!.etag)
 
   const whole = await s.get('s/builds/1/x86_64/big.qcow2')
@@ -79,7 +78,6 @@ t.test('multipart putFile stores the exact bytes; head and ranged get agree', as
   for await (const c of whole!.body) h.update(c as Buffer)
   t.equal(h.digest('hex'), sha256(big))
   t.equal(whole!.size, big.length)
-  t.equal(whole!.range, undefined)
   t.equal(s.location('k'), `s3://${s3.bucket}/mp/k`)
 })
 
@@ -157,10 +155,6 @@ t.test('deletePrefix removes only keys under that prefix', async (t) => {
   await s.deletePrefix('nothing/here/')
   await t.rejects(s.deletePrefix(''), /refusing/)
   await t.rejects(s.deletePrefix('a'), /refusing/)
-
-  await s.delete(['ab/3', 'a', 'never-was'])
-  t.same(await list('a'), [])
-  await s.delete([])
 })
 
 t.test('deletePrefix pages through more than one listing', async (t) => {
@@ -183,14 +177,20 @@ t.test('DeleteObjects carries a Content-MD5 of its body', async (t) => {
     let body = ''
     req.on('data', (d: Buffer) => { body += d.toString() })
     req.on('end', () => {
-      seen.push({ url: req.url ?? '', md5: req.headers['content-md5'] as string | undefined, body })
       res.setHeader('content-type', 'application/xml')
+      if (req.method === 'GET') {
+        // The listing deletePrefix asks for first: two keys.
+        return res.end('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+          '<Name>cosa-builds</Name><Prefix>a/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>' +
+          '<Contents><Key>a/1</Key><Size>1</Size></Contents><Contents><Key>a/2</Key><Size>1</Size></Contents></ListBucketResult>')
+      }
+      seen.push({ url: req.url ?? '', md5: req.headers['content-md5'] as string | undefined, body })
       res.end('<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></DeleteResult>')
     })
   })
   const port = await listen(capture)
   t.teardown(() => { capture.closeAllConnections(); capture.close() })
-  await store('', `http://127.0.0.1:${port}`).delete(['a/1', 'a/2'])
+  await store('', `http://127.0.0.1:${port}`).deletePrefix('a/')
   t.equal(seen.length, 1)
   t.match(seen[0]!.url, /[?&]delete/)
   t.match(seen[0]!.body, /<Key>a\/1<\/Key>/)
@@ -231,7 +231,6 @@ t.test('an unreachable server fails fast, without hanging', async (t) => {
   await t.rejects(s.getBytes('k'), /ECONNREFUSED/)
   await t.rejects(s.putBytes('k', small, 'x/y'), /ECONNREFUSED/)
   await t.rejects(s.deletePrefix('a/'), /ECONNREFUSED/)
-  await t.rejects(s.delete(['a']), /ECONNREFUSED/)
   t.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`)
 })
 
