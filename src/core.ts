@@ -106,6 +106,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     engine,
     streams: new StreamService({
       store,
+      engine,
       now,
       defaults: { image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds },
       urls: urlPolicy(config)

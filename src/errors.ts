@@ -41,6 +41,7 @@ export const errors = {
   idempotencyMismatch: define('BLD_IDEMPOTENCY_MISMATCH', 422, () =>
     'this Idempotency-Key was used with a different request; use a new key for a new request'),
   configUrlRefused: define('BLD_CONFIG_URL_REFUSED', 422, (why: string) => why),
+  streamUnfit: define('BLD_STREAM_UNFIT', 422, (why: string) => `the Docker engine cannot run this stream's builds: ${why}`),
   resultRejected: define('BLD_RESULT_REJECTED', 422, (why: string) => why),
   buildNotRunning: define('BLD_BUILD_NOT_RUNNING', 409, (id: string, state: string) =>
     `build ${id} is ${state}, not running: results are accepted only while it runs`),

@@ -9,6 +9,8 @@ import { hasTokens, isLoopback, loadConfig, type Config } from './config.js'
 // finishes in-flight requests, answers new ones 503, and leaves running
 // builds for the next start to adopt.
 
+export const MAX_PARAM_LENGTH = 3 * 255
+
 /** Query parameters whose values never reach the log (tokens are not accepted in URLs, but clients try). */
 const SECRET_PARAM = /^(access_?token|token|key|secret|password|signature|x-amz-[a-z-]+)$/i
 
@@ -29,6 +31,9 @@ export function redactUrl (url: string) {
 export function serverOptions (config: Config) {
   return {
     bodyLimit: config.http.bodyLimit,
+    // Past find-my-way's 100: a file of a build (up to 255 characters, the
+    // schemas' limit) may be percent-encoded; the schemas then say what is too long.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     requestTimeout: config.http.requestTimeoutMs,
     http: { connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(config.http.requestTimeoutMs / 2))) },
     return503OnClosing: true,

@@ -125,8 +125,23 @@ export async function buildOnce (h: TestApp, stream: string, body: Record<string
   return h.waitFor(build.id, ['succeeded', 'unchanged', 'failed', 'cancelled'])
 }
 
-/** An image no engine has: builds that get scheduled fail at once, without a container. */
-export const NO_IMAGE = 'cosa-buildd-test-no-such-image:0'
+/**
+ * On the engine (registration checks that a stream's image is), for streams
+ * whose builds never reach a container: their config repository does not exist.
+ */
+export const INERT_IMAGE = 'cosa-buildd-test-inert:0'
+
+export async function ensureInertImage () {
+  await execa('docker', ['tag', IMAGE, INERT_IMAGE])
+}
+
+/** A tag that exists while a stream registers, then goes: its builds fail `image_unavailable`. */
+export async function vanishingImage (t: Test, name: string) {
+  const tag = `cosa-buildd-test-vanishing-${name}:0`
+  await execa('docker', ['tag', IMAGE, tag])
+  t.teardown(() => execa('docker', ['rmi', tag], { reject: false }))
+  return { tag, vanish: () => execa('docker', ['rmi', tag]) }
+}
 
 /**
  * The app with every route it registers collected on the way (an onRoute
@@ -140,7 +155,7 @@ export async function startCollecting (t: Test, overrides: Record<string, unknow
     allowFileUrls: true,
     logLevel: 'silent',
     storage: { minFreeBytes: 0 },
-    builds: { maxConcurrent: 1, defaultImage: NO_IMAGE },
+    builds: { maxConcurrent: 1, defaultImage: INERT_IMAGE },
     ...overrides
   })
   const fastify = Fastify({ logger: false, ...serverOptions(config) })

@@ -1,7 +1,7 @@
 import { errors } from '../errors.js'
 import type { Store } from '../store/store.js'
 import type { ArtifactStore, ByteRange, StoredObject } from './artifact-store.js'
-import { buildKey, buildsJsonKey, isSafePart } from './store-layout.js'
+import { buildFileKey, buildKey, buildsJsonKey, isSafePart } from './store-layout.js'
 
 // Reads of published builds: one artifact of a service build, looked up by
 // its name in the recorded list, or any file of the store in cosa's layout
@@ -53,15 +53,16 @@ export class ArtifactService {
     return { key, stat, filename: file, etag: `"${artifact.sha256}"`, mutable: false }
   }
 
-  /** A file of the stream's published builds: builds.json, or <id>/<arch>/<file>. */
+  /** A file of the stream's published builds: builds.json, <id>/<file> or <id>/<arch>/<file>. */
   async layoutFile (stream: string, parts: string[]): Promise<StoredFile> {
     if (!await this.#store.getStream(stream)) throw errors.streamNotFound(stream)
     const shown = parts.join('/')
     if (!parts.every(isSafePart)) throw errors.invalidRequest(`path ${JSON.stringify(shown)} is not a file of cosa's layout`)
-    const key = parts.length === 1 && parts[0] === 'builds.json'
+    const [a, b, c] = parts as [string, string?, string?]
+    const key = parts.length === 1 && a === 'builds.json'
       ? buildsJsonKey(stream)
-      : parts.length === 3 ? buildKey(stream, parts[0]!, parts[1]!, parts[2]!) : undefined
-    if (key === undefined) throw errors.invalidRequest(`path ${JSON.stringify(shown)} is not builds.json or <id>/<arch>/<file>`)
+      : parts.length === 2 ? buildFileKey(stream, a, b!) : parts.length === 3 ? buildKey(stream, a, b!, c!) : undefined
+    if (key === undefined) throw errors.invalidRequest(`path ${JSON.stringify(shown)} is not builds.json, <id>/<file> or <id>/<arch>/<file>`)
     const stat = await this.#head(key)
     if (!stat) throw errors.artifactNotFound(`stream ${stream} has no published builds/${shown}`)
     return { key, stat, filename: parts.at(-1)!, mutable: parts.length === 1 }

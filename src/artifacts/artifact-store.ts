@@ -25,8 +25,9 @@ export interface ByteRange {
   end: number
 }
 
+/** What meta.json says of a file; a file it does not describe has nothing to check against. */
 export interface Expected {
-  sha256: string
+  sha256?: string | undefined
   size?: number | undefined
 }
 
@@ -41,12 +42,19 @@ export class IntegrityError extends Error {
 
 export interface PutResult {
   size: number
+  /** Of the bytes stored (hex). */
+  sha256: string
   /**
    * The store took the file by hard link (same filesystem, one link): the
    * caller should drop its own name once the whole build is published, so
    * that no later build container can write into a published file.
    */
   linked: boolean
+}
+
+export interface PutOptions {
+  /** false: always copy, for a file the workdir must keep using (the previous build's commit object). */
+  link?: boolean
 }
 
 export interface ArtifactStore {
@@ -58,7 +66,7 @@ export interface ArtifactStore {
    * differs from `expected` rejects with IntegrityError, and no reader ever
    * sees a partial or unverified object. Resolves to the bytes stored.
    */
-  putFile(key: string, path: string, expected: Expected, contentType: string): Promise<PutResult>
+  putFile(key: string, path: string, expected: Expected, contentType: string, options?: PutOptions): Promise<PutResult>
   /** Writes a small object whole (builds.json); readers see the old or the new one. */
   putBytes(key: string, data: Buffer, contentType: string): Promise<void>
   getBytes(key: string): Promise<Buffer | undefined>

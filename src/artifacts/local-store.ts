@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { link, lstat, mkdir, open, readFile, rename, rm, rmdir, stat, statfs } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { IntegrityError, type ArtifactStore, type ByteRange, type Expected, type PutResult } from './artifact-store.js'
+import { IntegrityError, type ArtifactStore, type ByteRange, type Expected, type PutOptions, type PutResult } from './artifact-store.js'
 import { READ, verifier } from './integrity.js'
 
 // The store as a directory tree. Every file appears by rename from a staging
@@ -54,11 +54,11 @@ export class LocalStore implements ArtifactStore {
     }
   }
 
-  async putFile (key: string, path: string, expected: Expected, _contentType?: string): Promise<PutResult> {
+  async putFile (key: string, path: string, expected: Expected, _contentType?: string, options: PutOptions = {}): Promise<PutResult> {
     await mkdir(this.root, { recursive: true })
     const [src, root] = await Promise.all([lstat(path), stat(this.root)])
     if (!src.isFile()) throw new IntegrityError(`${key}: not a regular file`)
-    const linkable = src.dev === root.dev && src.nlink === 1
+    const linkable = options.link !== false && src.dev === root.dev && src.nlink === 1
     return this.#stage(key, async (staged) => {
       const v = verifier(key, expected)
       if (linkable) {
@@ -68,7 +68,7 @@ export class LocalStore implements ArtifactStore {
         await pipeline(createReadStream(path, READ), v.stream, createWriteStream(staged, { flags: 'wx' }))
         await fsync(staged)
       }
-      return { size: v.size(), linked: linkable }
+      return { size: v.size(), sha256: v.sha256(), linked: linkable }
     })
   }
 

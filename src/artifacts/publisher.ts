@@ -1,16 +1,16 @@
-import { constants } from 'node:fs'
-import { lstat, open, realpath, unlink } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { readdir, realpath, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Artifact } from '../builds/model.js'
+import type { Artifact, PublishedFile } from '../builds/model.js'
 import {
   emptyBuildsJson, insertBuild, parseBuildsJson, removeBuilds, serializeBuildsJson, type BuildsJson
 } from '../cosa/builds-json.js'
-import type { Meta } from '../cosa/meta.js'
+import type { Meta, MetaImage } from '../cosa/meta.js'
 import type { Logger } from '../logger.js'
 import type { ArtifactStore } from './artifact-store.js'
 import { buildsToPrune } from './retention.js'
 import type { SpaceGuard } from './space-guard.js'
-import { buildDirKey, buildKey, buildsJsonKey } from './store-layout.js'
+import { buildDirKey, buildFileKey, buildKey, buildsJsonKey, isSafePart } from './store-layout.js'
 
 // Publishing a cosa build: its images, then its metadata, then its entry in
 // the stream's builds.json, which is what makes it exist for readers. A
@@ -18,9 +18,8 @@ import { buildDirKey, buildKey, buildsJsonKey } from './store-layout.js'
 // builds.json changes go through one lock per stream (read, insert, prune,
 // write), as the Fedora CoreOS pipeline's `builds-json-<stream>` lock does.
 
-/** Beside meta.json in a cosa build directory; copied when present. */
+/** Beside meta.json: what change detection needs of the previous build (the workdir sync fetches them). */
 export const METADATA_FILES = ['commitmeta.json', 'ostree-commit-object'] as const
-const METADATA_MAX_BYTES = 64 * 1024 * 1024
 
 export class PublishError extends Error {
   constructor (message: string, options?: ErrorOptions) {
@@ -45,10 +44,24 @@ export interface PublishInput {
 
 export interface PublishOutput {
   artifacts: Artifact[]
+  /** Every file stored, with its hash; only when this publish stored the build. */
+  files?: PublishedFile[]
   /** false when the store already held this build (an unchanged build). */
   stored: boolean
   pruned: string[]
 }
+
+interface BuildFile {
+  key: string
+  /** In the workdir. */
+  source: string
+  /** builds/<id>/..., as the result reports it. */
+  path: string
+  /** What meta.json says of it, for an image. */
+  image?: MetaImage | undefined
+}
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
 
 export class Publisher {
   readonly #store: ArtifactStore
@@ -109,32 +122,73 @@ export class Publisher {
     const space = await this.#guard.check()
     if (!space.ok) throw new PublishError(space.message)
 
-    const dir = join(input.workdir, 'builds', id, arch)
+    const files = await this.#buildFiles(input)
+    const published: PublishedFile[] = []
     const linked: string[] = []
     try {
-      await insideWorkdir(input.workdir, dir)
-      for (const image of Object.values(meta.images)) {
-        if (!(await lstat(join(dir, image.path))).isFile()) throw new PublishError(`${image.path} is not a regular file`)
-        const result = await this.#store.putFile(buildKey(stream, id, arch, image.path), join(dir, image.path),
-          { sha256: image.sha256, size: image.size }, contentType(image.path))
-        if (result.linked) linked.push(join(dir, image.path))
-      }
-      for (const file of METADATA_FILES) {
-        const bytes = await readSmall(join(dir, file))
-        if (bytes) await this.#store.putBytes(buildKey(stream, id, arch, file), bytes, contentType(file))
+      for (const file of files) {
+        const result = await this.#store.putFile(file.key, file.source, file.image ?? {}, contentType(file.source),
+          { link: file.image !== undefined })
+        published.push({ path: file.path, sha256: result.sha256, size: result.size })
+        if (result.linked) linked.push(file.source)
       }
       // meta.json last: its presence says the build's files are all there.
-      await this.#store.putBytes(buildKey(stream, id, arch, 'meta.json'), Buffer.from(input.metaJson), 'application/json')
+      const metaBytes = Buffer.from(input.metaJson)
+      await this.#store.putBytes(buildKey(stream, id, arch, 'meta.json'), metaBytes, 'application/json')
+      published.push({ path: `builds/${id}/${arch}/meta.json`, sha256: sha256(metaBytes), size: metaBytes.length })
       const pruned = await this.#updateIndex(input)
       // The store's copy is now the only name of each linked image: a later
       // build container cannot write into a published file.
       for (const path of linked) await unlink(path).catch(() => undefined)
-      return { artifacts, stored: true, pruned }
+      return { artifacts, files: published, stored: true, pruned }
     } catch (err) {
-      await this.#store.deletePrefix(`${buildDirKey(stream, id)}${arch}/`).catch((cleanup) =>
+      await this.#removeAttempt(stream, id, arch).catch((cleanup) =>
         this.#logger.error({ err: cleanup, stream, id }, 'removing a failed publish from the store failed'))
       throw err
     }
+  }
+
+  /** What a failed publish stored: the arch's files, and the build's own when no other arch has it listed. */
+  async #removeAttempt (stream: string, id: string, arch: string) {
+    const listed = (await this.readBuildsJson(stream))?.builds.some((b) => b.id === id)
+    await this.#store.deletePrefix(listed ? `${buildDirKey(stream, id)}${arch}/` : buildDirKey(stream, id))
+  }
+
+  /**
+   * Every regular file of builds/<id>/<arch>/ and of builds/<id>/, as
+   * `cosa buildupload` uploads them (real cosa writes manifest-lock files and
+   * more beside the images). The container wrote these directories: nothing
+   * is followed, hidden files (cosa's semaphores, staging) stay behind, and
+   * each image meta.json lists must be there as a regular file.
+   */
+  async #buildFiles (input: PublishInput): Promise<BuildFile[]> {
+    const { stream, meta, arch, workdir } = input
+    const id = meta.buildid
+    const buildDir = join(workdir, 'builds', id)
+    const archDir = join(buildDir, arch)
+    await insideWorkdir(workdir, archDir)
+    const images = new Map(Object.values(meta.images).map((image) => [image.path, image]))
+    const files: BuildFile[] = []
+    for (const [dir, key] of [[archDir, (f: string) => buildKey(stream, id, arch, f)], [buildDir, (f: string) => buildFileKey(stream, id, f)]] as const) {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        if (entry.name.startsWith('.') || (dir === archDir && entry.name === 'meta.json')) continue
+        if (!entry.isFile()) {
+          if (!entry.isDirectory()) this.#logger.warn({ stream, id, file: entry.name }, 'not publishing a build file that is not a regular file')
+          continue
+        }
+        if (!isSafePart(entry.name)) {
+          this.#logger.warn({ stream, id, file: entry.name }, 'not publishing a build file whose name the store does not take')
+          continue
+        }
+        const image = dir === archDir ? images.get(entry.name) : undefined
+        const rel = dir === archDir ? `builds/${id}/${arch}/${entry.name}` : `builds/${id}/${entry.name}`
+        files.push({ key: key(entry.name), source: join(dir, entry.name), path: rel, image })
+      }
+    }
+    for (const path of images.keys()) {
+      if (!files.some((f) => f.image?.path === path)) throw new PublishError(`${path} is not a regular file in builds/${id}/${arch}`)
+    }
+    return files
   }
 
   #artifacts (input: PublishInput): Artifact[] {
@@ -173,25 +227,6 @@ export class Publisher {
 async function insideWorkdir (workdir: string, dir: string) {
   const [root, real] = await Promise.all([realpath(workdir), realpath(dir)])
   if (!real.startsWith(root + '/')) throw new PublishError(`${dir} leads out of the workdir`)
-}
-
-async function readSmall (path: string) {
-  let fh
-  try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new PublishError(`${path} is a symlink`)
-    throw err
-  }
-  try {
-    const st = await fh.stat()
-    if (!st.isFile()) throw new PublishError(`${path} is not a regular file`)
-    if (st.size > METADATA_MAX_BYTES) throw new PublishError(`${path} is larger than ${METADATA_MAX_BYTES} bytes`)
-    return await fh.readFile()
-  } finally {
-    await fh.close()
-  }
 }
 
 function asPublishError (err: unknown): PublishError {

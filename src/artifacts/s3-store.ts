@@ -138,7 +138,7 @@ export class S3Store implements ArtifactStore {
     } finally {
       v.stream.destroy()
     }
-    return { size: v.size(), linked: false }
+    return { size: v.size(), sha256: v.sha256(), linked: false }
   }
 
   async putBytes (key: string, data: Buffer, contentType: string): Promise<void> {

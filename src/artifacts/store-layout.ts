@@ -25,3 +25,9 @@ export function buildKey (stream: string, id: string, arch: string, file: string
   checked(stream, id, arch, file)
   return `${stream}/builds/${id}/${arch}/${file}`
 }
+
+/** A file directly under builds/<id>/, beside the arch directories. */
+export function buildFileKey (stream: string, id: string, file: string) {
+  checked(stream, id, file)
+  return `${stream}/builds/${id}/${file}`
+}

@@ -1,6 +1,7 @@
 import { lchown, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { serializeBuildsJson } from '../cosa/builds-json.js'
+import type { Meta } from '../cosa/meta.js'
 import { METADATA_FILES, type Publisher } from './publisher.js'
 import { buildKey } from './store-layout.js'
 
@@ -9,57 +10,77 @@ import { buildKey } from './store-layout.js'
 // meta.json, commitmeta.json and commit object, with builds/latest pointing at
 // it. That is all cosa's change detection reads, so a fresh, wiped or pruned
 // workdir still ends `unchanged` when nothing changed. Images stay in the
-// store. The store is the record: build directories it does not list (a
-// publish that failed) are removed, or cosa would skip their ids as
-// "already exists".
+// store. The store is the record, always: a build directory it does not list
+// (a build whose image step, publish or container failed half-way) is
+// removed, and builds/latest never names one, or cosa would take the
+// leftover as "nothing changed" and a retry would report a build without
+// its images.
 
 export interface SyncResult {
   /** The store's latest build for the arch, now the workdir's builds/latest. */
   synced?: string
+  /** Build directories the store does not list, removed. */
   removed: string[]
+  /** The build ids the store lists. */
+  published: ReadonlySet<string>
+  /** The store's latest build for the arch, as builds/latest now has it. */
+  latest?: Meta
 }
 
 export async function syncWorkdir (publisher: Publisher, stream: string, workdir: string, arch: string): Promise<SyncResult> {
   const store = publisher.store
   const index = await publisher.readBuildsJson(stream)
-  const latest = index?.builds.find((b) => b.arches.includes(arch))
-  if (!index || !latest) return { removed: [] }
+  const entry = index?.builds.find((b) => b.arches.includes(arch))
   const builds = join(workdir, 'builds')
-  const meta = await store.getBytes(buildKey(stream, latest.id, arch, 'meta.json'))
-  if (!meta) throw new Error(`the store lists build ${latest.id} (${arch}) but has no meta.json for it`)
-  const localLatest = await readlink(join(builds, 'latest')).catch(() => undefined)
-  const localMeta = await readFile(join(builds, latest.id, arch, 'meta.json')).catch(() => undefined)
-  if (localLatest === latest.id && localMeta?.equals(meta)) return { removed: [] }
+  const meta = entry && await store.getBytes(buildKey(stream, entry.id, arch, 'meta.json'))
+  if (entry && !meta) throw new Error(`the store lists build ${entry.id} (${arch}) but has no meta.json for it`)
+  const published = new Set(index?.builds.map((b) => b.id))
+  if (!entry && !await lstat(builds).catch(() => undefined)) return { removed: [], published }
 
   // New files belong to whoever owns the workdir (the image's user).
   const owner = await stat(workdir)
   const own = (path: string) => lchown(path, owner.uid, owner.gid)
-  for (const dir of [builds, join(builds, latest.id), join(builds, latest.id, arch)]) await realDir(dir, own)
+  await realDir(builds, own)
+  const removed = await removeUnlisted(builds, published)
+  if (!entry || !meta) {
+    // Nothing published for this arch: nothing in the workdir may claim a build.
+    await rm(join(builds, 'latest'), { recursive: true, force: true })
+    if (index) await writeOwned(join(builds, 'builds.json'), serializeBuildsJson(index), own)
+    else await rm(join(builds, 'builds.json'), { force: true })
+    return { removed, published }
+  }
+  const latest = JSON.parse(meta.toString('utf8')) as Meta
+  const localLatest = await readlink(join(builds, 'latest')).catch(() => undefined)
+  const localMeta = await readFile(join(builds, entry.id, arch, 'meta.json')).catch(() => undefined)
+  if (localLatest === entry.id && localMeta?.equals(meta)) return { removed, published, latest }
 
-  const listed = new Set(index.builds.map((b) => b.id))
+  for (const dir of [join(builds, entry.id), join(builds, entry.id, arch)]) await realDir(dir, own)
+  const files: Array<[string, Buffer | undefined]> = [['meta.json', meta]]
+  for (const file of METADATA_FILES) files.push([file, await store.getBytes(buildKey(stream, entry.id, arch, file))])
+  for (const [file, bytes] of files) {
+    if (bytes === undefined) continue
+    await writeOwned(join(builds, entry.id, arch, file), bytes, own)
+  }
+  await writeOwned(join(builds, 'builds.json'), serializeBuildsJson(index!), own)
+  const link = join(builds, `.latest.${process.pid}`)
+  await rm(link, { force: true })
+  await symlink(entry.id, link)
+  await own(link)
+  if ((await lstat(join(builds, 'latest')).catch(() => undefined))?.isDirectory()) {
+    await rm(join(builds, 'latest'), { recursive: true })
+  }
+  await rename(link, join(builds, 'latest'))
+  return { synced: entry.id, removed, published, latest }
+}
+
+async function removeUnlisted (builds: string, listed: ReadonlySet<string>) {
   const removed: string[] = []
   for (const entry of await readdir(builds, { withFileTypes: true })) {
     if (!entry.isDirectory() || entry.name.startsWith('.') || listed.has(entry.name)) continue
     await rm(join(builds, entry.name), { recursive: true, force: true })
     removed.push(entry.name)
   }
-
-  const files: Array<[string, Buffer | undefined]> = [['meta.json', meta]]
-  for (const file of METADATA_FILES) files.push([file, await store.getBytes(buildKey(stream, latest.id, arch, file))])
-  for (const [file, bytes] of files) {
-    if (bytes === undefined) continue
-    await writeOwned(join(builds, latest.id, arch, file), bytes, own)
-  }
-  await writeOwned(join(builds, 'builds.json'), serializeBuildsJson(index), own)
-  const link = join(builds, `.latest.${process.pid}`)
-  await rm(link, { force: true })
-  await symlink(latest.id, link)
-  await own(link)
-  if ((await lstat(join(builds, 'latest')).catch(() => undefined))?.isDirectory()) {
-    await rm(join(builds, 'latest'), { recursive: true })
-  }
-  await rename(link, join(builds, 'latest'))
-  return { synced: latest.id, removed }
+  return removed.sort()
 }
 
 // The build container owns the workdir and may have left symlinks anywhere

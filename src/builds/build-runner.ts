@@ -7,7 +7,8 @@ import { PublishError, type Publisher } from '../artifacts/publisher.js'
 import { hostArch, syncWorkdir } from '../artifacts/workdir-sync.js'
 import type { Logger } from '../logger.js'
 import { urlPolicy, type Config } from '../config.js'
-import { DEFAULT_RECIPE, renderScript } from '../cosa/recipe.js'
+import type { Meta } from '../cosa/meta.js'
+import { DEFAULT_RECIPE, missingImages, renderScript, requiredImages } from '../cosa/recipe.js'
 import type { DataDir } from '../data-dir.js'
 import { ConfigError, type ConfigMirror } from '../git/config-mirror.js'
 import { configUrlRefusal } from '../git/config-url.js'
@@ -15,10 +16,11 @@ import { containerName, containerSpec, MOUNTS, userProbeSpec } from '../runner/c
 import { EngineError, type DockerEngine } from '../runner/docker-engine.js'
 import { engineGoesAway, inspectPatiently, watchEngine } from '../runner/engine-watch.js'
 import type { BuildPatch, Store } from '../store/store.js'
+import { describeProblems, effectiveResources, resourceProblems } from '../streams/stream-fit.js'
 import type { BuildState, FailureReason } from './build-state.js'
 import type { BuildLogs } from './build-logs.js'
 import { SecretRedactor } from './log-sanitizer.js'
-import { DEFAULT_KEEP, type Build, type BuildResult, type PostedResult, type Stream } from './model.js'
+import { DEFAULT_KEEP, type Build, type BuildRequest, type BuildResult, type PostedResult, type Stream } from './model.js'
 import { mintToken } from './result-token.js'
 
 // Runs one build from claim to final state: resolve the config commit, create
@@ -40,14 +42,18 @@ export interface RunnerDeps {
 }
 
 const HOST_DEVICES = ['/dev/kvm', '/dev/fuse']
-const DEFAULT_MEMORY = 4 * 1024 ** 3
-const DEFAULT_PIDS = 4096
 const LOG_DRAIN_MS = 5000
 /** Container states that mean someone is deleting it. */
 const GOING = new Set(['removing', 'dead'])
 // How long a build whose container has ended waits for a stopped engine to
 // come back before it is decided without it.
 const ENGINE_RETURN_MS = 10 * 60_000
+
+interface Prepared {
+  /** As the container runs it: forced when the store's latest build lacks an image asked for. */
+  request: BuildRequest
+  resources: ReturnType<typeof effectiveResources>
+}
 
 interface Final {
   state: BuildState
@@ -56,6 +62,9 @@ interface Final {
   exitCode?: number
   result?: BuildResult
 }
+
+const recipeOf = (stream: Stream) => stream.recipe.length ? stream.recipe : DEFAULT_RECIPE
+const platformsOf = (build: Build, stream: Stream) => build.request.platforms ?? stream.platforms
 
 const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
   ({ state: 'failed', reason, message, exitCode })
@@ -185,16 +194,8 @@ export class BuildRunner {
       await store.update(build.id, ['running'], { resultTokenHash: hash })
       this.#redactors.set(build.id, new SecretRedactor([...Object.values(stream.secrets ?? {}), token]))
       const workdir = dataDir.workdir(stream.name)
-      await mkdir(workdir, { recursive: true })
-      try {
-        const sync = await syncWorkdir(this.#deps.publisher, stream.name, workdir, hostArch())
-        if (sync.synced) {
-          await logs.note(build.id, `workdir synced from the artifact store: builds/latest is ${sync.synced}` +
-            (sync.removed.length ? `; removed unpublished ${sync.removed.join(', ')}` : ''))
-        }
-      } catch (err) {
-        return this.#finish(build, failed('infrastructure', `reading the artifact store failed: ${(err as Error).message}`))
-      }
+      const prepared = await this.#prepare(build, stream, workdir)
+      if ('state' in prepared) return this.#finish(build, prepared)
       if (!/^(|root|0)(:.*)?$/.test(user)) await this.#giveWorkdir(build.id, workdir, stream.image, user)
       const spec = containerSpec({
         buildId: build.id,
@@ -202,12 +203,12 @@ export class BuildRunner {
         owner: this.#deps.owner,
         image: stream.image,
         script: renderScript({
-          recipe: stream.recipe.length ? stream.recipe : DEFAULT_RECIPE,
+          recipe: recipeOf(stream),
           url: `file://${MOUNTS.config}`,
           ref: stream.config.ref,
           commit,
-          request: build.request,
-          platforms: build.request.platforms ?? stream.platforms
+          request: prepared.request,
+          platforms: platformsOf(build, stream)
         }),
         resultToken: token,
         env: stream.secrets,
@@ -218,15 +219,16 @@ export class BuildRunner {
         profile: config.builds.securityProfile,
         networkMode: stream.networkMode ?? config.builds.networkMode,
         devices: HOST_DEVICES.filter((d) => existsSync(d)),
-        memoryBytes: stream.resources.memoryBytes ?? DEFAULT_MEMORY,
-        cpus: stream.resources.cpus ?? 2,
-        pids: stream.resources.pids ?? DEFAULT_PIDS,
+        ...prepared.resources,
         stopGraceSeconds: config.builds.stopGraceSeconds
       })
       let containerId: string
       try {
         containerId = await engine.create(spec)
       } catch (err) {
+        if (err instanceof EngineError && err.kind === 'invalid') {
+          return this.#finish(build, failed('invalid_settings', `the Docker engine refused the stream's settings: ${err.message}`))
+        }
         // The name is the build's: a container of that name is this build's
         // own, created by an earlier attempt that did not record it.
         if (!(err instanceof EngineError && err.kind === 'conflict')) throw err
@@ -252,6 +254,39 @@ export class BuildRunner {
       if (!(err instanceof EngineError)) throw err
       await this.#finish(build, failed('infrastructure', err.message))
     }
+  }
+
+  /**
+   * Checks the stream's resources against the engine, and brings the workdir
+   * in step with the store (the record of what exists).
+   * When the store's latest build lacks an image this build asks for (a
+   * platform added since), an unchanged outcome would not give the caller
+   * that image: the build is forced, so it makes a complete new one.
+   */
+  async #prepare (build: Build, stream: Stream, workdir: string): Promise<Final | Prepared> {
+    const { logs, engine } = this.#deps
+    const capacity = await engine.capacity()
+    const problems = resourceProblems(stream.resources, capacity)
+    if (problems.length) return failed('invalid_settings', `the stream's settings do not fit the Docker engine: ${describeProblems(problems)}`)
+    const resources = effectiveResources(stream.resources, capacity)
+    await mkdir(workdir, { recursive: true })
+    let sync
+    try {
+      sync = await syncWorkdir(this.#deps.publisher, stream.name, workdir, hostArch())
+    } catch (err) {
+      return failed('infrastructure', `reading the artifact store failed: ${(err as Error).message}`)
+    }
+    const { version } = build.request
+    if (version !== undefined && sync.published.has(version)) {
+      return failed('invalid_settings', `build ${version} is already in the artifact store: a build's version must be new`)
+    }
+    if (sync.removed.length) await logs.note(build.id, `removed unpublished builds from the workdir: ${sync.removed.join(', ')}`)
+    if (sync.synced) await logs.note(build.id, `workdir synced from the artifact store: builds/latest is ${sync.synced}`)
+    const lacking = sync.latest ? missingImages(sync.latest.images, requiredImages(recipeOf(stream), platformsOf(build, stream))) : []
+    if (!lacking.length || build.request.force) return { request: build.request, resources }
+    await logs.note(build.id, `the latest published build ${sync.latest!.buildid} has no ${lacking.join(', ')} image: ` +
+      'building anew (--force) so that this build has every image it asks for')
+    return { request: { ...build.request, force: true }, resources }
   }
 
   /** Makes the workdir the image user's: real cosa runs as uid 1000 `builder`. */
@@ -406,6 +441,12 @@ export class BuildRunner {
     const { store, logs, dataDir } = this.#deps
     const stream = await store.getStream(build.stream)
     const { cosaBuildId: id, arch } = posted.result
+    const meta = JSON.parse(posted.metaJson) as Meta
+    const lacking = stream ? missingImages(meta.images, requiredImages(recipeOf(stream), platformsOf(build, stream))) : []
+    if (lacking.length) {
+      return failed('invalid_result', `build ${id} is incomplete: meta.json has no ${lacking.join(', ')} image ` +
+        `(the build asked for ${platformsOf(build, stream!).join(', ')}); nothing was published`, exitCode)
+    }
     await logs.note(build.id, `publishing build ${id} (${arch}) to the artifact store`)
     try {
       const out = await this.#deps.publisher.publish({
@@ -413,7 +454,7 @@ export class BuildRunner {
         buildId: build.id,
         workdir: dataDir.workdir(build.stream),
         arch,
-        meta: JSON.parse(posted.metaJson),
+        meta,
         metaJson: posted.metaJson,
         keep: stream?.keep ?? DEFAULT_KEEP,
         pinned: await store.pinnedBuilds(build.stream)
@@ -422,7 +463,7 @@ export class BuildRunner {
         ? `published ${out.artifacts.length} artifacts of ${id}` + (out.pruned.length ? `; retention pruned ${out.pruned.join(', ')}` : '')
         : `build ${id} was already in the store`)
       const state = posted.outcome === 'built' || out.stored ? 'succeeded' : 'unchanged'
-      return { state, exitCode, result: { ...posted.result, artifacts: out.artifacts } }
+      return { state, exitCode, result: { ...posted.result, artifacts: out.artifacts, files: out.files } }
     } catch (err) {
       if (!(err instanceof PublishError)) throw err
       return failed('publish_failed', `publishing build ${id} failed: ${err.message}`, exitCode)

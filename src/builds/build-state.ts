@@ -35,6 +35,7 @@ export const failureReasons = [
   'invalid_result', // exit 0 without a valid posted result
   'config_unavailable', // the config repository or ref could not be resolved
   'image_unavailable', // the builder image is not on the engine
+  'invalid_settings', // the stream's settings or the build's request cannot run (resources beyond the engine, a version the store has)
   'lost', // the container vanished while the build ran
   'publish_failed' // the build's artifacts could not be stored (store down, full, or not as meta.json says)
 ] as const

@@ -51,11 +51,21 @@ export interface Artifact {
   location?: string | undefined
 }
 
+/** A file of a published cosa build, meta.json's images among them. */
+export interface PublishedFile {
+  /** builds/<id>/<arch>/<file> or builds/<id>/<file>, under the stream in the store. */
+  path: string
+  sha256: string
+  size: number
+}
+
 export interface BuildResult {
   cosaBuildId: string
   arch: string
   ostreeCommit: string
   artifacts: Artifact[]
+  /** Every file the build published (set when it stored the build, not when it found it unchanged). */
+  files?: PublishedFile[] | undefined
 }
 
 export interface Build {

@@ -43,6 +43,24 @@ export function recipeProblem (recipe: Recipe): string | undefined {
   return undefined
 }
 
+// cosa names most images after their platform; these are the exceptions
+// (`live` writes live-iso, live-kernel, live-initramfs and live-rootfs).
+const PLATFORM_IMAGE: Record<string, string> = { live: 'live-iso' }
+
+/**
+ * The meta.json `images` keys a complete build has: the OSTree commit, and
+ * one image per platform when the recipe makes platform images (a step that
+ * names {platforms} or {platform}); a recipe that names neither makes none.
+ */
+export function requiredImages (recipe: Recipe, platforms: readonly string[]): string[] {
+  const makesImages = recipe.some((step) => step.some((arg) => arg === '{platforms}' || arg.includes('{platform}')))
+  return ['ostree', ...(makesImages ? platforms.map((p) => PLATFORM_IMAGE[p] ?? p) : [])]
+}
+
+/** The required images a meta.json lacks. */
+export const missingImages = (images: Record<string, unknown>, required: readonly string[]) =>
+  required.filter((name) => images[name] === undefined)
+
 export interface RecipeInput {
   recipe: Recipe
   url: string

@@ -13,6 +13,31 @@ const FilePart = z.string().min(1).max(255)
 const binary = z.string().meta({ description: 'the file\'s bytes' })
 const fileResponses = { 200: binary, 206: binary, ...errorResponses(400, 401, 403, 404, 410, 416, 503) }
 
+// cosa's layout, read-only: builds.json, files shared by a build's arches, and each arch's files.
+const LAYOUT_FILES = [
+  {
+    path: 'builds.json',
+    parts: [],
+    summary: 'The stream\'s builds.json in the store',
+    description: 'cosa\'s list of published builds, newest first. With the next routes, this is the layout ' +
+      '`cosa buildfetch --url` reads.'
+  },
+  {
+    path: ':buildId/:file',
+    parts: ['buildId', 'file'],
+    summary: 'A file of a published build shared by its arches, in cosa\'s layout',
+    description: 'A regular file directly under builds/<id>/ (beside the arch directories), as cosa writes and ' +
+      '`cosa buildupload` uploads them.'
+  },
+  {
+    path: ':buildId/:arch/:file',
+    parts: ['buildId', 'arch', 'file'],
+    summary: 'A file of a published build, in cosa\'s layout',
+    description: 'meta.json, an image, or any other file cosa wrote in builds/<id>/<arch>/ ' +
+      '(commitmeta.json, ostree-commit-object, manifest-lock.generated.<arch>.json, …).'
+  }
+]
+
 const artifacts: FastifyPluginAsyncZod = async (app) => {
   // HEAD is declared, not derived from GET: fastify's derived HEAD would
   // read the whole file to throw it away.
@@ -35,43 +60,27 @@ const artifacts: FastifyPluginAsyncZod = async (app) => {
     }
   })
 
-  app.route({
-    method: ['GET', 'HEAD'],
-    url: '/v1/streams/:stream/builds/builds.json',
-    config: { access: 'read' },
-    schema: {
-      tags: ['artifacts'],
-      summary: 'The stream\'s builds.json in the store',
-      description: 'cosa\'s list of published builds, newest first. With the next route, this is the layout ' +
-        '`cosa buildfetch --url` reads.',
-      security,
-      params: z.object({ stream: StreamName }),
-      response: fileResponses
-    },
-    handler: async (request, reply) => {
-      const file = await app.core.artifacts.layoutFile(request.params.stream, ['builds.json'])
-      return sendStoredFile(request, reply, app.core.artifacts, file)
-    }
-  })
-
-  app.route({
-    method: ['GET', 'HEAD'],
-    url: '/v1/streams/:stream/builds/:buildId/:arch/:file',
-    config: { access: 'read' },
-    schema: {
-      tags: ['artifacts'],
-      summary: 'A file of a published build, in cosa\'s layout',
-      description: 'meta.json, commitmeta.json, ostree-commit-object or an image file of builds/<id>/<arch>/.',
-      security,
-      params: z.object({ stream: StreamName, buildId: FilePart, arch: FilePart, file: FilePart }),
-      response: fileResponses
-    },
-    handler: async (request, reply) => {
-      const { stream, buildId, arch, file } = request.params
-      const stored = await app.core.artifacts.layoutFile(stream, [buildId, arch, file])
-      return sendStoredFile(request, reply, app.core.artifacts, stored)
-    }
-  })
+  for (const file of LAYOUT_FILES) {
+    app.route({
+      method: ['GET', 'HEAD'],
+      url: `/v1/streams/:stream/builds/${file.path}`,
+      config: { access: 'read' },
+      schema: {
+        tags: ['artifacts'],
+        summary: file.summary,
+        description: file.description,
+        security,
+        params: z.object({ stream: StreamName, ...Object.fromEntries(file.parts.map((part) => [part, FilePart])) }),
+        response: fileResponses
+      },
+      handler: async (request, reply) => {
+        const params = request.params as Record<string, string>
+        const parts = file.parts.length ? file.parts.map((part) => params[part]!) : [file.path]
+        const stored = await app.core.artifacts.layoutFile(params.stream!, parts)
+        return sendStoredFile(request, reply, app.core.artifacts, stored)
+      }
+    })
+  }
 
   for (const [method, pinned] of [['PUT', true], ['DELETE', false]] as const) {
     app.route({

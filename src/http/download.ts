@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ByteRange } from '../artifacts/artifact-store.js'
 import type { ArtifactService, StoredFile } from '../artifacts/artifact-service.js'
 import { contentType } from '../artifacts/publisher.js'
+import { hasTokens } from '../config.js'
 import { errors } from '../errors.js'
 
 // Sends one stored file with what download tools expect: HEAD, a single
@@ -30,6 +31,16 @@ export function parseRange (header: string | undefined, size: number): ByteRange
   return { start, end }
 }
 
+/**
+ * Published files never change. Behind tokens, though, a shared cache must
+ * not keep one (RFC 9111 §3.5: `public` would let it answer callers without
+ * a token): then only the caller's own cache may.
+ */
+export function cacheControl (file: Pick<StoredFile, 'mutable'>, tokens: boolean) {
+  if (file.mutable) return tokens ? 'private, no-cache' : 'no-cache'
+  return `${tokens ? 'private' : 'public'}, max-age=31536000, immutable`
+}
+
 const disposition = (filename: string) => `attachment; filename="${filename.replace(/["\\]/g, '_')}"`
 
 export async function sendStoredFile (request: FastifyRequest, reply: FastifyReply, service: ArtifactService, file: StoredFile) {
@@ -39,7 +50,7 @@ export async function sendStoredFile (request: FastifyRequest, reply: FastifyRep
     .header('etag', etag)
     .header('last-modified', st.lastModified.toUTCString())
     .header('accept-ranges', 'bytes')
-    .header('cache-control', file.mutable ? 'no-cache' : 'public, max-age=31536000, immutable')
+    .header('cache-control', cacheControl(file, hasTokens(request.server.core.config)))
     .header('content-disposition', disposition(file.filename))
     .header('x-content-type-options', 'nosniff')
     .type(contentType(file.filename))

@@ -7,7 +7,7 @@ import { hardeningProblems, LABEL_BUILD, LABEL_OWNER, type ContainerSpec } from 
 // remove) are success here, and everything else becomes an EngineError whose
 // kind the build runner can turn into a failure reason.
 
-export type EngineErrorKind = 'unavailable' | 'not_found' | 'conflict' | 'refused' | 'timeout'
+export type EngineErrorKind = 'unavailable' | 'not_found' | 'conflict' | 'invalid' | 'refused' | 'timeout'
 
 export class EngineError extends Error {
   readonly kind: EngineErrorKind
@@ -27,6 +27,11 @@ export interface ContainerState {
   status: string
   startedAt: string
   finishedAt: string
+}
+
+export interface EngineCapacity {
+  cpus: number
+  memoryBytes: number
 }
 
 export interface OwnedContainer {
@@ -62,6 +67,8 @@ function classify (err: unknown, what: string): EngineError {
   }
   if (e.statusCode === 404) return new EngineError('not_found', `${what}: ${detail}`, { cause: err })
   if (e.statusCode === 409) return new EngineError('conflict', `${what}: ${detail}`, { cause: err })
+  // 400: the engine will not take these parameters (a CPU limit beyond its CPUs, say).
+  if (e.statusCode === 400) return new EngineError('invalid', `${what}: ${detail}`, { cause: err })
   return new EngineError('refused', `${what}: ${detail}`, { cause: err })
 }
 
@@ -104,8 +111,15 @@ export class DockerEngine {
   }
 
   async ping () {
-    // @types/dockerode omits abortSignal on these two; dockerode honours it.
+    // @types/dockerode omits abortSignal on ping, info and image inspect; dockerode honours it.
     await this.#call('ping', (abortSignal) => (this.#docker.ping as (o: object) => Promise<unknown>).call(this.#docker, { abortSignal }))
+  }
+
+  /** What the engine can give one container. */
+  async capacity (): Promise<EngineCapacity> {
+    const info = await this.#call('info', (abortSignal) =>
+      (this.#docker.info as (o: object) => Promise<{ NCPU: number, MemTotal: number }>).call(this.#docker, { abortSignal }))
+    return { cpus: info.NCPU, memoryBytes: info.MemTotal }
   }
 
   /** The user the image runs as ("" for root), or undefined when the image is not on the engine. */

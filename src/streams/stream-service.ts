@@ -2,7 +2,9 @@ import { errors } from '../errors.js'
 import { DEFAULT_RECIPE, recipeProblem, type Recipe } from '../cosa/recipe.js'
 import { configUrlRefusal, type Lookup, type UrlPolicy } from '../git/config-url.js'
 import { DEFAULT_KEEP, type Build, type Stream, type StreamConfig, type StreamResources } from '../builds/model.js'
+import type { DockerEngine } from '../runner/docker-engine.js'
 import type { Store } from '../store/store.js'
+import { describeProblems, resourceProblems, type SettingProblem } from './stream-fit.js'
 
 export interface StreamInput {
   config: StreamConfig
@@ -23,15 +25,22 @@ export interface StreamView extends Omit<Stream, 'secrets'> {
   latestBuild?: Build | undefined
 }
 
+/** What registration asks the engine. */
+export type StreamEngine = Pick<DockerEngine, 'capacity' | 'imageUser'>
+
 export class StreamService {
   readonly #store: Store
+  readonly #engine: StreamEngine
   readonly #defaults: { image: string, timeoutSeconds: number }
   readonly #urls: UrlPolicy
   readonly #lookup: Lookup | undefined
   readonly #now: () => Date
 
-  constructor (deps: { store: Store, defaults: StreamService['defaults'], urls: UrlPolicy, lookup?: Lookup, now: () => Date }) {
+  constructor (deps: {
+    store: Store, engine: StreamEngine, defaults: StreamService['defaults'], urls: UrlPolicy, lookup?: Lookup, now: () => Date
+  }) {
     this.#store = deps.store
+    this.#engine = deps.engine
     this.#defaults = deps.defaults
     this.#urls = deps.urls
     this.#lookup = deps.lookup
@@ -46,11 +55,14 @@ export class StreamService {
     const recipe = input.recipe ?? DEFAULT_RECIPE
     const problem = recipeProblem(recipe)
     if (problem) throw errors.invalidRequest(`body/recipe: ${problem}`)
+    const image = input.image ?? this.#defaults.image
+    const unfit = await this.#engineProblems(image, input.resources ?? {})
+    if (unfit.length) throw errors.streamUnfit(describeProblems(unfit.map((p) => ({ ...p, field: `body/${p.field}` }))))
     const now = this.#now().toISOString()
     return this.#store.putStream({
       name,
       config: input.config,
-      image: input.image ?? this.#defaults.image,
+      image,
       platforms: input.platforms ?? ['qemu'],
       timeoutSeconds: input.timeoutSeconds ?? this.#defaults.timeoutSeconds,
       keep: input.keep ?? DEFAULT_KEEP,
@@ -61,6 +73,24 @@ export class StreamService {
       createdAt: now,
       updatedAt: now
     })
+  }
+
+  /**
+   * What the engine says no to: limits beyond it, an image it lacks. An
+   * engine that does not answer now cannot say; each build checks again.
+   */
+  async #engineProblems (image: string, resources: StreamResources): Promise<SettingProblem[]> {
+    let capacity, user
+    try {
+      [capacity, user] = await Promise.all([this.#engine.capacity(), this.#engine.imageUser(image)])
+    } catch {
+      return []
+    }
+    const problems = resourceProblems(resources, capacity)
+    if (user === undefined) {
+      problems.push({ field: 'image', message: `${image} is not on the Docker engine: build or load it first (npm run image:cosa-lite for cosa-lite)` })
+    }
+    return problems
   }
 
   async get (name: string): Promise<StreamView> {

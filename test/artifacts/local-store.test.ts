@@ -17,15 +17,22 @@ t.test('putFile verifies while it reads, and takes a lone file by hard link', as
   await writeFile(src, data)
 
   const linked = await store.putFile('s/builds/1/x86_64/image.qcow2', src, { sha256: sha(data), size: data.length }, 'x')
-  t.same(linked, { size: data.length, linked: true })
+  t.same(linked, { size: data.length, sha256: sha(data), linked: true })
   const [a, b] = await Promise.all([stat(src), stat(store.location('s/builds/1/x86_64/image.qcow2'))])
   t.equal(a.ino, b.ino, 'same filesystem, one link: the store links it')
 
   // A file with another name somewhere (nlink 2) could be written through that name: copy it.
   const copied = await store.putFile('s/builds/2/x86_64/image.qcow2', src, { sha256: sha(data) }, 'x')
-  t.same(copied, { size: data.length, linked: false })
+  t.same(copied, { size: data.length, sha256: sha(data), linked: false })
   t.not((await stat(store.location('s/builds/2/x86_64/image.qcow2'))).ino, a.ino, 'a copy, not a link')
   t.same(await readFile(store.location('s/builds/2/x86_64/image.qcow2')), data)
+
+  // A file meta.json does not describe: nothing to check, its hash reported; link: false copies a lone file.
+  const lone = join(dir, 'manifest-lock.json')
+  await writeFile(lone, '{}')
+  t.same(await store.putFile('s/builds/9/x86_64/manifest-lock.json', lone, {}, 'x', { link: false }),
+    { size: 2, sha256: sha(Buffer.from('{}')), linked: false })
+  t.not((await stat(store.location('s/builds/9/x86_64/manifest-lock.json'))).ino, (await stat(lone)).ino, 'copied')
 
   for (const [why, expected] of [['sha256', { sha256: '0'.repeat(64) }], ['size', { sha256: sha(data), size: 5 }]] as const) {
     for (const single of [true, false]) {

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { LocalStore } from '../../src/artifacts/local-store.js'
 import { buildOnce, configRepo, register, requireDocker, startApp, tempDir, type TestApp } from '../helpers.js'
 
 // Publishing to the local store, end to end on the real engine: downloads,
@@ -177,4 +178,25 @@ t.test('retention keeps `keep` builds plus pinned ones, never the latest', async
 
   const queued = await h.app.inject({ method: 'PUT', url: '/v1/builds/01ARZ3NDEKTSV4RRFFQ69G5FAV/pin' })
   t.equal(queued.statusCode, 404)
+})
+
+t.test('retention never prunes a build builds.json tags, and keeps the tag', async (t) => {
+  if (!await requireDocker(t)) return
+  const h = await startApp(t)
+  const repo = await configRepo(t)
+  await register(h, 'tagged', { config: { url: repo.url, ref: 'main' }, keep: 1 })
+  const first = await buildOnce(h, 'tagged')
+  // As `cosa tag update` leaves it in the bucket.
+  const store = new LocalStore(join(h.dataDir, 'store'))
+  const index = JSON.parse((await store.getBytes('tagged/builds/builds.json'))!.toString())
+  const tag = { name: 'golden', target: first.result.cosaBuildId, created: '2026-11-30T00:00:00Z' }
+  await store.putBytes('tagged/builds/builds.json', Buffer.from(JSON.stringify({ ...index, tags: [tag] })), 'application/json')
+  const second = await buildOnce(h, 'tagged', { force: true })
+  const third = await buildOnce(h, 'tagged', { force: true })
+  const after = (await h.app.inject({ url: '/v1/streams/tagged/builds/builds.json' })).json()
+  t.same(after.builds.map((b: { id: string }) => b.id), [third.result.cosaBuildId, first.result.cosaBuildId],
+    'keep=1: the latest, and the tagged build beside it')
+  t.same(after.tags, [tag], 'the tag is kept, pointing at a build that exists')
+  t.equal((await h.app.inject({ url: first.result.artifacts[0].url })).statusCode, 200, 'the tagged build\'s files stay')
+  t.equal((await h.app.inject({ url: second.result.artifacts[0].url })).statusCode, 410, 'the untagged one went')
 })

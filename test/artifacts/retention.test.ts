@@ -13,3 +13,10 @@ t.test('retention', async (t) => {
   t.same(buildsToPrune(doc('c', 'b', 'a'), 10, new Set()), [], 'fewer than keep')
   t.same(buildsToPrune(doc(), 1, new Set()), [])
 })
+
+t.test('a tagged build is never pruned and does not count, as cosa prune keeps it', async (t) => {
+  const tagged = (target: string, ...ids: string[]) => ({ ...doc(...ids), tags: [{ name: 'golden', target, created: 't' }] })
+  t.same(buildsToPrune(tagged('b', 'e', 'd', 'c', 'b', 'a'), 2, new Set()), ['c', 'a'], 'e and d are the two kept; tagged b stays')
+  t.same(buildsToPrune(tagged('a', 'e', 'd', 'c', 'b', 'a'), 3, new Set(['c'])), [], 'tags and pins together')
+  t.same(buildsToPrune({ ...doc('c', 'b', 'a'), tags: 'not a list' }, 1, new Set()), ['b', 'a'], 'a malformed tags list protects nothing')
+})

@@ -52,7 +52,7 @@ t.test('multipart putFile stores the exact bytes; head and ranged get agree', as
   const put = await s.putFile('s/builds/1/x86_64/big.qcow2', bigPath, { sha256: sha256(big), size: big.length }, 'application/x-qemu-disk')
   const ms = Number(process.hrtime.bigint() - started) / 1e6
   t.comment(`uploaded ${(big.length / MiB).toFixed(2)} MiB in ${ms.toFixed(0)} ms`)
-  t.same(put, { size: big.length, linked: false })
+  t.same(put, { size: big.length, sha256: sha256(big), linked: false })
 
   const back = await s.getBytes('s/builds/1/x86_64/big.qcow2')
   t.equal(back?.length, big.length)

@@ -56,20 +56,35 @@ t.test('publish, then sync into a fresh workdir', async (t) => {
 
   const fresh = join(dir, 'fresh')
   await mkdir(fresh)
-  t.same(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: '1.0', removed: [] })
+  const published = new Set(['1.0'])
+  t.match(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: '1.0', removed: [], published, latest: { buildid: '1.0' } })
   t.equal(await readlink(join(fresh, 'builds/latest')), '1.0')
   t.same((await readdir(join(fresh, 'builds/1.0/x86_64'))).sort(), ['commitmeta.json', 'meta.json', 'ostree-commit-object'])
   t.equal(await readFile(join(fresh, 'builds/builds.json'), 'utf8'), (await store.getBytes('s/builds/builds.json'))!.toString())
-  t.same(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { removed: [] }, 'in step: nothing to do')
-  t.same(await syncWorkdir(publisher, 's', fresh, 'aarch64'), { removed: [] }, 'no build of that arch: nothing to do')
-  t.same(await syncWorkdir(publisher, 'other', fresh, 'x86_64'), { removed: [] }, 'an empty store: nothing to do')
+  const inStep = await syncWorkdir(publisher, 's', fresh, 'x86_64')
+  t.same([inStep.synced, inStep.removed, inStep.latest?.buildid], [undefined, [], '1.0'], 'in step: nothing to do')
 
-  // A build that never reached the store would shadow its id: it goes.
+  // A build that never reached the store (its image step, publish or
+  // container failed) would pass for "unchanged" or shadow its id: it goes,
+  // even while builds/latest still matches the store.
   await cosaBuild(fresh, '1.1')
-  await symlink('1.1', join(fresh, 'builds/latest.new'))
-  t.same(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { removed: [] }, 'latest still matches')
+  t.match(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: undefined, removed: ['1.1'] }, 'an unlisted build goes')
+  await cosaBuild(fresh, '1.2')
+  await rm(join(fresh, 'builds/latest'))
+  await symlink('1.2', join(fresh, 'builds/latest'))
+  t.match(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: '1.0', removed: ['1.2'] }, 'latest on an unlisted build')
+  t.equal(await readlink(join(fresh, 'builds/latest')), '1.0')
   await writeFile(join(fresh, 'builds/1.0/x86_64/meta.json'), '{"edited":true}')
-  t.same(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: '1.0', removed: ['1.1'] })
+  t.match(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: '1.0', removed: [] }, 'an edited meta.json is restored')
+
+  // A store with nothing for this stream: the workdir may claim no build.
+  await cosaBuild(fresh, '9.0')
+  t.match(await syncWorkdir(publisher, 'other', fresh, 'x86_64'), { removed: ['1.0', '9.0'], latest: undefined })
+  t.same((await readdir(join(fresh, 'builds'))).filter((n) => !n.startsWith('.')), [], 'no build, no latest, no builds.json')
+  const empty = join(dir, 'empty')
+  await mkdir(empty)
+  t.same(await syncWorkdir(publisher, 's2', empty, 'x86_64'), { removed: [], published: new Set() }, 'a first build: nothing to do')
+  await t.rejects(lstat(join(empty, 'builds')), 'and nothing made')
 })
 
 t.test('the sync follows no symlink a build container planted', async (t) => {
@@ -115,7 +130,9 @@ t.test('the publisher refuses what does not match or leads out', async (t) => {
   const meta = await cosaBuild(work, '5.0')
   await rm(join(work, 'builds/5.0/x86_64/commitmeta.json'))
   await symlink('/etc/passwd', join(work, 'builds/5.0/x86_64/commitmeta.json'))
-  await t.rejects(publisher.publish(meta), /symlink/, 'a symlinked commitmeta.json')
+  const planted = await publisher.publish(meta)
+  t.notOk(planted.files?.some((f) => f.path.endsWith('commitmeta.json')), 'a symlinked file is not published')
+  t.equal(await store.head('s/builds/5.0/x86_64/commitmeta.json'), undefined, 'nor followed into the store')
 
   const out = await cosaBuild(join(dir, 'elsewhere'), '6.0')
   await mkdir(join(work, 'builds/6.0'), { recursive: true })

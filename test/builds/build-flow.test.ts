@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { metaSchema } from '../../src/cosa/meta.js'
-import { configRepo, register, requireDocker, startApp, submit } from '../helpers.js'
+import { configRepo, register, requireDocker, startApp, submit, vanishingImage } from '../helpers.js'
 
 // Whole builds through the API, on the real engine with cosa-lite.
 
@@ -103,7 +103,9 @@ t.test('cancel, timeout and failures end in the right state', async (t) => {
   const config = { url: repo.url, ref: 'main' }
   await register(h, 'slow', { config, recipe: SLOW })
   await register(h, 'short', { config, recipe: SLOW, timeoutSeconds: 2 })
-  await register(h, 'noimage', { config, image: 'cosa-lite:does-not-exist' })
+  const gone = await vanishingImage(t, 'noimage')
+  await register(h, 'noimage', { config, image: gone.tag })
+  await gone.vanish()
   await register(h, 'broken', { config, recipe: [['shell', '--', 'false'], ['build']] })
   await register(h, 'liar', {
     config,
@@ -141,7 +143,7 @@ t.test('cancel, timeout and failures end in the right state', async (t) => {
   t.equal(timedOut.reason, 'timeout', 'the stream timeout fails the build')
   const noImage = await h.waitFor((await submit(h, 'noimage')).id, ['failed', 'succeeded'])
   t.equal(noImage.reason, 'image_unavailable')
-  t.match(noImage.message, /cosa-lite:does-not-exist/)
+  t.match(noImage.message, /cosa-buildd-test-vanishing-noimage:0 is not on the Docker engine/)
   const broken = await h.waitFor((await submit(h, 'broken')).id, ['failed', 'succeeded'])
   t.equal(broken.reason, 'exit_code')
   t.equal(broken.exitCode, 1)

@@ -1,12 +1,13 @@
 import autocannon from 'autocannon'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { configRepo, register, startApp } from '../helpers.js'
+import { configRepo, register, startApp, vanishingImage } from '../helpers.js'
 
 // R1: duplicate submissions under load. 4000 POSTs over 50 connections cycle
 // 1000 Idempotency-Keys: exactly 1000 builds are admitted, every other answer
-// replays the build its key made, and nothing fails. The stream's image does
-// not exist, so the builds fail fast in the background and start no container.
+// replays the build its key made, and nothing fails. The stream's image is
+// gone once it is registered, so the builds fail fast in the background and
+// start no container.
 
 const N = 4000
 const KEYS = 1000
@@ -19,7 +20,9 @@ t.test('R1: 4000 submits cycling 1000 idempotency keys admit exactly 1000 builds
   // The submit rate limit (http.submitsPerMinute) is off: this measures admission, not the limiter.
   const h = await startApp(t, { builds: { maxConcurrent: 1 }, http: { submitsPerMinute: 0 } })
   const repo = await configRepo(t)
-  await register(h, STREAM, { config: { url: repo.url, ref: 'main' }, image: 'cosa-buildd-test-no-such-image:0' })
+  const image = await vanishingImage(t, 'dup')
+  await register(h, STREAM, { config: { url: repo.url, ref: 'main' }, image: image.tag })
+  await image.vanish()
   await h.app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`
   const url = `${base}/v1/streams/${STREAM}/builds`

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DEFAULT_RECIPE, recipeProblem, renderScript } from '../../src/cosa/recipe.js'
+import { DEFAULT_RECIPE, missingImages, recipeProblem, renderScript, requiredImages } from '../../src/cosa/recipe.js'
 import { execa } from 'execa'
 
 const base = { url: 'file:///run/cosa-buildd/config.git', ref: 'main', commit: 'a'.repeat(40), platforms: ['qemu', 'metal'] }
@@ -38,4 +38,13 @@ t.test('bad recipes are refused with the reason', async (t) => {
   t.match(recipeProblem([['build', 'x{url}']]), /embedded placeholder/)
   t.match(recipeProblem([['build', '{nope}']]), /unknown/)
   t.match(recipeProblem([['build', 'a\nb']]), /line breaks/)
+})
+
+t.test('the images a complete build has follow the recipe and the platforms', async (t) => {
+  t.same(requiredImages(DEFAULT_RECIPE, ['qemu', 'metal']), ['ostree', 'qemu', 'metal'])
+  t.same(requiredImages([['build'], ['buildextend-{platform}']], ['qemu', 'live']), ['ostree', 'qemu', 'live-iso'], 'live writes live-iso')
+  t.same(requiredImages([['init', '{url}'], ['build'], ['osbuild', 'qemu']], ['qemu']), ['ostree'],
+    'a recipe that names no platform placeholder makes no platform images it could be held to')
+  t.same(missingImages({ ostree: {}, qemu: {} }, ['ostree', 'qemu', 'metal']), ['metal'])
+  t.same(missingImages({ ostree: {}, qemu: {} }, ['ostree', 'qemu']), [])
 })

@@ -68,3 +68,30 @@ t.test('no path reaches a byte outside the store', async (t) => {
     t.notMatch(res.body, /root:x:0:0/, 'no byte of /etc/passwd')
   }
 })
+
+t.test('behind tokens, published files are cached privately only', async (t) => {
+  const READ = 'read-token-0123456789abcdef'
+  const ADMIN = 'admin-token-0123456789abcdef'
+  for (const tokens of [undefined, { read: [READ], submit: [], admin: [ADMIN] }]) {
+    const h = await startApp(t, tokens ? { tokens } : {})
+    const repo = await configRepo(t)
+    const admin = tokens ? { authorization: `Bearer ${ADMIN}` } : {}
+    t.equal((await h.app.inject({ method: 'PUT', url: '/v1/streams/s', headers: admin, payload: { config: { url: repo.url, ref: 'main' } } })).statusCode, 201)
+    const store = new LocalStore(join(h.dataDir, 'store'))
+    await store.putBytes('s/builds/builds.json', Buffer.from('{"schema-version":"1.0.0","builds":[],"timestamp":"2026-11-26T00:00:00Z"}'), 'application/json')
+    await store.putBytes('s/builds/1.0/x86_64/meta.json', Buffer.from('{"buildid":"1.0"}'), 'application/json')
+    const get = (url: string) => h.app.inject({ url, headers: tokens ? { authorization: `Bearer ${READ}` } : {} })
+    const meta = await get('/v1/streams/s/builds/1.0/x86_64/meta.json')
+    const index = await get('/v1/streams/s/builds/builds.json')
+    t.equal(meta.statusCode, 200)
+    if (tokens) {
+      // RFC 9111 §3.5: `public` would let a shared cache answer callers without a token.
+      t.equal(meta.headers['cache-control'], 'private, max-age=31536000, immutable', 'with tokens: private')
+      t.equal(index.headers['cache-control'], 'private, no-cache')
+      t.equal((await h.app.inject({ url: '/v1/streams/s/builds/1.0/x86_64/meta.json' })).statusCode, 401, 'and a token is needed')
+    } else {
+      t.equal(meta.headers['cache-control'], 'public, max-age=31536000, immutable', 'an open server: any cache may keep it')
+      t.equal(index.headers['cache-control'], 'no-cache')
+    }
+  }
+})

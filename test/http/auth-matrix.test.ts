@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { hashToken } from '../../src/builds/result-token.js'
 import type { Access } from '../../src/http/auth.js'
-import { startCollecting as collectRoutes, NO_IMAGE, ROOT, tempDir } from '../helpers.js'
+import { ensureInertImage, startCollecting as collectRoutes, INERT_IMAGE, ROOT, tempDir } from '../helpers.js'
+
+await ensureInertImage()
 
 // The authentication matrix (S4) over every route the app registers, found
 // with an onRoute hook rather than listed by hand, so a new route cannot
@@ -105,7 +107,7 @@ t.test('every protected route: 401 without a valid token, 403 below its rank, th
   const { app, routes } = await startCollecting(t, { tokens: TOKENS })
   const as = (authorization: string | undefined, method: string, url: string): Promise<Inject> =>
     app.inject({ method: method as 'GET', url, headers: authorization === undefined ? {} : { authorization } }) as Promise<Inject>
-  const stream = { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE }
+  const stream = { config: { url: 'file:///nonexistent', ref: 'main' }, image: INERT_IMAGE }
   t.equal((await app.inject({ method: 'PUT', url: '/v1/streams/s', payload: stream, headers: { authorization: `Bearer ${ADMIN}` } })).statusCode, 201)
 
   const malformed = [
@@ -177,8 +179,8 @@ t.test('the result route takes only the token minted for that build', async (t) 
   const resultRoutes = routes.filter((r) => r.access === 'build')
   t.same(resultRoutes.map(key), ['POST /v1/builds/{id}/result'], 'one route takes build tokens')
   const admin = { authorization: `Bearer ${ADMIN}` }
-  await app.inject({ method: 'PUT', url: '/v1/streams/s', headers: admin, payload: { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE } })
-  await app.inject({ method: 'PUT', url: '/v1/streams/t', headers: admin, payload: { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE } })
+  await app.inject({ method: 'PUT', url: '/v1/streams/s', headers: admin, payload: { config: { url: 'file:///nonexistent', ref: 'main' }, image: INERT_IMAGE } })
+  await app.inject({ method: 'PUT', url: '/v1/streams/t', headers: admin, payload: { config: { url: 'file:///nonexistent', ref: 'main' }, image: INERT_IMAGE } })
   const submit = async (stream: string) =>
     (await app.inject({ method: 'POST', url: `/v1/streams/${stream}/builds`, headers: admin, payload: {} })).json().id as string
   const a = await submit('s')
@@ -227,7 +229,7 @@ t.test('tokens never reach the server log', async (t) => {
   // The real process, with its own logger and redaction, at trace level.
   const dataDir = await tempDir(t, 'cosa-buildd-data-')
   const configFile = join(dataDir, 'config.json')
-  await writeFile(configFile, JSON.stringify({ storage: { minFreeBytes: 0 }, builds: { maxConcurrent: 1, defaultImage: NO_IMAGE } }))
+  await writeFile(configFile, JSON.stringify({ storage: { minFreeBytes: 0 }, builds: { maxConcurrent: 1, defaultImage: INERT_IMAGE } }))
   const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
     env: {
       COSA_BUILDD_CONFIG: configFile,
@@ -265,12 +267,12 @@ t.test('tokens never reach the server log', async (t) => {
     return res.status
   }
   const statuses: number[] = []
-  statuses.push(await call('PUT', '/v1/streams/s', `Bearer ${ADMIN}`, { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE }))
+  statuses.push(await call('PUT', '/v1/streams/s', `Bearer ${ADMIN}`, { config: { url: 'file:///nonexistent', ref: 'main' }, image: INERT_IMAGE }))
   for (const token of secrets) {
     for (const authorization of [`Bearer ${token}`, `bearer ${token}`, `Basic ${token}`, token, `Bearer ${token} x`]) {
       statuses.push(await call('GET', '/v1/streams', authorization))
       statuses.push(await call('GET', '/v1/builds/nope', authorization))
-      statuses.push(await call('PUT', '/v1/streams/s', authorization, { config: { url: 'file:///nonexistent', ref: 'main' }, image: NO_IMAGE }))
+      statuses.push(await call('PUT', '/v1/streams/s', authorization, { config: { url: 'file:///nonexistent', ref: 'main' }, image: INERT_IMAGE }))
       statuses.push(await call('POST', '/v1/builds/nope/cancel', authorization))
       statuses.push(await call('POST', '/v1/builds/nope/result?outcome=built&arch=x86_64', authorization, {}))
       statuses.push(await call('GET', '/v1/nothing', authorization))

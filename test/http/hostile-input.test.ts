@@ -5,7 +5,9 @@ import { writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { startCollecting as collectRoutes, NO_IMAGE, ROOT, tempDir } from '../helpers.js'
+import { ensureInertImage, startCollecting as collectRoutes, INERT_IMAGE, ROOT, tempDir } from '../helpers.js'
+
+await ensureInertImage()
 
 // Hostile input (S1) and slowloris (S6). A property test sends random
 // requests to every route the app registers (found with an onRoute hook) and
@@ -30,7 +32,7 @@ async function spawnServer (t: Test) {
     allowFileUrls: true,
     http: { requestTimeoutMs: REQUEST_TIMEOUT_MS },
     storage: { minFreeBytes: 0 },
-    builds: { maxConcurrent: 1, defaultImage: NO_IMAGE }
+    builds: { maxConcurrent: 1, defaultImage: INERT_IMAGE }
   }))
   const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
     env: { COSA_BUILDD_CONFIG: configFile, COSA_BUILDD_PORT: '0', COSA_BUILDD_DATA_DIR: dataDir, COSA_BUILDD_LOG_LEVEL: 'info' },
@@ -104,7 +106,7 @@ const configUrl = mostly(fc.constantFrom(NO_REPO, 'file:///nonexistent/x.git', '
 /** Bodies shaped like the API's, to get past the first check. */
 const streamInput = withExtra(fc.record({
   config: mostly(fc.record({ url: configUrl, ref: mostly(fc.constantFrom('main', 'rel/1.0', 'v1'), hostileString) }), anyValue),
-  image: mostly(fc.constant(NO_IMAGE), hostileString),
+  image: mostly(fc.constant(INERT_IMAGE), hostileString),
   platforms: mostly(fc.array(fc.constantFrom('qemu', 'metal', 'aws'), { minLength: 1, maxLength: 3 }),
     fc.oneof(fc.array(hostileString, { maxLength: 20 }), anyValue)),
   timeoutSeconds: mostly(fc.integer({ min: 1, max: 3600 }), fc.oneof(hostileNumber, hostileString)),
@@ -232,7 +234,7 @@ function prober (app: FastifyInstance) {
 t.test('random requests: never a 5xx, every 4xx is {code, message}', async (t) => {
   const { app, endpoints } = await startCollecting(t, { tokens: { read: [READ], submit: [SUBMIT], admin: [ADMIN] } })
   const auth = { authorization: `Bearer ${ADMIN}` }
-  const put = await app.inject({ method: 'PUT', url: '/v1/streams/s', headers: auth, payload: { config: { url: NO_REPO, ref: 'main' }, image: NO_IMAGE } })
+  const put = await app.inject({ method: 'PUT', url: '/v1/streams/s', headers: auth, payload: { config: { url: NO_REPO, ref: 'main' }, image: INERT_IMAGE } })
   t.equal(put.statusCode, 201, 'a stream to aim at')
   const submitted = await app.inject({ method: 'POST', url: '/v1/streams/s/builds', headers: auth, payload: {} })
   t.equal(submitted.statusCode, 202, 'a build to aim at')
@@ -345,7 +347,7 @@ t.test('fixed hostile inputs over a real socket, to the real server', async (t) 
     try { out = JSON.parse(res.body) } catch { out = res.body }
     t.match(out, { code, message }, `${what}: ${JSON.stringify(out).slice(0, 160)}`)
   }
-  const stream = JSON.stringify({ config: { url: NO_REPO, ref: 'main' }, image: NO_IMAGE })
+  const stream = JSON.stringify({ config: { url: NO_REPO, ref: 'main' }, image: INERT_IMAGE })
   t.ok([200, 201].includes((await send(http('PUT', '/v1/streams/s', [JSON_TYPE], stream))).status), 'a stream to aim at')
 
   bld(await send(http('PUT', '/v1/streams/s', [JSON_TYPE], '{"config":')), 400, 'BLD_INVALID_REQUEST', /JSON/, 'malformed JSON')
@@ -414,7 +416,7 @@ t.test('fixed hostile inputs over a real socket, to the real server', async (t) 
 
   // NUL, RTL override, NFD and 4-byte characters in fields.
   const put = (body: object) => send(http('PUT', '/v1/streams/u', [JSON_TYPE], JSON.stringify(body)))
-  const cfg = (ref: string) => ({ config: { url: NO_REPO, ref }, image: NO_IMAGE })
+  const cfg = (ref: string) => ({ config: { url: NO_REPO, ref }, image: INERT_IMAGE })
   for (const ref of ['main\u0000', 'main\u0000x', 'ma in', 'main\n', '-main', 'a..b\u0000']) {
     bld(await put(cfg(ref)), 400, 'BLD_INVALID_REQUEST', /ref must be/, `ref ${JSON.stringify(ref)}`)
   }
@@ -427,7 +429,7 @@ t.test('fixed hostile inputs over a real socket, to the real server', async (t) 
   for (const [what, body] of [
     ['ref with U+202E', cfg('main\u202e')], ['ref with NFD', cfg('e\u0301')], ['ref with a 4-byte character', cfg('😀')],
     ['image with NUL', { ...cfg('main'), image: 'x\u0000y' }], ['image with U+202E', { ...cfg('main'), image: 'x\u202ey' }],
-    ['url with NUL', { config: { url: 'file:///x\u0000y', ref: 'main' }, image: NO_IMAGE }],
+    ['url with NUL', { config: { url: 'file:///x\u0000y', ref: 'main' }, image: INERT_IMAGE }],
     ['recipe argument with NUL', { ...cfg('main'), recipe: [['build', 'a\u0000b']] }],
     ['recipe argument with ESC', { ...cfg('main'), recipe: [['build', '\u001b]0;x\u0007']] }]
   ] as Array<[string, object]>) {

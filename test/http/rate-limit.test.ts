@@ -1,5 +1,7 @@
 import t from 'tap'
-import { startApp } from '../helpers.js'
+import { ensureInertImage, INERT_IMAGE, startApp } from '../helpers.js'
+
+await ensureInertImage()
 
 // S5: submits are limited per token, with 429, Retry-After and the
 // x-ratelimit-* headers; other tokens and other routes are not affected.
@@ -12,7 +14,7 @@ t.test('submits per token and minute', async (t) => {
   const h = await startApp(t, {
     tokens: { read: [], submit: [SUBMIT_A, SUBMIT_B], admin: [ADMIN] },
     http: { submitsPerMinute: 5 },
-    builds: { maxConcurrent: 1, defaultImage: 'cosa-buildd-test-no-such-image:0' }
+    builds: { maxConcurrent: 1, defaultImage: INERT_IMAGE }
   })
   const as = (token: string) => ({ authorization: `Bearer ${token}` })
   t.equal((await h.app.inject({ method: 'PUT', url: '/v1/streams/s', headers: as(ADMIN), payload: { config: { url: 'file:///nonexistent', ref: 'main' } } })).statusCode, 201)
@@ -34,7 +36,7 @@ t.test('submits per token and minute', async (t) => {
 })
 
 t.test('0 turns the limit off', async (t) => {
-  const h = await startApp(t, { http: { submitsPerMinute: 0 }, builds: { maxConcurrent: 1, defaultImage: 'cosa-buildd-test-no-such-image:0' } })
+  const h = await startApp(t, { http: { submitsPerMinute: 0 }, builds: { maxConcurrent: 1, defaultImage: INERT_IMAGE } })
   await h.app.inject({ method: 'PUT', url: '/v1/streams/s', payload: { config: { url: 'file:///nonexistent', ref: 'main' } } })
   for (let i = 0; i < 150; i++) {
     const res = await h.app.inject({ method: 'POST', url: '/v1/streams/s/builds', payload: {} })

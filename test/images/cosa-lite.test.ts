@@ -1,6 +1,6 @@
 import Ajv from 'ajv'
 import { execa } from 'execa'
-import { readFile, readlink, readdir, stat } from 'node:fs/promises'
+import { readFile, readlink, readdir, stat, writeFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { join } from 'node:path'
@@ -140,6 +140,27 @@ t.test('cosa-lite', async (t) => {
     t.equal((await readJson(join(work, 'builds/builds.json'))).builds.length, 4, '--skip-prune kept 4')
     await ok('prune', '--keep-last-n', '2')
     t.equal((await readJson(join(work, 'builds/builds.json'))).builds.length, 2, 'cosa prune --keep-last-n 2')
+  })
+
+  await t.test('prune keeps tagged builds and refuses what upstream refuses', async (t) => {
+    const path = join(work, 'builds/builds.json')
+    const index = await readJson(path)
+    const [newest, older] = index.builds.map((b: { id: string }) => b.id) as [string, string]
+    await writeFile(path, JSON.stringify({ ...index, tags: [{ name: 'golden', target: older, created: '2026-11-30T00:00:00Z' }] }))
+    const refused = async (what: string, message: RegExp, ...args: string[]) => {
+      const r = await run('prune', ...args)
+      t.equal(r.exitCode, 1, `${what}: exit 1`)
+      t.match(r.all, message)
+      t.same((await readJson(path)).builds.map((b: { id: string }) => b.id), [newest, older], `${what}: nothing pruned`)
+    }
+    await refused('a tagged build', new RegExp(`Build ${older} is tagged`), '--build', older)
+    await refused('an unknown id beside a known one', /Build nope does not exist/, '--build', newest, '--build', 'nope')
+    await refused('--build with --keep-last-n', /not allowed with argument/, '--build', newest, '--keep-last-n', '1')
+    await ok('prune', '--keep-last-n', '1')
+    t.same((await readJson(path)).builds.map((b: { id: string }) => b.id), [newest, older], 'the tagged build neither counts nor goes')
+    await ok('prune', '--build', newest)
+    t.same((await readJson(path)).builds.map((b: { id: string }) => b.id), [older], '--build prunes exactly that build')
+    await t.rejects(stat(join(work, 'builds', newest)), 'and its directory')
   })
 
   await t.test('the command line is cosa\'s', async (t) => {

@@ -23,6 +23,12 @@ export const Artifact = z.object({
   location: z.string().optional().meta({ description: 'where the artifact store keeps it: a path or s3:// URL' })
 }).meta({ id: 'Artifact' })
 
+export const PublishedFile = z.object({
+  path: z.string().meta({ description: 'builds/<id>/<arch>/<file> or builds/<id>/<file>, under /v1/streams/{stream}/ in the store' }),
+  sha256: z.string(),
+  size: z.number().int()
+}).meta({ id: 'PublishedFile' })
+
 export const Build = z.object({
   id: z.string(),
   stream: z.string(),
@@ -49,7 +55,9 @@ export const Build = z.object({
     cosaBuildId: z.string(),
     arch: z.string(),
     ostreeCommit: z.string(),
-    artifacts: z.array(Artifact)
+    artifacts: z.array(Artifact),
+    files: z.array(PublishedFile).optional()
+      .meta({ description: 'every file the build published (succeeded builds): images, metadata and whatever else cosa wrote' })
   }).optional().meta({ description: 'the cosa build made (succeeded) or found unchanged (unchanged)' })
 }).meta({ id: 'Build' })
 

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { Build } from './build.js'
+import { DEFAULT_RESOURCES } from '../../streams/stream-fit.js'
 import { SafeText, StreamName } from './common.js'
 
 const SECRET_NAME = /^(?!COSA_BUILDD_|GIT_CONFIG_)[A-Z_][A-Z0-9_]{0,63}$/
@@ -13,10 +14,13 @@ const Recipe = z.array(z.array(SafeText.min(1).max(4096)).min(1).max(64)).min(1)
   example: [['init', '--force', '--branch', '{ref}', '--commit', '{commit}', '{url}'], ['fetch'], ['build', '{build-flags}'], ['osbuild', '{platforms}']]
 })
 
+// Checked against the engine's `docker info` at registration (422 naming the field).
 const Resources = z.strictObject({
-  memoryBytes: z.number().int().min(64 * 1024 * 1024).optional().meta({ description: 'memory limit (swap is not allowed); default 4 GiB' }),
-  cpus: z.number().min(0.1).max(1024).optional().meta({ description: 'CPU limit; default 2' }),
-  pids: z.number().int().min(64).optional().meta({ description: 'process limit; default 4096' })
+  memoryBytes: z.number().int().min(64 * 1024 * 1024).optional()
+    .meta({ description: `memory limit (swap is not allowed), at most the engine's memory; default ${DEFAULT_RESOURCES.memoryBytes / 1024 ** 3} GiB` }),
+  cpus: z.number().min(0.1).max(1024).optional()
+    .meta({ description: `CPU limit, at most the engine's CPUs; default ${DEFAULT_RESOURCES.cpus} (or the engine's CPUs if fewer)` }),
+  pids: z.number().int().min(64).optional().meta({ description: `process limit; default ${DEFAULT_RESOURCES.pids}` })
 })
 
 export const StreamInput = z.strictObject({
@@ -26,7 +30,8 @@ export const StreamInput = z.strictObject({
       .regex(/^[^~^:?*[\\]+$/, 'ref must be a git branch or tag name')
   }),
   image: z.string().min(1).max(512).regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/, 'image must be a Docker image reference')
-    .optional().meta({ description: 'builder image, pinned; default the server\'s (cosa-lite:latest)' }),
+    .optional().meta({ description: 'builder image, pinned; default the server\'s (cosa-lite:latest). It must be on the ' +
+      'Docker engine when the engine answers at registration (422 otherwise); the service does not pull images.' }),
   platforms: z.array(Platform).min(1).max(16).optional().meta({ description: 'image platforms for the osbuild step; default ["qemu"]' }),
   timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional().meta({ description: 'wall-clock limit per build; default 21600 (6 h)' }),
   keep: z.number().int().min(1).max(10_000).optional()
