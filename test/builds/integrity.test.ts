@@ -1,6 +1,9 @@
+import { execa } from 'execa'
 import t from 'tap'
 import { DEFAULT_RECIPE } from '../../src/cosa/recipe.js'
-import { configRepo, register, requireDocker, startApp, submit } from '../helpers.js'
+import { startEngine } from '../engine.js'
+import { configRepo, IMAGE, register, requireDocker, startApp, submit, tempDir } from '../helpers.js'
+import { api, startServer, until } from '../server-process.js'
 import { FAULT_RECIPE, waitForLog } from './faults.js'
 import { assertComplete, layout, sha256sum, storedBuilds } from './store-check.js'
 
@@ -136,4 +139,57 @@ t.test('a stream\'s settings are checked against the engine, and are never an in
   await h.app.core.store.putStream({ ...stream!, resources: { cpus: 512 } })
   const build = await h.waitFor((await submit(h, 'fit')).id, ['succeeded', 'failed'])
   t.match(build, { state: 'failed', reason: 'invalid_settings', message: /resources\.cpus: 512 is more than/ })
+})
+
+t.test('an engine restart during the image step, then a retry', async (t) => {
+  if (!await requireDocker(t)) return
+  const engine = await startEngine(t)
+  const h = await startApp(t, { docker: { socketPath: engine.socketPath, callTimeoutMs: 5000 }, builds: { stopGraceSeconds: 1 } })
+  const repo = await configRepo(t)
+  await register(h, 'engine', { config: { url: repo.url, ref: 'main' }, image: IMAGE, recipe: FAULT_RECIPE })
+  await repo.commit('fault', 'hang')
+  const bad = await submit(h, 'engine')
+  await waitForLog(h, bad.id, 'hanging')
+  await engine.stop()
+  await engine.start()
+  t.match(await h.waitFor(bad.id, ['succeeded', 'unchanged', 'failed', 'cancelled']), { state: 'failed', reason: 'infrastructure' })
+  await repo.commit('fault', 'none')
+  const retry = await h.waitFor((await submit(h, 'engine')).id, ['succeeded', 'unchanged', 'failed', 'cancelled'])
+  await assertComplete(t, h, retry, ['ostree', 'qemu'])
+  t.match((await h.app.inject({ url: `/v1/builds/${retry.id}/log` })).body, /removed unpublished builds from the workdir: /)
+})
+
+t.test('the service SIGKILLed while a build dies half-way, then a retry', async (t) => {
+  if (!await requireDocker(t)) return
+  const dataDir = await tempDir(t, 'cosa-kill-')
+  const repo = await configRepo(t)
+  let server = await startServer(t, dataDir, 1)
+  const put = await api(server, '/v1/streams/killed', { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe: FAULT_RECIPE } })
+  t.equal(put.status, 201)
+  await repo.commit('fault', 'hang')
+  const bad = (await api(server, '/v1/streams/killed/builds', { method: 'POST', body: {} })).json()
+  await until('the hang', 120_000, async () => (await api(server, `/v1/builds/${bad.id}/log`)).text.includes('hanging'))
+  server.child.kill('SIGKILL')
+  await server.exited
+  // While no service watches, the container dies after `cosa build` made its build.
+  await execa('docker', ['kill', `cosa-buildd-${bad.id}`])
+  server = await startServer(t, dataDir, 1)
+  const decided = await until('the killed build', 60_000, async () => {
+    const b = (await api(server, `/v1/builds/${bad.id}`)).json()
+    return b.state !== 'running' && b
+  })
+  t.match(decided, { state: 'failed', reason: 'exit_code', exitCode: 137 })
+  await repo.commit('fault', 'none')
+  const retry = (await api(server, '/v1/streams/killed/builds', { method: 'POST', body: {} })).json()
+  const done = await until('the retry', 120_000, async () => {
+    const b = (await api(server, `/v1/builds/${retry.id}`)).json()
+    return ['succeeded', 'unchanged', 'failed'].includes(b.state) && b
+  })
+  t.equal(done.state, 'succeeded', done.message ?? '')
+  t.same(done.result.artifacts.map((a: { name: string }) => a.name).sort(), ['ostree', 'qemu'])
+  const index = (await api(server, '/v1/streams/killed/builds/builds.json')).json()
+  t.same(index.builds.map((b: { id: string }) => b.id), [done.result.cosaBuildId], 'the store lists the complete build alone')
+  const qemu = done.result.artifacts.find((a: { name: string }) => a.name === 'qemu')
+  const bytes = Buffer.from(await (await fetch(server.url + qemu.url)).arrayBuffer())
+  t.equal(await sha256sum(bytes), qemu.sha256, 'sha256sum of the downloaded qcow2 matches')
 })
