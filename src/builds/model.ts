@@ -25,6 +25,8 @@ export interface Stream {
   resources: StreamResources
   networkMode?: string | undefined
   recipe: string[][]
+  /** Its published builds (cosa's layout, artifact downloads) may be read without a token. */
+  publicRead?: boolean | undefined
   /** Environment variables of every build, redacted from its log; never shown by the API. */
   secrets?: Record<string, string> | undefined
   createdAt: string

@@ -9,6 +9,8 @@ import { errorResponses, StreamName } from './schemas/common.js'
 // `cosa buildfetch --url <server>/v1/streams/<stream>/builds`.
 
 const security = [{ bearerAuth: [] }]
+// Published builds of a `publicRead` stream need no token.
+const publishedSecurity: Array<Record<string, string[]>> = [{ bearerAuth: [] }, {}]
 const FilePart = z.string().min(1).max(255)
 const binary = z.string().meta({ description: 'the file\'s bytes' })
 const fileResponses = { 200: binary, 206: binary, ...errorResponses(400, 401, 403, 404, 410, 416, 503) }
@@ -44,13 +46,13 @@ const artifacts: FastifyPluginAsyncZod = async (app) => {
   app.route({
     method: ['GET', 'HEAD'],
     url: '/v1/builds/:id/artifacts/:name',
-    config: { access: 'read' },
+    config: { access: 'read', publishedBuilds: true },
     schema: {
       tags: ['artifacts'],
       summary: 'Download an artifact of a build',
       description: '`name` is a key of meta.json `images` (e.g. `ostree`, `qemu`). Supports HEAD, a single ' +
         '`Range`, `If-None-Match` and `If-Range`; the ETag is the quoted sha256. 410 when retention pruned it.',
-      security,
+      security: publishedSecurity,
       params: BuildParams.extend({ name: z.string().min(1).max(128) }),
       response: fileResponses
     },
@@ -64,12 +66,12 @@ const artifacts: FastifyPluginAsyncZod = async (app) => {
     app.route({
       method: ['GET', 'HEAD'],
       url: `/v1/streams/:stream/builds/${file.path}`,
-      config: { access: 'read' },
+      config: { access: 'read', publishedBuilds: true },
       schema: {
         tags: ['artifacts'],
         summary: file.summary,
         description: file.description,
-        security,
+        security: publishedSecurity,
         params: z.object({ stream: StreamName, ...Object.fromEntries(file.parts.map((part) => [part, FilePart])) }),
         response: fileResponses
       },

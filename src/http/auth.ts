@@ -15,10 +15,14 @@ export type Access = 'public' | 'read' | 'submit' | 'admin' | 'build'
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access
+    /** A read of a stream's published builds: open to callers without a token when the stream says `publicRead`. */
+    publishedBuilds?: boolean
   }
   interface FastifyRequest {
     /** Hash of the caller's token, or "anonymous"; scopes idempotency keys. */
     clientScope: string
+    /** Served without a token because the stream is publicRead: shared caches may keep it. */
+    publicRead: boolean
   }
 }
 
@@ -45,6 +49,17 @@ async function authorizeBuild (app: FastifyInstance, request: FastifyRequest) {
   if (verdict !== 'ok') throw errors.unauthorized()
 }
 
+/**
+ * Whether the stream of a published-builds route (by its `stream`
+ * parameter, or the build's stream for an `id`) is `publicRead`. Upstream
+ * `cosa buildfetch --url` sends no credentials at all.
+ */
+async function publiclyReadable (app: FastifyInstance, request: FastifyRequest) {
+  const { stream, id } = request.params as { stream?: string, id?: string }
+  const name = stream ?? (id === undefined ? undefined : (await app.core.store.getBuild(id))?.stream)
+  return name !== undefined && (await app.core.store.getStream(name))?.publicRead === true
+}
+
 export default fp(async function auth (app: FastifyInstance, opts: { config: Config }) {
   const ranks = new Map<string, number>()
   for (const role of ['read', 'submit', 'admin'] as const) {
@@ -53,6 +68,7 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
   const open = !hasTokens(opts.config)
 
   app.decorateRequest('clientScope', 'anonymous')
+  app.decorateRequest('publicRead', false)
   app.addHook('onRequest', async (request) => {
     const access = request.routeOptions.config.access ?? 'public'
     if (access === 'public') return
@@ -60,7 +76,13 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
     if (access === 'build') return authorizeBuild(app, request)
     if (open) return
     const token = bearerToken(request)
-    if (token === undefined) throw errors.unauthorized()
+    if (token === undefined) {
+      if (request.routeOptions.config.publishedBuilds && await publiclyReadable(app, request)) {
+        request.publicRead = true
+        return
+      }
+      throw errors.unauthorized()
+    }
     const key = hash(token)
     const rank = ranks.get(key)
     if (rank === undefined) throw errors.unauthorized()

@@ -34,11 +34,12 @@ export function parseRange (header: string | undefined, size: number): ByteRange
 /**
  * Published files never change. Behind tokens, though, a shared cache must
  * not keep one (RFC 9111 §3.5: `public` would let it answer callers without
- * a token): then only the caller's own cache may.
+ * a token): then only the caller's own cache may, unless the stream's builds
+ * are public anyway.
  */
-export function cacheControl (file: Pick<StoredFile, 'mutable'>, tokens: boolean) {
-  if (file.mutable) return tokens ? 'private, no-cache' : 'no-cache'
-  return `${tokens ? 'private' : 'public'}, max-age=31536000, immutable`
+export function cacheControl (file: Pick<StoredFile, 'mutable'>, restricted: boolean) {
+  if (file.mutable) return restricted ? 'private, no-cache' : 'no-cache'
+  return `${restricted ? 'private' : 'public'}, max-age=31536000, immutable`
 }
 
 const disposition = (filename: string) => `attachment; filename="${filename.replace(/["\\]/g, '_')}"`
@@ -50,7 +51,7 @@ export async function sendStoredFile (request: FastifyRequest, reply: FastifyRep
     .header('etag', etag)
     .header('last-modified', st.lastModified.toUTCString())
     .header('accept-ranges', 'bytes')
-    .header('cache-control', cacheControl(file, hasTokens(request.server.core.config)))
+    .header('cache-control', cacheControl(file, hasTokens(request.server.core.config) && !request.publicRead))
     .header('content-disposition', disposition(file.filename))
     .header('x-content-type-options', 'nosniff')
     .type(contentType(file.filename))

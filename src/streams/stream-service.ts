@@ -15,12 +15,14 @@ export interface StreamInput {
   resources?: StreamResources | undefined
   networkMode?: string | undefined
   recipe?: Recipe | undefined
+  publicRead?: boolean | undefined
   secrets?: Record<string, string> | undefined
 }
 
-export interface StreamView extends Omit<Stream, 'secrets'> {
+export interface StreamView extends Omit<Stream, 'secrets' | 'publicRead'> {
   /** Names only: secret values never leave the server. */
   secrets: string[]
+  publicRead: boolean
   /** The build `builds/latest` points at, as of the newest finished build. */
   latestBuild?: Build | undefined
 }
@@ -68,6 +70,7 @@ export class StreamService {
       keep: input.keep ?? DEFAULT_KEEP,
       resources: input.resources ?? {},
       networkMode: input.networkMode,
+      publicRead: input.publicRead ?? false,
       recipe,
       secrets: input.secrets,
       createdAt: now,
@@ -105,6 +108,11 @@ export class StreamService {
   }
 
   async #view ({ secrets, ...stream }: Stream): Promise<StreamView> {
-    return { ...stream, secrets: Object.keys(secrets ?? {}), latestBuild: await this.#store.latestResult(stream.name) }
+    return {
+      ...stream,
+      publicRead: stream.publicRead ?? false,
+      secrets: Object.keys(secrets ?? {}),
+      latestBuild: await this.#store.latestResult(stream.name)
+    }
   }
 }

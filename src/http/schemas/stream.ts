@@ -40,6 +40,11 @@ export const StreamInput = z.strictObject({
   networkMode: z.string().regex(/^(none|host|bridge|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/).optional()
     .meta({ description: 'Docker network mode of the build container; default the server\'s (none)' }),
   recipe: Recipe.optional(),
+  publicRead: z.boolean().optional().meta({
+    description: 'serve the published builds (cosa\'s layout under /v1/streams/{stream}/builds/ and artifact ' +
+      'downloads) without a token, for `cosa buildfetch --url`, which sends none; everything else still needs one. ' +
+      'Default false'
+  }),
   secrets: z.record(z.string(),
     z.string().min(8, 'secrets must have at least 8 characters (shorter ones cannot be redacted safely)').max(65536)
   ).superRefine((record, ctx) => {
@@ -62,6 +67,7 @@ export const Stream = z.object({
   resources: z.object({ memoryBytes: z.number().optional(), cpus: z.number().optional(), pids: z.number().optional() }),
   networkMode: z.string().optional(),
   recipe: z.array(z.array(z.string())),
+  publicRead: z.boolean(),
   secrets: z.array(z.string()).meta({ description: 'the names of the stream\'s secrets' }),
   createdAt: z.string(),
   updatedAt: z.string(),
