@@ -11,6 +11,7 @@ import artifacts from './http/artifacts.js'
 import auth from './http/auth.js'
 import builds from './http/builds.js'
 import errorHandler from './http/error-handler.js'
+import etag from './http/etag.js'
 import health from './http/health.js'
 import logs from './http/logs.js'
 import { transformObject } from './http/openapi.js'
@@ -44,6 +45,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   })
 
   await fastify.register(errorHandler)
+  await fastify.register(etag)
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.1.0',

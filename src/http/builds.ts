@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { errors } from '../errors.js'
 import { Build, BuildList, BuildParams, BuildRequest, BuildState } from './schemas/build.js'
-import { errorResponses, StreamName } from './schemas/common.js'
+import { errorResponses, NotModified, StreamName } from './schemas/common.js'
 
 const security = [{ bearerAuth: [] }]
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,255}$/
@@ -49,7 +49,7 @@ const builds: FastifyPluginAsyncZod = async (app) => {
   })
 
   app.get('/v1/builds', {
-    config: { access: 'read' },
+    config: { access: 'read', etag: true },
     schema: {
       tags: ['builds'],
       summary: 'List builds, newest first',
@@ -60,18 +60,19 @@ const builds: FastifyPluginAsyncZod = async (app) => {
         limit: z.coerce.number().int().min(1).max(500).default(50),
         cursor: z.string().max(200).optional()
       }),
-      response: { 200: BuildList, ...errorResponses(400, 401, 403) }
+      response: { 200: BuildList, 304: NotModified, ...errorResponses(400, 401, 403) }
     }
   }, async (request) => app.core.builds.list(request.query))
 
   app.get('/v1/builds/:id', {
-    config: { access: 'read' },
+    config: { access: 'read', etag: true },
     schema: {
       tags: ['builds'],
       summary: 'Get a build',
+      description: 'Poll with `If-None-Match: <the ETag of the last answer>`: 304 and no body while nothing changed.',
       security,
       params: BuildParams,
-      response: { 200: Build, ...errorResponses(400, 401, 403, 404) }
+      response: { 200: Build, 304: NotModified, ...errorResponses(400, 401, 403, 404) }
     }
   }, async (request) => app.core.builds.get(request.params.id))
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { errorResponses, StreamName } from './schemas/common.js'
+import { errorResponses, NotModified, StreamName } from './schemas/common.js'
 import { Stream, StreamInput, StreamList } from './schemas/stream.js'
 
 const security = [{ bearerAuth: [] }]
@@ -32,13 +32,13 @@ const streams: FastifyPluginAsyncZod = async (app) => {
   }, async () => ({ streams: await app.core.streams.list() }))
 
   app.get('/v1/streams/:stream', {
-    config: { access: 'read' },
+    config: { access: 'read', etag: true },
     schema: {
       tags: ['streams'],
       summary: 'Get a stream and its latest build',
       security,
       params: z.object({ stream: StreamName }),
-      response: { 200: Stream, ...errorResponses(400, 401, 403, 404) }
+      response: { 200: Stream, 304: NotModified, ...errorResponses(400, 401, 403, 404) }
     }
   }, async (request) => app.core.streams.get(request.params.stream))
 }

@@ -5,6 +5,9 @@ export const ErrorBody = z.object({
   message: z.string()
 }).meta({ id: 'Error', description: 'Every 4xx and 5xx answer has this shape; `code` is stable.' })
 
+/** 304 to an If-None-Match that names the current ETag (routes with `config.etag`). */
+export const NotModified = z.null().meta({ description: 'Not modified: the ETag sent in If-None-Match is still current; no body.' })
+
 export const errorResponses = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((s) => [s, ErrorBody])) as Record<number, typeof ErrorBody>
 
