@@ -38,6 +38,8 @@ export const errors = {
   rangeNotSatisfiable: (size: number) => new ServiceError('BLD_RANGE_NOT_SATISFIABLE', 416,
     `the range is outside the ${size} bytes of the file`, { 'content-range': `bytes */${size}` }),
   routeNotFound: define('BLD_ROUTE_NOT_FOUND', 404, (method: string, url: string) => `no route ${method} ${url}`),
+  methodNotAllowed: (method: string, url: string, allowed: string[]) => new ServiceError('BLD_METHOD_NOT_ALLOWED', 405,
+    `${url} does not take ${method}: it takes ${allowed.join(', ')}`, { allow: allowed.join(', ') }),
   idempotencyMismatch: define('BLD_IDEMPOTENCY_MISMATCH', 422, () =>
     'this Idempotency-Key was used with a different request; use a new key for a new request'),
   configUrlRefused: define('BLD_CONFIG_URL_REFUSED', 422, (why: string) => why),

@@ -35,7 +35,24 @@ function toServiceError (err: FastifyError, request: FastifyRequest): ServiceErr
   return errors.internal()
 }
 
+/**
+ * The methods routes take at each path pattern, so that a known path asked
+ * with another method is a 405 naming them (RFC 9110 §15.5.6), not a 404.
+ */
+function methodsByPath (app: FastifyInstance) {
+  const routes: Array<{ pattern: RegExp, methods: Set<string> }> = []
+  app.addHook('onRoute', (route) => {
+    if (route.url.includes('*')) return
+    const source = route.url.split('/').map((part) => part.startsWith(':') ? '[^/]+' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('/')
+    let entry = routes.find((r) => r.pattern.source === `^${source}$`)
+    if (!entry) routes.push(entry = { pattern: new RegExp(`^${source}$`), methods: new Set() })
+    for (const m of [route.method].flat()) entry.methods.add(m)
+  })
+  return (path: string) => [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]))].sort()
+}
+
 export default fp(async function errorHandler (app: FastifyInstance) {
+  const allowed = methodsByPath(app)
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const out = toServiceError(err, request)
     if (out.statusCode >= 500) request.log.error({ err }, 'request failed')
@@ -43,7 +60,9 @@ export default fp(async function errorHandler (app: FastifyInstance) {
     return reply.code(out.statusCode).headers(out.headers).send({ code: out.code, message: out.message })
   })
   app.setNotFoundHandler((request, reply) => {
-    const err = errors.routeNotFound(request.method, request.url.split('?')[0] ?? '')
-    return reply.code(404).send({ code: err.code, message: err.message })
+    const path = request.url.split('?')[0] ?? ''
+    const methods = allowed(path)
+    const err = methods.length ? errors.methodNotAllowed(request.method, path, methods) : errors.routeNotFound(request.method, path)
+    return reply.code(err.statusCode).headers(err.headers).send({ code: err.code, message: err.message })
   })
 }, { name: 'error-handler' })

@@ -43,7 +43,8 @@ t.test('bad input gets a specific 4xx with a clear message', async (t) => {
     ['result without token', () => app.inject({ method: 'POST', url: '/v1/builds/nope/result?outcome=built&arch=x86_64', payload: {} }), 401, /bearer token/],
     ['result bad outcome, no token: the token is checked first', () => app.inject({ method: 'POST', url: '/v1/builds/nope/result?outcome=maybe&arch=x86_64', payload: {} }), 401, /bearer token/],
     ['unknown route', () => app.inject({ method: 'GET', url: '/v2/nothing' }), 404, /no route GET \/v2\/nothing/],
-    ['wrong method', () => app.inject({ method: 'DELETE', url: '/v1/builds' }), 404, /no route/]
+    ['wrong method', () => app.inject({ method: 'DELETE', url: '/v1/builds' }), 405, /does not take DELETE: it takes GET, HEAD/],
+    ['no such route', () => app.inject({ method: 'GET', url: '/v1/nope' }), 404, /no route/]
   ]
   for (const [name, call, status, message] of cases) {
     const res = await call()
@@ -88,4 +89,19 @@ t.test('keyset pagination walks every build once', async (t) => {
     cursor = page.nextCursor
   } while (cursor)
   t.same(seen, ids.reverse(), 'newest first, no gaps, no repeats')
+})
+
+t.test('a known path with a method it does not take is 405 with Allow, an unknown path 404', async (t) => {
+  const { app } = await startApp(t)
+  const del = await app.inject({ method: 'DELETE', url: '/v1/streams/s' })
+  t.equal(del.statusCode, 405)
+  t.equal(del.headers.allow, 'GET, HEAD, PUT')
+  t.same(del.json(), { code: 'BLD_METHOD_NOT_ALLOWED', message: '/v1/streams/s does not take DELETE: it takes GET, HEAD, PUT' })
+  const post = await app.inject({ method: 'POST', url: '/v1/builds/x/artifacts/qemu' })
+  t.equal(post.statusCode, 405)
+  t.equal(post.headers.allow, 'GET, HEAD')
+  t.equal((await app.inject({ method: 'PATCH', url: '/v1/streams/s/builds/builds.json' })).headers.allow, 'GET, HEAD')
+  const unknown = await app.inject({ method: 'GET', url: '/v1/nothing/here' })
+  t.equal(unknown.statusCode, 404)
+  t.equal(unknown.json().code, 'BLD_ROUTE_NOT_FOUND')
 })
