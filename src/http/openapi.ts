@@ -28,6 +28,7 @@ export function transformObject (input: TransformInput) {
   const downloads: Record<string, string> = {
     '/v1/builds/{id}/artifacts/{name}': '*/*',
     '/v1/streams/{stream}/builds/builds.json': 'application/json',
+    '/v1/streams/{stream}/builds/{buildId}/{file}': '*/*',
     '/v1/streams/{stream}/builds/{buildId}/{arch}/{file}': '*/*'
   }
   for (const [path, type] of Object.entries(downloads)) {
