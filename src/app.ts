@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
+import { readFileSync } from 'node:fs'
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod'
 import core, { type CoreOptions } from './core.js'
 import { errors } from './errors.js'
@@ -21,9 +22,11 @@ import streams from './http/streams.js'
 
 // The application as a plugin: server.ts listens with it, tests inject into it.
 
+const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+
 export const OPENAPI_INFO = {
   title: 'cosa-buildd',
-  version: '1.0.0',
+  version: PACKAGE.version,
   description: 'Builds OSTree-based operating systems with coreos-assembler (cosa) in containers. ' +
     'CI pipelines submit builds for a stream (a config repository and branch) and follow them to a final state: ' +
     '`succeeded` (a new cosa build), `unchanged` (inputs unchanged, no new build), `failed` (with a reason) ' +
@@ -50,6 +53,8 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
     openapi: {
       openapi: '3.1.0',
       info: OPENAPI_INFO,
+      // Relative: the document describes the server that serves it, wherever that is.
+      servers: [{ url: '/', description: 'the server that serves this document' }],
       tags: [
         { name: 'streams', description: 'Config repositories and how to build them' },
         { name: 'builds', description: 'Build requests, their state, logs and results' },

@@ -26,9 +26,10 @@ export interface Server {
 }
 
 /** The real process; its own loader args keep coverage working. */
-export async function startServer (t: Test, dataDir: string, maxConcurrent: number): Promise<Server> {
+export async function startServer (t: Test, dataDir: string, maxConcurrent: number, env: Record<string, string> = {}): Promise<Server> {
   const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
     env: {
+      ...env,
       COSA_BUILDD_LOG_LEVEL: 'info',
       COSA_BUILDD_PORT: '0',
       COSA_BUILDD_DATA_DIR: dataDir,

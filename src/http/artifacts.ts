@@ -19,6 +19,7 @@ const fileResponses = { 200: binary, 206: binary, ...errorResponses(400, 401, 40
 const LAYOUT_FILES = [
   {
     path: 'builds.json',
+    operationId: 'getBuildsJson',
     parts: [],
     summary: 'The stream\'s builds.json in the store',
     description: 'cosa\'s list of published builds, newest first. With the next routes, this is the layout ' +
@@ -26,6 +27,7 @@ const LAYOUT_FILES = [
   },
   {
     path: ':buildId/:file',
+    operationId: 'getBuildFile',
     parts: ['buildId', 'file'],
     summary: 'A file of a published build shared by its arches, in cosa\'s layout',
     description: 'A regular file directly under builds/<id>/ (beside the arch directories), as cosa writes and ' +
@@ -33,6 +35,7 @@ const LAYOUT_FILES = [
   },
   {
     path: ':buildId/:arch/:file',
+    operationId: 'getBuildArchFile',
     parts: ['buildId', 'arch', 'file'],
     summary: 'A file of a published build, in cosa\'s layout',
     description: 'meta.json, an image, or any other file cosa wrote in builds/<id>/<arch>/ ' +
@@ -49,6 +52,7 @@ const artifacts: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'read', publishedBuilds: true },
     schema: {
       tags: ['artifacts'],
+      operationId: 'getArtifact',
       summary: 'Download an artifact of a build',
       description: '`name` is a key of meta.json `images` (e.g. `ostree`, `qemu`). Supports HEAD, a single ' +
         '`Range`, `If-None-Match` and `If-Range`; the ETag is the quoted sha256. 410 when retention pruned it.',
@@ -69,6 +73,7 @@ const artifacts: FastifyPluginAsyncZod = async (app) => {
       config: { access: 'read', publishedBuilds: true },
       schema: {
         tags: ['artifacts'],
+        operationId: file.operationId,
         summary: file.summary,
         description: file.description,
         security: publishedSecurity,
@@ -91,6 +96,7 @@ const artifacts: FastifyPluginAsyncZod = async (app) => {
       config: { access: 'submit' },
       schema: {
         tags: ['artifacts'],
+        operationId: pinned ? 'pinBuild' : 'unpinBuild',
         summary: pinned ? 'Pin a build: retention never prunes it' : 'Unpin a build',
         description: 'Pins the cosa build a succeeded or unchanged build made or found. Pinned builds do not ' +
           'count towards the stream\'s `keep`. Idempotent.',

@@ -24,6 +24,7 @@ const builds: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'submit', ...(perMinute > 0 ? { rateLimit: { max: perMinute, timeWindow: 60_000 } } : {}) },
     schema: {
       tags: ['builds'],
+      operationId: 'submitBuild',
       summary: 'Submit a build of a stream',
       description: 'Answers 202 at once; the build is queued. With an Idempotency-Key, the same key and body ' +
         'return the same build, and the same key with another body is refused (422). 503 with Retry-After ' +
@@ -52,7 +53,10 @@ const builds: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'read', etag: true },
     schema: {
       tags: ['builds'],
+      operationId: 'listBuilds',
       summary: 'List builds, newest first',
+      description: 'Keyset-paginated: pass `nextCursor` as `cursor` for the next, older page. Answers with an ETag; ' +
+        '`If-None-Match` with it gives 304 while nothing changed.',
       security,
       querystring: z.strictObject({
         stream: StreamName.optional(),
@@ -68,6 +72,7 @@ const builds: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'read', etag: true },
     schema: {
       tags: ['builds'],
+      operationId: 'getBuild',
       summary: 'Get a build',
       description: 'Poll with `If-None-Match: <the ETag of the last answer>`: 304 and no body while nothing changed.',
       security,
@@ -80,6 +85,7 @@ const builds: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'submit' },
     schema: {
       tags: ['builds'],
+      operationId: 'cancelBuild',
       summary: 'Cancel a build',
       description: 'Idempotent. A queued build is cancelled at once; a running one is stopped (SIGTERM, then ' +
         'SIGKILL after the grace period) and ends `cancelled`; a finished build is returned unchanged.',
@@ -93,7 +99,9 @@ const builds: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'read' },
     schema: {
       tags: ['builds'],
+      operationId: 'getBuildMeta',
       summary: 'The cosa meta.json of the build, verbatim',
+      description: 'The bytes the build container posted, once the build has a result; 404 before.',
       security,
       params: BuildParams,
       response: {

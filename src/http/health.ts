@@ -19,13 +19,22 @@ async function check (fn: () => Promise<unknown>) {
 
 const health: FastifyPluginAsyncZod = async (app) => {
   app.get('/healthz', {
-    schema: { tags: ['health'], summary: 'The process answers', response: { 200: z.object({ status: z.literal('ok') }) } }
+    schema: {
+      tags: ['health'],
+      operationId: 'getLiveness',
+      summary: 'The process answers',
+      description: 'Liveness: 200 while the process serves requests, whatever the engine and the store do.',
+      response: { 200: z.object({ status: z.literal('ok') }) }
+    }
   }, async () => ({ status: 'ok' as const }))
 
   app.get('/readyz', {
     schema: {
       tags: ['health'],
+      operationId: 'getReadiness',
       summary: 'Database, Docker engine and data directory all work',
+      description: 'Readiness: 200 when the database, the Docker engine and the data directory answer; 503 with ' +
+        'the failing check otherwise.',
       response: { 200: Readiness, 503: Readiness }
     }
   }, async (_request, reply) => {

@@ -8,6 +8,7 @@ const logs: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'read' },
     schema: {
       tags: ['builds'],
+      operationId: 'getBuildLog',
       summary: 'The build log (text/plain)',
       description: 'Control sequences are stripped. `offset` resumes at a byte offset (the `X-Log-Size` of an ' +
         'earlier answer, or the bytes received so far); `follow=true` streams until the build has ended.',

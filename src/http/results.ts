@@ -14,6 +14,7 @@ const results: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'build' },
     schema: {
       tags: ['builds'],
+      operationId: 'postBuildResult',
       summary: 'A build container reports its outcome',
       description: 'Called by the build container, with the token minted for that build alone. The body is ' +
         'the cosa meta.json of builds/latest; it must match cosa\'s schema, and every image it lists must ' +

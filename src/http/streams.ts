@@ -10,7 +10,10 @@ const streams: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'admin' },
     schema: {
       tags: ['streams'],
+      operationId: 'putStream',
       summary: 'Register or update a stream',
+      description: '201 when it created the stream, 200 when it replaced it. Resources and the image are checked ' +
+        'against the Docker engine while it answers (422 `BLD_STREAM_UNFIT`).',
       security,
       params: z.object({ stream: StreamName }),
       body: StreamInput,
@@ -25,7 +28,9 @@ const streams: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'read' },
     schema: {
       tags: ['streams'],
+      operationId: 'listStreams',
       summary: 'List streams with their latest builds',
+      description: 'Every stream, each with its latest build (the one `builds/latest` points at); secrets by name only.',
       security,
       response: { 200: StreamList, ...errorResponses(401, 403) }
     }
@@ -35,7 +40,10 @@ const streams: FastifyPluginAsyncZod = async (app) => {
     config: { access: 'read', etag: true },
     schema: {
       tags: ['streams'],
+      operationId: 'getStream',
       summary: 'Get a stream and its latest build',
+      description: 'The stream\'s settings (secrets by name only) and its latest build. Answers with an ETag; ' +
+        '`If-None-Match` with it gives 304 while nothing changed.',
       security,
       params: z.object({ stream: StreamName }),
       response: { 200: Stream, 304: NotModified, ...errorResponses(400, 401, 403, 404) }
