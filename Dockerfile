@@ -9,7 +9,10 @@
 #     -v /var/lib/cosa-buildd:/var/lib/cosa-buildd \
 #     -e COSA_BUILDD_HOST=0.0.0.0 -e COSA_BUILDD_ADMIN_TOKENS=... \
 #     -e COSA_BUILDD_SUBMIT_TOKENS=... -e COSA_BUILDD_READ_TOKENS=... cosa-buildd
-FROM node:20-bookworm-slim AS build
+#
+# The base image brings Node.js 24 (package.json engines); scripts/ensure-node.sh
+# is for hosts, and pins the exact version the tests ran on.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
@@ -18,7 +21,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates openssh-client \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

@@ -2,7 +2,7 @@
 // one machine: GET /v1/builds/{id}, and submits with idempotency keys.
 // The submit run serves requests only (no scheduler), so it measures
 // admission (validation, idempotency, SQLite insert), not builds.
-//   node --import tsx bench/api.ts
+//   npm run bench bench/api.ts
 import Fastify from 'fastify'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

@@ -4,7 +4,7 @@
 //  - the cosa-lite image build with a warm rootfs cache (scripts re-imported);
 //  - submit-to-container-start through the API against a raw `docker run`
 //    of the same image.
-//   node --import tsx bench/builds.ts
+//   npm run bench bench/builds.ts
 import { execa } from 'execa'
 import Fastify from 'fastify'
 import { mkdtemp, rm } from 'node:fs/promises'

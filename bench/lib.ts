@@ -17,7 +17,7 @@ export interface LoadResult { rps: number, p50: number, p99: number, non2xx: num
 
 /** HTTP load from a separate process, so client and server do not share a core's event loop. */
 export async function load (opts: { url: string, duration: number, method?: string, body?: string, keys?: number }) {
-  const { stdout } = await execa('node', ['--import', 'tsx', join(ROOT, 'bench/load-client.ts'), JSON.stringify(opts)])
+  const { stdout } = await execa(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load-client.ts'), JSON.stringify(opts)])
   return JSON.parse(stdout) as LoadResult
 }
 

@@ -12,7 +12,7 @@
 // imports the store module is the RSS baseline. When root may drop the page
 // cache, every variant is measured cold (sync + drop_caches first) and then
 // warm; otherwise warm only. The order of the variants rotates every round.
-//   node --import tsx bench/publish.ts
+//   npm run bench bench/publish.ts
 // Environment:
 //   BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048);
 //   BENCH_LOCAL: read sizes to run the local variants with, in KiB, 0 = as

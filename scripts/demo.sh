@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded defaults, from a fresh clone: install what is
-# missing, make sure a Docker engine runs, build the cosa-lite image, start the
-# server, register the bundled example stream, submit a build, follow its log
-# and print the result. The server keeps running afterwards.
+# missing (Node.js 24 too), make sure a Docker engine runs, build the cosa-lite
+# image, start the server, register the bundled example stream, submit a
+# build, follow its log and print the result. The server keeps running
+# afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -14,8 +15,14 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "host packages and Docker engine"
 bash scripts/setup-host.sh
 bash scripts/ensure-docker.sh
-say "npm dependencies"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+say "Node.js and npm dependencies"
+source scripts/ensure-node.sh
+echo "node $(node --version) ($(command -v node))"
+# Also when node_modules was built for another Node: better-sqlite3 would not load.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+  || ! node -e 'new (require("better-sqlite3"))(":memory:")' 2>/dev/null; then
+  npm ci --no-audit --no-fund
+fi
 say "cosa-lite builder image"
 npm run --silent image:cosa-lite
 
@@ -55,6 +62,7 @@ say "log of build $id (following)"
 curl -fsS -N "$api/v1/builds/$id/log?follow=true"
 
 say "result"
+# shellcheck disable=SC2016 # the $ are JavaScript's
 curl -fsS "$api/v1/builds/$id" | node -e '
   let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
     const b = JSON.parse(s)

@@ -3,6 +3,8 @@
 # real cosa-lite). Ends with a line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# npm may run this on the host's older node: the suite runs on the project's.
+source scripts/ensure-node.sh || { echo "0 passed, 1 failed"; exit 1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 

@@ -1,4 +1,5 @@
 import { execa } from 'execa'
+import { readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT, tempDir } from './helpers.js'
@@ -38,6 +39,10 @@ t.test('it serves on loopback, says it is open, and stops on SIGTERM', async (t)
     setTimeout(() => reject(new Error(`no listen line: ${out}`)), 20_000).unref()
   })
   t.match(out, /no tokens configured: listening on loopback only/)
+  // The binary the server really runs on, not the one that spawned it: scripts/ensure-node.sh must reach the children.
+  const version = (await execa(await readlink(`/proc/${child.pid}/exe`), ['--version'])).stdout
+  t.comment(`server runs on node ${version}`)
+  t.ok(Number(/^v(\d+)\./.exec(version)?.[1]) >= 24, `Node.js 24 or newer (package.json engines), got ${version}`)
   t.equal((await fetch(`${url}/healthz`)).status, 200)
   child.kill('SIGTERM')
   const r = await child
