@@ -1,12 +1,23 @@
 // Every error a client can see, with a stable code and its HTTP status.
 // Messages name the fix where there is one; 5xx details never leave the server.
 
+/** Every code a client can see; the OpenAPI document lists them as an enum. */
+export const ERROR_CODES = [
+  'BLD_INVALID_REQUEST', 'BLD_INVALID_IDEMPOTENCY_KEY', 'BLD_BAD_REQUEST', 'BLD_UNAUTHORIZED', 'BLD_FORBIDDEN',
+  'BLD_STREAM_NOT_FOUND', 'BLD_BUILD_NOT_FOUND', 'BLD_META_NOT_FOUND', 'BLD_ARTIFACT_NOT_FOUND', 'BLD_ROUTE_NOT_FOUND',
+  'BLD_METHOD_NOT_ALLOWED', 'BLD_BUILD_NOT_RUNNING', 'BLD_NOT_PUBLISHED', 'BLD_ARTIFACT_PRUNED',
+  'BLD_PAYLOAD_TOO_LARGE', 'BLD_UNSUPPORTED_MEDIA_TYPE', 'BLD_RANGE_NOT_SATISFIABLE', 'BLD_IDEMPOTENCY_MISMATCH',
+  'BLD_CONFIG_URL_REFUSED', 'BLD_STREAM_UNFIT', 'BLD_RESULT_REJECTED', 'BLD_RATE_LIMITED', 'BLD_STORAGE_LOW',
+  'BLD_STORE_UNAVAILABLE', 'BLD_INTERNAL'
+] as const
+export type ErrorCode = typeof ERROR_CODES[number]
+
 export class ServiceError extends Error {
-  readonly code: string
+  readonly code: ErrorCode
   readonly statusCode: number
   readonly headers: Record<string, string>
 
-  constructor (code: string, statusCode: number, message: string, headers: Record<string, string> = {}) {
+  constructor (code: ErrorCode, statusCode: number, message: string, headers: Record<string, string> = {}) {
     super(message)
     this.name = 'ServiceError'
     this.code = code
@@ -15,7 +26,7 @@ export class ServiceError extends Error {
   }
 }
 
-const define = <A extends unknown[]>(code: string, statusCode: number, message: (...args: A) => string) =>
+const define = <A extends unknown[]>(code: ErrorCode, statusCode: number, message: (...args: A) => string) =>
   (...args: A) => new ServiceError(code, statusCode, message(...args))
 
 export const errors = {

@@ -1,7 +1,7 @@
 // Keys in cosa's bucket layout. Every part is checked here, so no key can
 // climb out of its stream's builds/ or name a hidden staging file.
 
-const SAFE_PART = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}$/
+export const SAFE_PART = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}$/
 
 export const isSafePart = (part: string) => SAFE_PART.test(part)
 

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { sendStoredFile } from './download.js'
 import { Build, BuildParams } from './schemas/build.js'
+import { SAFE_PART } from '../artifacts/store-layout.js'
 import { errorResponses, StreamName } from './schemas/common.js'
 
 // Downloads of published builds: one artifact of a build by its meta.json
@@ -11,7 +12,7 @@ import { errorResponses, StreamName } from './schemas/common.js'
 const security = [{ bearerAuth: [] }]
 // Published builds of a `publicRead` stream need no token.
 const publishedSecurity: Array<Record<string, string[]>> = [{ bearerAuth: [] }, {}]
-const FilePart = z.string().min(1).max(255)
+const FilePart = z.string().min(1).max(255).meta({ pattern: SAFE_PART.source })
 const binary = z.string().meta({ description: 'the file\'s bytes' })
 const fileResponses = { 200: binary, 206: binary, ...errorResponses(400, 401, 403, 404, 410, 416, 503) }
 

@@ -32,7 +32,12 @@ const builds: FastifyPluginAsyncZod = async (app) => {
         '429 with Retry-After beyond `http.submitsPerMinute` per token (x-ratelimit-* headers say where a caller stands).',
       security,
       params: z.object({ stream: StreamName }),
-      headers: z.object({ 'idempotency-key': z.string().optional() }),
+      // Checked by idempotencyKey() for its own error code; the pattern is stated for clients.
+      headers: z.object({
+        'idempotency-key': z.string().optional().meta({
+          description: 'makes retries safe: the same key and body replay the first answer', pattern: IDEMPOTENCY_KEY.source
+        })
+      }),
       body: BuildRequest.optional(),
       response: { 202: Build, ...errorResponses(400, 401, 403, 404, 413, 415, 422, 429, 503) }
     }

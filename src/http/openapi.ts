@@ -101,8 +101,33 @@ export function transformObject (input: TransformInput) {
   if (result) result.content = { 'application/json': { schema: ref } }
   doc.components.schemas.BuildsJson = BUILDS_JSON
   describeDownloads(doc)
+  completeStatuses(doc)
   describeHeaders(doc)
+  const report = doc.paths['/v1/builds/{id}/result']?.post
+  // Build containers call it over their socket; no client should.
+  if (report) report['x-internal'] = true
   return doc
+}
+
+const errorAnswer = (description: string) =>
+  ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } })
+
+/** Statuses fastify or the error handler send on any route of a kind, which the routes' schemas leave out. */
+function completeStatuses (doc: Doc) {
+  for (const [path, item] of Object.entries(doc.paths) as Array<[string, Doc]>) {
+    for (const [method, operation] of Object.entries(item) as Array<[string, Doc]>) {
+      const responses = operation?.responses as Record<string, Doc> | undefined
+      if (!responses) continue
+      const add = (status: string, description: string) => { responses[status] ??= errorAnswer(description) }
+      if (path.includes('{')) add('414', 'a path segment is longer than 765 characters')
+      if (operation.requestBody) {
+        add('413', 'the body is larger than http.bodyLimit')
+        add('415', 'the body is not application/json')
+      }
+      if (path.startsWith('/v1/builds/{id}/artifacts/') && method !== 'options') add('409', 'the build has no published result')
+      add('500', 'an internal error; the server log has the details')
+    }
+  }
 }
 
 const BUILDS_JSON = {

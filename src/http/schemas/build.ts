@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { buildStates, failureReasons } from '../../builds/build-state.js'
+import { Timestamp } from './common.js'
 
 export const BuildState = z.enum(buildStates)
 
@@ -47,10 +48,10 @@ export const Build = z.object({
   pinned: z.boolean().optional().meta({ description: 'with a result: whether its cosa build is pinned against retention' }),
   configCommit: z.string().optional().meta({ description: 'the config repository commit this build built' }),
   containerId: z.string().optional(),
-  cancelRequestedAt: z.string().optional(),
-  createdAt: z.string(),
-  startedAt: z.string().optional(),
-  finishedAt: z.string().optional(),
+  cancelRequestedAt: Timestamp.optional(),
+  createdAt: Timestamp,
+  startedAt: Timestamp.optional(),
+  finishedAt: Timestamp.optional(),
   result: z.object({
     cosaBuildId: z.string(),
     arch: z.string(),

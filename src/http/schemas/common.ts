@@ -1,7 +1,11 @@
 import { z } from 'zod'
+import { ERROR_CODES } from '../../errors.js'
+
+/** RFC 3339 times, as the service writes them (Date.toISOString). */
+export const Timestamp = z.string().meta({ format: 'date-time', example: '2026-11-30T17:00:00.000Z' })
 
 export const ErrorBody = z.object({
-  code: z.string().meta({ example: 'BLD_STREAM_NOT_FOUND' }),
+  code: z.enum(ERROR_CODES).meta({ example: 'BLD_STREAM_NOT_FOUND' }),
   message: z.string()
 }).meta({ id: 'Error', description: 'Every 4xx and 5xx answer has this shape; `code` is stable.' })
 

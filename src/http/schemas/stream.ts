@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { Build } from './build.js'
 import { DEFAULT_RESOURCES } from '../../streams/stream-fit.js'
-import { SafeText, StreamName } from './common.js'
+import { SafeText, StreamName, Timestamp } from './common.js'
 
 const SECRET_NAME = /^(?!COSA_BUILDD_|GIT_CONFIG_)[A-Z_][A-Z0-9_]{0,63}$/
 
@@ -54,7 +54,10 @@ export const StreamInput = z.strictObject({
       ctx.addIssue({ code: 'custom', message: `secret ${JSON.stringify(name.slice(0, 64))}: names are environment variable names (A-Z, 0-9, _; not COSA_BUILDD_* or GIT_CONFIG_*)` })
     }
   }).optional()
-    .meta({ description: 'environment variables of every build, redacted from build logs; the API never returns their values' })
+    .meta({
+      description: 'environment variables of every build, redacted from build logs; the API never returns their values',
+      propertyNames: { pattern: SECRET_NAME.source }
+    })
 }).meta({ id: 'StreamRegistration' })
 
 export const Stream = z.object({
@@ -69,8 +72,8 @@ export const Stream = z.object({
   recipe: z.array(z.array(z.string())),
   publicRead: z.boolean(),
   secrets: z.array(z.string()).meta({ description: 'the names of the stream\'s secrets' }),
-  createdAt: z.string(),
-  updatedAt: z.string(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
   latestBuild: Build.optional().meta({ description: 'the newest build that made or found a cosa build: `readlink builds/latest`' })
 }).meta({ id: 'Stream' })
 
