@@ -115,7 +115,7 @@ const errorAnswer = (description: string) =>
 /** Statuses fastify or the error handler send on any route of a kind, which the routes' schemas leave out. */
 function completeStatuses (doc: Doc) {
   for (const [path, item] of Object.entries(doc.paths) as Array<[string, Doc]>) {
-    for (const [method, operation] of Object.entries(item) as Array<[string, Doc]>) {
+    for (const operation of Object.values(item) as Doc[]) {
       const responses = operation?.responses as Record<string, Doc> | undefined
       if (!responses) continue
       const add = (status: string, description: string) => { responses[status] ??= errorAnswer(description) }
@@ -124,7 +124,7 @@ function completeStatuses (doc: Doc) {
         add('413', 'the body is larger than http.bodyLimit')
         add('415', 'the body is not application/json')
       }
-      if (path.startsWith('/v1/builds/{id}/artifacts/') && method !== 'options') add('409', 'the build has no published result')
+      if (path.startsWith('/v1/builds/{id}/artifacts/')) add('409', 'the build has no published result')
       add('500', 'an internal error; the server log has the details')
     }
   }
