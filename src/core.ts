@@ -11,7 +11,7 @@ import { BuildRunner } from './builds/build-runner.js'
 import { BuildService } from './builds/build-service.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
-import { Scheduler } from './builds/scheduler.js'
+import { Scheduler, type Gate } from './builds/scheduler.js'
 import { urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
 import { ConfigMirror } from './git/config-mirror.js'
@@ -60,15 +60,15 @@ export interface CoreOptions {
  * scheduler once per submit.
  */
 function startable (space: SpaceGuard, engine: DockerEngine) {
-  let last: { at: number, answer: Promise<{ ok: boolean, message: string }> } | undefined
-  const ask = async () => {
+  let last: { at: number, answer: Promise<Gate> } | undefined
+  const ask = async (): Promise<Gate> => {
     const check = await space.check()
-    if (!check.ok) return check
+    if (!check.ok) return { ok: false, message: check.message, waitingFor: 'storage_low' }
     try {
       await engine.ping()
-      return check
+      return { ok: true }
     } catch (err) {
-      return { ok: false, message: `the Docker engine is unavailable: ${(err as Error).message}` }
+      return { ok: false, message: `the Docker engine is unavailable: ${(err as Error).message}`, waitingFor: 'engine_unavailable' }
     }
   }
   return () => {
@@ -111,7 +111,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       defaults: { image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds },
       urls: urlPolicy(config)
     }),
-    builds: new BuildService({ store, runner, logs, space, wake: () => scheduler.wake(), now }),
+    builds: new BuildService({ store, runner, logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now }),
     results: new ResultIntake({ store, dataDir }),
     artifacts: new ArtifactService({ store, artifacts: artifactStore }),
     closing: closing.signal

@@ -8,10 +8,12 @@ import { isTerminal } from './build-state.js'
 import { newBuildId } from './build-id.js'
 import type { BuildLogs } from './build-logs.js'
 import type { BuildRunner } from './build-runner.js'
+import type { WaitingFor } from './scheduler.js'
 import type { Build, BuildRequest } from './model.js'
 
 export interface BuildView extends Build {
   queuePosition?: number | undefined
+  waitingFor?: WaitingFor | undefined
   pinned?: boolean | undefined
 }
 
@@ -42,10 +44,19 @@ export class BuildService {
   readonly #wake: () => void
   readonly #now: () => Date
   readonly #space: SpaceGuard
+  readonly #heldBy: () => WaitingFor | undefined
 
   constructor (deps: {
-    store: Store, runner: BuildRunner, logs: BuildLogs, space: SpaceGuard, wake: () => void, now: () => Date
+    store: Store
+    runner: BuildRunner
+    logs: BuildLogs
+    space: SpaceGuard
+    wake: () => void
+    /** What holds all queued builds back (the scheduler's gate), if anything. */
+    heldBy: () => WaitingFor | undefined
+    now: () => Date
   }) {
+    this.#heldBy = deps.heldBy
     this.#store = deps.store
     this.#runner = deps.runner
     this.#logs = deps.logs
@@ -70,7 +81,10 @@ export class BuildService {
   }
 
   async view (build: Build): Promise<BuildView> {
-    if (build.state === 'queued') return { ...build, queuePosition: await this.#store.queuePosition(build) }
+    if (build.state === 'queued') {
+      const { position, streamBusy } = await this.#store.queueState(build)
+      return { ...build, queuePosition: position, waitingFor: streamBusy ? 'stream_busy' : this.#heldBy() ?? 'slot' }
+    }
     if (build.result) return { ...build, pinned: (await this.#store.pinnedBuilds(build.stream)).has(build.result.cosaBuildId) }
     return build
   }

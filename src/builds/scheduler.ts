@@ -2,6 +2,10 @@ import type { Logger } from '../logger.js'
 import type { Store } from '../store/store.js'
 import type { BuildRunner } from './build-runner.js'
 
+/** Why queued builds wait: a stream busy, no free slot, or a gate that holds them all. */
+export type WaitingFor = 'stream_busy' | 'slot' | 'engine_unavailable' | 'storage_low'
+export type Gate = { ok: true } | { ok: false, message: string, waitingFor: 'engine_unavailable' | 'storage_low' }
+
 // Starts queued builds: oldest first, one at a time per stream (a cosa workdir
 // has one writer), up to maxConcurrent in all. The claim itself is one
 // conditional update in the store; this loop only decides when to try.
@@ -12,8 +16,8 @@ export class Scheduler {
   readonly #maxConcurrent: number
   readonly #logger: Logger
   readonly #now: () => Date
-  readonly #canStart: () => Promise<{ ok: boolean, message: string }>
-  #held: string | undefined
+  readonly #canStart: () => Promise<Gate>
+  #held: Gate | undefined
   #timer: NodeJS.Timeout | undefined
   #pumping = false
   #again = false
@@ -26,14 +30,19 @@ export class Scheduler {
     logger: Logger
     now: () => Date
     /** Free space, say: while it answers no, queued builds wait. */
-    canStart?: () => Promise<{ ok: boolean, message: string }>
+    canStart?: () => Promise<Gate>
   }) {
-    this.#canStart = deps.canStart ?? (async () => ({ ok: true, message: '' }))
+    this.#canStart = deps.canStart ?? (async () => ({ ok: true }))
     this.#store = deps.store
     this.#runner = deps.runner
     this.#maxConcurrent = deps.maxConcurrent
     this.#logger = deps.logger
     this.#now = deps.now
+  }
+
+  /** What holds every queued build back, as of the last try to start one. */
+  get heldBy () {
+    return this.#held?.ok === false ? this.#held.waitingFor : undefined
   }
 
   start (pollMs = 1000) {
@@ -72,8 +81,8 @@ export class Scheduler {
       if (!(await this.#store.listBuilds({ state: 'queued', limit: 1 })).length) return
       const gate = await this.#canStart()
       if (!gate.ok) {
-        if (this.#held !== gate.message) this.#logger.warn({ reason: gate.message }, 'queued builds wait')
-        this.#held = gate.message
+        if (this.#held?.ok !== false || this.#held.message !== gate.message) this.#logger.warn({ reason: gate.message }, 'queued builds wait')
+        this.#held = gate
         return
       }
       this.#held = undefined

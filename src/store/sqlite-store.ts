@@ -205,9 +205,14 @@ export class SqliteStore implements Store {
       .all(...states) as Row[]).map(toBuild)
   }
 
-  async queuePosition (build: Build) {
-    const row = this.#sql("SELECT COUNT(*) AS n FROM builds WHERE state = 'queued' AND seq <= ?").get(build.seq) as Row
-    return row.n as number
+  async queueState (build: Build) {
+    const row = this.#sql(`
+      SELECT
+        EXISTS (SELECT 1 FROM builds r WHERE r.stream = :stream AND r.state = 'running') AS running,
+        (SELECT COUNT(*) FROM builds o WHERE o.stream = :stream AND o.state = 'queued' AND o.seq < :seq) AS ownAhead,
+        (SELECT COUNT(*) FROM builds q WHERE q.state = 'queued' AND q.seq < :seq) AS allAhead`).get({ stream: build.stream, seq: build.seq }) as Row
+    const streamBusy = row.running === 1 || (row.ownAhead as number) > 0
+    return { streamBusy, position: 1 + (streamBusy ? row.ownAhead as number : row.allAhead as number) }
   }
 
   async latestResult (stream: string) {

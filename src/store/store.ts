@@ -50,8 +50,16 @@ export interface Store {
   getBuild(id: string): Promise<Build | undefined>
   listBuilds(query: BuildQuery): Promise<Build[]>
   buildsInState(states: BuildState[]): Promise<Build[]>
-  /** 1-based position among queued builds, oldest first. */
-  queuePosition(build: Build): Promise<number>
+  /**
+   * Where a queued build stands. `streamBusy`: its stream has a build running
+   * or an older one queued, which go first (one workdir, one writer). Then
+   * `position` is its place in its stream's queue (builds of other streams
+   * may start meanwhile). Otherwise it counts the older queued builds, and
+   * this one: a claim takes the oldest build whose stream is free, so no
+   * newer build starts before it, and those older ones at most (one whose
+   * stream is busy when a slot frees goes later). 1 is next.
+   */
+  queueState(build: Build): Promise<{ position: number, streamBusy: boolean }>
   /** The newest build of the stream that made or pointed at a cosa build. */
   latestResult(stream: string): Promise<Build | undefined>
 

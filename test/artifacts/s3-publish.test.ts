@@ -46,8 +46,8 @@ t.test('builds publish to S3 in cosa\'s layout; a cut upload fails the build and
 
   proxy.cutAfter = undefined
   const next = await buildOnce(h, 'minimal')
-  t.equal(next.state, 'succeeded', `the next build finds the inputs unchanged, publishes what the store lacked: ${next.message ?? ''}`)
-  t.equal(next.result.cosaBuildId, cut.result.cosaBuildId, 'the cosa build the cut publish could not store')
+  t.equal(next.state, 'succeeded', `the next build makes the build again and publishes it: ${next.message ?? ''}`)
+  t.equal(next.result.cosaBuildId, cut.result.cosaBuildId, 'with the id the cut publish could not store: the store never listed it')
   const id = next.result.cosaBuildId
   const dir = `prod/streams/minimal/builds/${id}/x86_64/`
   const meta = JSON.parse((await h.app.inject({ url: `/v1/builds/${next.id}/meta.json` })).body)

@@ -35,7 +35,8 @@ t.test('the engine stops and starts mid-build', async (t) => {
   t.equal((await h.app.inject({ url: `/v1/builds/${running[0]!.id}` })).statusCode, 200, 'the API stays up')
   const queued = await submit(h, 'later')
   await new Promise((resolve) => setTimeout(resolve, 2500))
-  t.equal((await h.app.inject({ url: `/v1/builds/${queued.id}` })).json().state, 'queued', 'a new build waits for the engine')
+  t.match((await h.app.inject({ url: `/v1/builds/${queued.id}` })).json(), { state: 'queued', waitingFor: 'engine_unavailable' },
+    'a new build waits for the engine, and says so')
 
   const back = Date.now()
   await engine.start()

@@ -20,10 +20,40 @@ t.test('claims: oldest first, one per stream, bounded in all', async (t) => {
   t.equal((await store.claimNext(3, 't'))?.id, 'a1')
   t.equal((await store.claimNext(3, 't'))?.id, 'b1', 'a2 waits: stream a is busy')
   t.equal(await store.claimNext(3, 't'), undefined, 'nothing else may start')
-  t.equal(await store.queuePosition((await store.getBuild('b2'))!), 2)
+  const state = async (id: string) => store.queueState((await store.getBuild(id))!)
+  t.same(await state('a2'), { streamBusy: true, position: 1 }, 'a2: first in its busy stream\'s queue')
+  t.same(await state('b2'), { streamBusy: true, position: 1 })
   await store.transition('a1', ['running'], 'succeeded')
   t.equal((await store.claimNext(1, 't')), undefined, 'the global limit holds (b1 runs)')
   t.equal((await store.claimNext(2, 't'))?.id, 'a2')
+})
+
+t.test('the queue as it will start: free streams first, busy ones in their own line', async (t) => {
+  const store = new SqliteStore(join(await tempDir(t), 'db.sqlite'))
+  t.teardown(() => store.close())
+  for (const s of ['a', 'b', 'c', 'd']) await store.putStream(stream(s))
+  for (const [id, s] of [['a1', 'a'], ['a2', 'a'], ['a3', 'a'], ['b1', 'b'], ['c1', 'c'], ['b2', 'b'], ['d1', 'd']]) {
+    await store.insertBuild({ id: id!, stream: s!, request, createdAt: 'now' })
+  }
+  t.equal((await store.claimNext(1, 't'))?.id, 'a1', 'one slot: a1 runs')
+  const state = async (id: string) => store.queueState((await store.getBuild(id))!)
+  t.same(await state('b1'), { streamBusy: false, position: 3 }, 'b1: a2 and a3, older, go first once a1 is done')
+  t.same(await state('c1'), { streamBusy: false, position: 4 })
+  t.same(await state('d1'), { streamBusy: false, position: 6 })
+  t.same(await state('a2'), { streamBusy: true, position: 1 }, 'a2: first in line behind a1')
+  t.same(await state('a3'), { streamBusy: true, position: 2 }, 'a3: behind a2 in stream a')
+  t.same(await state('b2'), { streamBusy: true, position: 2 }, 'b2: behind b1')
+  // What the positions said is what the claims do, one slot at a time.
+  const order = []
+  for (let running = 'a1'; ;) {
+    await store.transition(running, ['running'], 'succeeded')
+    const next = await store.claimNext(1, 't')
+    if (!next) break
+    order.push(next.id)
+    running = next.id
+  }
+  t.same(order, ['a2', 'a3', 'b1', 'c1', 'b2', 'd1'], 'one slot: oldest first, as the positions said')
+
 })
 
 t.test('transitions are conditional: the first terminal writer wins', async (t) => {

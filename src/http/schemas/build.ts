@@ -44,7 +44,15 @@ export const Build = z.object({
     commit: z.string().optional(),
     platforms: z.array(z.string()).optional()
   }),
-  queuePosition: z.number().int().optional().meta({ description: 'while queued: 1 is next' }),
+  queuePosition: z.number().int().optional().meta({
+    description: 'while queued: with waitingFor stream_busy, its place in its stream\'s queue; otherwise how many ' +
+      'builds that can start now are ahead of it, plus one (1 is next)'
+  }),
+  waitingFor: z.enum(['stream_busy', 'slot', 'engine_unavailable', 'storage_low']).optional().meta({
+    description: 'while queued: a build of its stream runs or is queued before it (stream_busy); every slot ' +
+      '(builds.maxConcurrent) is taken or it is about to start (slot); the Docker engine does not answer ' +
+      '(engine_unavailable); free space is below storage.minFreeBytes (storage_low)'
+  }),
   pinned: z.boolean().optional().meta({ description: 'with a result: whether its cosa build is pinned against retention' }),
   configCommit: z.string().optional().meta({ description: 'the config repository commit this build built' }),
   containerId: z.string().optional(),
