@@ -1,56 +1,90 @@
-// HTTP throughput of the API against a bare fastify hello-world, in one run on
-// one machine: GET /v1/builds/{id}, and submits with idempotency keys.
-// The submit run serves requests only (no scheduler), so it measures
-// admission (validation, idempotency, SQLite insert), not builds.
-//   npm run bench bench/api.ts
-import Fastify from 'fastify'
+// HTTP throughput of the API against a bare fastify hello-world, each server
+// in its own process started as users start them (`node dist/server.js`, and
+// `node bench/hello-server.mjs`: plain node, no loader), autocannon in a third
+// process. GET /v1/builds/{id} of a finished and of a queued build, the same
+// with If-None-Match (304), and submits with idempotency keys.
+//   npm run bench bench/api.ts        (BENCH_SECONDS per run, default 10)
+import { execa, type ResultPromise } from 'execa'
 import { mkdtemp } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import app from '../src/app.js'
-import { loadConfig } from '../src/config.js'
-import { fmt, load } from './lib.js'
+import { exampleRepo, fmt, load, ROOT } from './lib.js'
 
 const duration = Number(process.env.BENCH_SECONDS ?? 10)
 
-async function listen (f: ReturnType<typeof Fastify>) {
-  await f.listen({ port: 0, host: '127.0.0.1' })
-  const addr = f.server.address() as { port: number }
-  return `http://127.0.0.1:${addr.port}`
+async function freePort () {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as { port: number }
+  await new Promise((resolve) => probe.close(resolve))
+  return port
 }
 
-const hello = Fastify({ logger: false })
-hello.get('/hello', async () => ({ hello: 'world' }))
-const helloUrl = await listen(hello)
+/** Starts a server process on a free port and resolves once it answers. */
+async function serve (argv: string[], env: Record<string, string> = {}): Promise<{ url: string, child: ResultPromise }> {
+  const port = await freePort()
+  const child = execa(process.execPath, argv, { cwd: ROOT, env: { ...env, PORT: String(port), COSA_BUILDD_PORT: String(port), NODE_OPTIONS: '' }, stdio: 'ignore', reject: false })
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 300; i++) {
+    if (await fetch(`${url}/healthz`).then((r) => r.status < 500, () => false)) return { url, child }
+    if (child.exitCode !== null) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`${argv.join(' ')} did not start`)
+}
 
+await execa('npm', ['run', 'build'], { cwd: ROOT })
+const hello = await serve(['bench/hello-server.mjs'])
 const dataDir = await mkdtemp(join(tmpdir(), 'cosa-bench-api-'))
-const server = Fastify({ logger: false })
-await server.register(app, { config: loadConfig({}, { dataDir, logLevel: 'silent', allowFileUrls: true, http: { submitsPerMinute: 0 } }), background: false })
-const url = await listen(server)
-await server.inject({ method: 'PUT', url: '/v1/streams/bench', payload: { config: { url: 'file:///nonexistent', ref: 'main' } } })
-const { id } = (await server.inject({ method: 'POST', url: '/v1/streams/bench/builds', payload: {} })).json()
-const { id: queuedId } = (await server.inject({ method: 'POST', url: '/v1/streams/bench/builds', payload: { force: true } })).json()
-await server.inject({ method: 'POST', url: `/v1/builds/${id}/cancel` })
+const server = await serve(['dist/server.js'], {
+  COSA_BUILDD_DATA_DIR: dataDir,
+  COSA_BUILDD_ALLOW_FILE_URLS: '1',
+  COSA_BUILDD_SUBMITS_PER_MINUTE: '0',
+  COSA_BUILDD_MIN_FREE_BYTES: '0',
+  ...(process.env.COSA_BUILDD_LOG_LEVEL ? { COSA_BUILDD_LOG_LEVEL: process.env.COSA_BUILDD_LOG_LEVEL } : {})
+})
+const api = async (method: string, path: string, body?: unknown): Promise<any> => {
+  const res = await fetch(server.url + path, {
+    method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+  })
+  return res.json()
+}
 
-const rows: string[][] = []
-const baseline = await load({ url: `${helloUrl}/hello`, duration })
-const get = await load({ url: `${url}/v1/builds/${id}`, duration })
-const getQueued = await load({ url: `${url}/v1/builds/${queuedId}`, duration })
-rows.push(['bare fastify `GET /hello` (baseline)', fmt(baseline.rps), fmt(baseline.p50), fmt(baseline.p99), '1.00×'])
-rows.push(['`GET /v1/builds/{id}`, a finished build', fmt(get.rps), fmt(get.p50), fmt(get.p99), `${fmt(get.rps / baseline.rps, 2)}×`])
-rows.push(['`GET /v1/builds/{id}`, a queued build (+ queue position)', fmt(getQueued.rps), fmt(getQueued.p50), fmt(getQueued.p99),
-  `${fmt(getQueued.rps / baseline.rps, 2)}×`])
+// A finished build (its repository does not exist), and a queued one behind a running build of its stream.
+await api('PUT', '/v1/streams/gone', { config: { url: 'file:///nonexistent', ref: 'main' } })
+const { id } = await api('POST', '/v1/streams/gone/builds', {})
+const repo = await exampleRepo()
+await api('PUT', '/v1/streams/busy', { config: { url: `file://${repo}`, ref: 'main' }, recipe: [['shell', '--', 'sleep', '600'], ['build']] })
+const running = await api('POST', '/v1/streams/busy/builds', {})
+const { id: queuedId } = await api('POST', '/v1/streams/busy/builds', { force: true })
+for (;;) {
+  const [a, b] = await Promise.all([api('GET', `/v1/builds/${id}`), api('GET', `/v1/builds/${running.id}`)])
+  if (a.state === 'failed' && b.state === 'running') break
+  await new Promise((resolve) => setTimeout(resolve, 200))
+}
+const etag = (await fetch(`${server.url}/v1/builds/${id}`)).headers.get('etag')!
 
-// 1,000 keys cycled: the first use admits a build, later ones replay it.
-const submit = await load({ url: `${url}/v1/streams/bench/builds`, duration, method: 'POST', body: '{"force":true}', keys: 1000 })
-rows.push(['`POST /v1/streams/{s}/builds` with Idempotency-Key (1,000 keys)', fmt(submit.rps), fmt(submit.p50), fmt(submit.p99),
-  `${fmt(submit.rps / baseline.rps, 2)}×`])
-const builds = (await server.inject({ url: '/v1/builds?stream=bench&limit=500' })).json().builds.length
+const baseline = await load({ url: `${hello.url}/hello`, duration })
+const runs: Array<[string, Awaited<ReturnType<typeof load>>]> = [
+  ['bare fastify `GET /hello` (baseline)', baseline],
+  ['`GET /v1/builds/{id}`, a finished build', await load({ url: `${server.url}/v1/builds/${id}`, duration })],
+  ['`GET /v1/builds/{id}` with `If-None-Match`, 304', await load({ url: `${server.url}/v1/builds/${id}`, duration, headers: { 'if-none-match': etag } })],
+  ['`GET /v1/builds/{id}`, a queued build (position, waitingFor)', await load({ url: `${server.url}/v1/builds/${queuedId}`, duration })],
+  // 1,000 keys cycled: the first use admits a build, later ones replay it.
+  ['`POST /v1/streams/{s}/builds` with Idempotency-Key (1,000 keys)',
+    await load({ url: `${server.url}/v1/streams/gone/builds`, duration, method: 'POST', body: '{"force":true}', keys: 1000 })]
+]
+await api('POST', `/v1/builds/${running.id}/cancel`)
+await api('POST', `/v1/builds/${queuedId}/cancel`)
 
-console.log(`\n${duration} s per run, 50 connections, autocannon in a separate process.\n`)
-console.log('| target | req/s | p50 ms | p99 ms | vs baseline |')
-console.log('|---|---:|---:|---:|---:|')
-for (const r of rows) console.log(`| ${r.join(' | ')} |`)
-console.log(`\nnon-2xx: get ${get.non2xx}, submit ${submit.non2xx}; builds admitted by the submit run: ${builds >= 500 ? '500+' : builds} (first page)`)
-await server.close()
-await hello.close()
+console.log(`\n${duration} s per run, 50 connections; each server and autocannon in its own process.\n`)
+console.log('| target | req/s | p50 ms | p99 ms | non-2xx | vs baseline |')
+console.log('|---|---:|---:|---:|---:|---:|')
+for (const [name, r] of runs) {
+  console.log(`| ${name} | ${fmt(r.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r.non2xx} | ${fmt(r.rps / baseline.rps, 2)}× |`)
+}
+await new Promise((resolve) => setTimeout(resolve, 3000))
+server.child.kill('SIGTERM')
+hello.child.kill('SIGTERM')
+await Promise.all([server.child, hello.child])

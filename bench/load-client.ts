@@ -1,5 +1,5 @@
 // Runs autocannon in its own process (the servers keep their own core) and
-// prints the result as JSON. argv[2]: {url, method?, body?, keys?, duration}.
+// prints the result as JSON. argv[2]: {url, method?, body?, headers?, keys?, duration}.
 // With `keys`, every request carries an Idempotency-Key cycling through that many.
 import autocannon from 'autocannon'
 
@@ -10,7 +10,7 @@ const result = await autocannon({
   connections: opts.connections ?? 50,
   duration: opts.duration,
   method: opts.method ?? 'GET',
-  headers: opts.body ? { 'content-type': 'application/json' } : {},
+  headers: { ...(opts.body ? { 'content-type': 'application/json' } : {}), ...opts.headers },
   body: opts.body,
   requests: opts.keys
     ? [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'idempotency-key': `key-${n++ % opts.keys}` } }) }]
