@@ -4,6 +4,7 @@ import type { ArtifactService, StoredFile } from '../artifacts/artifact-service.
 import { contentType } from '../artifacts/publisher.js'
 import { hasTokens } from '../config.js'
 import { errors } from '../errors.js'
+import { notModified } from './etag.js'
 
 // Sends one stored file with what download tools expect: HEAD, a single
 // byte range (curl -C -, resumed downloads), validators for caches, and an
@@ -55,10 +56,7 @@ export async function sendStoredFile (request: FastifyRequest, reply: FastifyRep
     .header('content-disposition', disposition(file.filename))
     .header('x-content-type-options', 'nosniff')
     .type(contentType(file.filename))
-  const inm = request.headers['if-none-match']
-  if (inm !== undefined && inm.split(',').map((s) => s.trim()).some((t) => t === etag || t === '*')) {
-    return reply.code(304).send()
-  }
+  if (notModified(request, { etag, 'last-modified': st.lastModified.toUTCString() })) return reply.code(304).send()
   const ifRange = request.headers['if-range']
   const range = ifRange === undefined || ifRange === etag ? parseRange(request.headers.range, st.size) : undefined
   if (range === 'unsatisfiable') throw errors.rangeNotSatisfiable(st.size)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import fresh from 'fresh'
 
 // Cheap polling: routes marked `etag` answer with an entity tag of the body
 // they send, and a request whose If-None-Match names it gets 304 with no body.
@@ -15,11 +16,17 @@ declare module 'fastify' {
 
 const tagOf = (payload: string | Buffer) => `"${createHash('sha1').update(payload).digest('base64url')}"`
 
-/** RFC 9110 §13.1.2: If-None-Match compares weakly; `*` matches any current representation. */
-export function noneMatch (header: string | undefined, etag: string) {
-  if (header === undefined) return false
-  const opaque = (tag: string) => tag.trim().replace(/^W\//, '')
-  return header.split(',').some((tag) => tag.trim() === '*' || opaque(tag) === opaque(etag))
+/**
+ * RFC 9110 §13.1: If-None-Match (weak comparison, `*`), or If-Modified-Since
+ * without it, as the `fresh` library reads them. A request's
+ * `Cache-Control: no-cache` is addressed to caches, not to the origin (RFC
+ * 9111 §5.2.1.4), and fetch() sends it with every conditional request: it
+ * must not turn a 304 into a 200 here, so `fresh` sees the conditions alone.
+ */
+export function notModified (request: FastifyRequest, current: { etag: string, 'last-modified'?: string }) {
+  const { 'if-none-match': inm, 'if-modified-since': ims } = request.headers
+  if (inm === undefined && ims === undefined) return false
+  return fresh({ 'if-none-match': inm, 'if-modified-since': ims }, current)
 }
 
 async function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown) {
@@ -27,7 +34,7 @@ async function onSend (request: FastifyRequest, reply: FastifyReply, payload: un
   if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload
   const etag = tagOf(payload)
   reply.header('etag', etag)
-  if (!noneMatch(request.headers['if-none-match'], etag)) return payload
+  if (!notModified(request, { etag })) return payload
   reply.code(304).removeHeader('content-type').removeHeader('content-length')
   return ''
 }

@@ -84,6 +84,15 @@ t.test('behind tokens, published files are cached privately only', async (t) => 
     const meta = await get('/v1/streams/s/builds/1.0/x86_64/meta.json')
     const index = await get('/v1/streams/s/builds/builds.json')
     t.equal(meta.statusCode, 200)
+    // RFC 9110 §13.1: If-None-Match compares weakly; If-Modified-Since counts only without it.
+    const conditional = (headers: Record<string, string>) => h.app.inject({
+      url: '/v1/streams/s/builds/1.0/x86_64/meta.json', headers: { ...(tokens ? { authorization: `Bearer ${READ}` } : {}), ...headers }
+    }).then((r) => r.statusCode)
+    const modified = meta.headers['last-modified'] as string
+    t.equal(await conditional({ 'if-none-match': `W/${meta.headers.etag}` }), 304, 'a weak tag matches')
+    t.equal(await conditional({ 'if-modified-since': modified }), 304, 'not modified since')
+    t.equal(await conditional({ 'if-modified-since': new Date(Date.parse(modified) - 60_000).toUTCString() }), 200, 'modified since')
+    t.equal(await conditional({ 'if-none-match': '"other"', 'if-modified-since': modified }), 200, 'If-None-Match wins')
     if (tokens) {
       // RFC 9111 §3.5: `public` would let a shared cache answer callers without a token.
       t.equal(meta.headers['cache-control'], 'private, max-age=31536000, immutable', 'with tokens: private')
