@@ -25,9 +25,10 @@ export interface Server {
   exited: Promise<number | null>
 }
 
-/** The real process; its own loader args keep coverage working. */
-export async function startServer (t: Test, dataDir: string, maxConcurrent: number): Promise<Server> {
-  const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
+/** The real process (or `command`, e.g. the CLI's serve); its own loader args keep coverage working. */
+export async function startServer (t: Test, dataDir: string, maxConcurrent: number,
+  command = [join(ROOT, 'src/server.ts')]): Promise<Server> {
+  const child = execa(process.execPath, [...process.execArgv, ...command], {
     env: {
       COSA_BUILDD_LOG_LEVEL: 'info',
       COSA_BUILDD_PORT: '0',

@@ -50,7 +50,7 @@ export function parseCommand (argv: string[], specs: CommandSpec[]): Invocation 
   const { leading, rest } = parsed
   const spec = specs.find((s) => s.name.split(' ').every((word, i) => rest[i] === word))
   if (!spec) {
-    if (leading.help || rest.length === 0) return { help: undefined }
+    if (rest.length === 0) return { help: undefined }
     const near = specs.filter((s) => s.name.startsWith(rest[0] + ' ')).map((s) => s.name)
     throw usageError(`unknown command ${JSON.stringify(rest.slice(0, 2).join(' '))}: ` +
       (near.length ? `try ${near.join(', ')}` : 'run cosa-buildd --help for the commands'))

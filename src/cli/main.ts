@@ -22,6 +22,10 @@ const commandHelp = (spec: CommandSpec) =>
 
 /** Runs one command line; resolves with the exit status. */
 export async function run (argv: string[], io: Omit<Io, 'json'>): Promise<number> {
+  if (argv.length === 0) {
+    io.err.write(overview())
+    return EXIT.usage
+  }
   try {
     const parsed = parseCommand(argv, COMMANDS)
     if ('help' in parsed) {
