@@ -31,11 +31,18 @@ export function unreachable (api: Pick<Api, 'baseUrl'>, err: unknown) {
     'or point --url or COSA_BUILDD_URL at it', EXIT.api)
 }
 
+/** The server's messages name the API's fix; these name the command's. */
+const HINTS: Record<string, string> = {
+  BLD_UNAUTHORIZED: 'pass --token or set COSA_BUILDD_TOKEN',
+  BLD_FORBIDDEN: 'use a token with that right (--token or COSA_BUILDD_TOKEN)',
+  BLD_STREAM_NOT_FOUND: 'with this command: cosa-buildd stream put NAME --url URL --ref REF'
+}
+
 export function refused (what: string, response: Response, error: unknown) {
   const body = error as { code?: string, message?: string } | undefined
   const detail = body?.message ? `${body.message} (${body.code}, HTTP ${response.status})` : `HTTP ${response.status}`
-  const hint = response.status === 401 ? '; pass --token or set COSA_BUILDD_TOKEN' : ''
-  return new CliError(`${what}: ${detail}${hint}`, EXIT.api)
+  const hint = HINTS[body?.code ?? '']
+  return new CliError(`${what}: ${detail}${hint ? `; ${hint}` : ''}`, EXIT.api)
 }
 
 interface Answer<T> { data?: T, error?: unknown, response: Response }

@@ -61,7 +61,7 @@ if (await requireDocker(t)) {
     t.match(down.stderr, /cannot reach the server at http:\/\/127\.0\.0\.1:9 .*cosa-buildd serve/)
     const missing = await cli(['build', 'submit', 'nope', '--wait'], env)
     t.equal(missing.exitCode, 4)
-    t.match(missing.stderr, /BLD_STREAM_NOT_FOUND, HTTP 404/)
+    t.match(missing.stderr, /BLD_STREAM_NOT_FOUND, HTTP 404\); with this command: cosa-buildd stream put NAME/)
     const token = await cli(['--token', 'not-a-configured-token', 'build', 'get', 'x'], env)
     t.equal(token.exitCode, 4, 'a token on an open server changes nothing; still a 404')
   })
