@@ -6,7 +6,7 @@ import { downloadArtifact } from './download.js'
 import { EXIT, exitFor } from './exit.js'
 import { printBuild, printBuilds, progressOf } from './output.js'
 import { waitForBuild } from './wait.js'
-import { getBuild } from './watch.js'
+import { getBuild, streamLog } from './watch.js'
 
 const byId = (id: string) => ({ params: { path: { id } } })
 
@@ -59,9 +59,7 @@ async function log (ctx: Context) {
   const api = ctx.api()
   const build = await getBuild(api, ctx.args[0]!)
   if (!flag(ctx.values, 'follow')) {
-    const { data } = await call(api, `read the log of build ${build.id}`, () =>
-      api.client.GET('/v1/builds/{id}/log', { ...byId(build.id), parseAs: 'text' }))
-    ctx.io.out.write(data)
+    await streamLog(api, build.id, 0, false, ctx.io.out)
     return EXIT.ok
   }
   const final = await waitForBuild(api, { ...ctx.io, json: false }, build, { follow: true, cancelOnInterrupt: false })

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { call, isUnreachable, refused, unreachable, type Api, type Build } from './client.js'
-import { isFinal } from './exit.js'
+import { CliError, EXIT, isFinal } from './exit.js'
 import { describeState } from './output.js'
 
 // Watching a build to its end: polling its state (with If-None-Match), or
@@ -80,8 +80,12 @@ async function poll (api: Api, build: Build, progress: Progress, signal: AbortSi
   return current.build
 }
 
-/** Streams the log from `offset` once; returns the new offset. A dropped connection ends it early. */
-async function streamLog (api: Api, id: string, offset: number, follow: boolean, out: NodeJS.WritableStream, signal: AbortSignal) {
+/**
+ * Streams the log from `offset` once; returns the new offset. Following, a
+ * dropped connection just ends it early (the caller resumes from there).
+ */
+export async function streamLog (api: Api, id: string, offset: number, follow: boolean, out: NodeJS.WritableStream,
+  signal?: AbortSignal) {
   const { response } = await call(api, `read the log of build ${id}`, () => api.client.GET('/v1/builds/{id}/log', {
     params: { path: { id }, query: { offset, follow: follow ? 'true' : 'false' } }, parseAs: 'stream', signal
   }))
@@ -91,7 +95,8 @@ async function streamLog (api: Api, id: string, offset: number, follow: boolean,
       offset += chunk.length
     }
   } catch (err) {
-    if (signal.aborted) throw err
+    if (signal?.aborted) throw err
+    if (!follow) throw new CliError(`the log of build ${id} broke off at byte ${offset}: run the command again`, EXIT.api)
   }
   return offset
 }

@@ -1,5 +1,6 @@
 import { execa } from 'execa'
 import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -64,6 +65,22 @@ if (await requireDocker(t)) {
     t.match(missing.stderr, /BLD_STREAM_NOT_FOUND, HTTP 404\); with this command: cosa-buildd stream put NAME/)
     const token = await cli(['--token', 'not-a-configured-token', 'build', 'get', 'x'], env)
     t.equal(token.exitCode, 4, 'a token on an open server changes nothing; still a 404')
+  })
+
+  t.test('a 401 says where the token goes, and the token is sent', async (t) => {
+    const seen: Array<string | undefined> = []
+    const guarded = createServer((req, res) => {
+      seen.push(req.headers.authorization)
+      res.writeHead(401, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ code: 'BLD_UNAUTHORIZED', message: 'missing or unknown bearer token' }))
+    })
+    await new Promise<void>((resolve) => guarded.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => guarded.close())
+    const url = `http://127.0.0.1:${(guarded.address() as { port: number }).port}`
+    const r = await cli(['build', 'list', '--url', url], { COSA_BUILDD_TOKEN: 'a-token-from-the-environment' })
+    t.equal(r.exitCode, 4)
+    t.match(r.stderr, /HTTP 401\); pass --token or set COSA_BUILDD_TOKEN/)
+    t.same(seen, ['Bearer a-token-from-the-environment'])
   })
 
   t.test('streams: put with options or a file, get, list', async (t) => {
