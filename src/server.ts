@@ -1,6 +1,8 @@
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { realpathSync } from 'node:fs'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import app from './app.js'
 import { hasTokens, isLoopback, loadConfig, type Config } from './config.js'
@@ -107,7 +109,17 @@ export async function main () {
   await server.listen({ host: config.host, port: config.port })
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+/** Run as a program, also through a symlink (npm's bin links, /usr/local/bin): both sides resolved. */
+export function isMainModule (moduleUrl: string, argv1 = process.argv[1]) {
+  if (argv1 === undefined) return false
+  try {
+    return realpathSync(fileURLToPath(moduleUrl)) === realpathSync(argv1)
+  } catch {
+    return false
+  }
+}
+
+if (isMainModule(import.meta.url)) {
   main().catch((err) => {
     console.error(err instanceof Error ? err.message : err)
     process.exit(1)

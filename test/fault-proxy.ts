@@ -9,6 +9,8 @@ export interface FaultProxy {
   /** Bytes one connection may send upstream before it is cut; undefined passes all. */
   cutAfter: number | undefined
   cuts: number
+  /** Cuts every open connection, as a network that drops does; new ones pass. */
+  drop(): void
   close(): Promise<void>
 }
 
@@ -18,6 +20,7 @@ export async function startFaultProxy (target: { host: string, port: number }, t
     url: '',
     cutAfter: undefined,
     cuts: 0,
+    drop: () => { for (const s of sockets) s.destroy() },
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy()
       server.close(() => resolve())

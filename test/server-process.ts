@@ -25,11 +25,12 @@ export interface Server {
   exited: Promise<number | null>
 }
 
-/** The real process; its own loader args keep coverage working. */
-export async function startServer (t: Test, dataDir: string, maxConcurrent: number, env: Record<string, string> = {}): Promise<Server> {
-  const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
+/** The real process (or `command`, e.g. the CLI's serve); its own loader args keep coverage working. */
+export async function startServer (t: Test, dataDir: string, maxConcurrent: number,
+  opts: { env?: Record<string, string>, command?: string[] } = {}): Promise<Server> {
+  const child = execa(process.execPath, [...process.execArgv, ...(opts.command ?? [join(ROOT, 'src/server.ts')])], {
     env: {
-      ...env,
+      ...opts.env,
       COSA_BUILDD_LOG_LEVEL: 'info',
       COSA_BUILDD_PORT: '0',
       COSA_BUILDD_DATA_DIR: dataDir,

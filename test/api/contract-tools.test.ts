@@ -42,7 +42,7 @@ t.test('Prism proxies a whole scenario to the real server: no violation', async 
   if (!await requireDocker(t)) return
   const dataDir = await tempDir(t, 'cosa-prism-')
   const repo = await configRepo(t)
-  const server = await startServer(t, dataDir, 1, { COSA_BUILDD_ADMIN_TOKENS: ADMIN })
+  const server = await startServer(t, dataDir, 1, { env: { COSA_BUILDD_ADMIN_TOKENS: ADMIN } })
   const port = await freePort()
   const prism = execa(bin('prism'), ['proxy', `${server.url}/openapi.json`, server.url, '--errors', '-p', String(port)],
     { reject: false, all: true, env: ownEnv, forceKillAfterDelay: false })

@@ -1,0 +1,46 @@
+import type { Api, Build, Stream } from './client.js'
+
+// What people read: one build, a list of builds, streams. --json prints the
+// API's own objects instead.
+
+export interface Io {
+  out: NodeJS.WritableStream
+  err: NodeJS.WritableStream & { isTTY?: boolean }
+  json: boolean
+}
+
+/** Where progress goes: stderr when stdout carries JSON. */
+export const progressOf = (io: Io): NodeJS.WritableStream & { isTTY?: boolean } =>
+  io.json ? io.err : io.out as NodeJS.WritableStream & { isTTY?: boolean }
+
+export const printJson = (io: Io, value: unknown) => io.out.write(JSON.stringify(value, null, 2) + '\n')
+
+export function describeState (build: Build) {
+  if (build.state === 'queued' && build.queuePosition !== undefined) return `queued, position ${build.queuePosition}`
+  if (build.state === 'failed') return `failed (${build.reason ?? 'unknown reason'})${build.message ? `: ${build.message}` : ''}`
+  return build.state
+}
+
+export function printBuild (io: Io, api: Api, build: Build) {
+  if (io.json) return printJson(io, build)
+  const lines = [`build ${build.id} of ${build.stream}: ${describeState(build)}`]
+  if (build.result) {
+    lines.push(`  cosa build ${build.result.cosaBuildId} (${build.result.arch})${build.pinned ? ', pinned' : ''}`)
+    for (const a of build.result.artifacts) {
+      lines.push(`  ${a.name}: ${a.url ? api.link(a.url) : a.path}  sha256 ${a.sha256}`)
+    }
+  }
+  io.out.write(lines.join('\n') + '\n')
+}
+
+export function printBuilds (io: Io, builds: Build[]) {
+  if (io.json) return printJson(io, { builds })
+  for (const b of builds) io.out.write(`${b.id}  ${b.stream}  ${describeState(b)}  ${b.createdAt}\n`)
+}
+
+export function printStream (io: Io, stream: Stream) {
+  if (io.json) return printJson(io, stream)
+  const latest = stream.latestBuild ? `latest build ${stream.latestBuild.id} (${stream.latestBuild.result?.cosaBuildId})` : 'no build yet'
+  io.out.write(`${stream.name}: ${stream.config.url} ${stream.config.ref}, image ${stream.image}, ` +
+    `platforms ${stream.platforms.join(',')}; ${latest}\n`)
+}
