@@ -16,8 +16,11 @@ export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximu
 export interface LoadResult { rps: number, p50: number, p99: number, non2xx: number, errors: number, total: number }
 
 /** HTTP load from a separate process, so client and server do not share a core's event loop. */
-export async function load (opts: { url: string, duration: number, method?: string, body?: string, headers?: Record<string, string>, keys?: number }) {
-  const { stdout } = await execa(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load-client.ts'), JSON.stringify(opts)])
+export async function load (opts: {
+  url: string, duration: number, method?: string, body?: string, headers?: Record<string, string>, keys?: number, cpu?: number
+}) {
+  const argv = [process.execPath, '--import', 'tsx', join(ROOT, 'bench/load-client.ts'), JSON.stringify(opts)]
+  const { stdout } = opts.cpu === undefined ? await execa(argv[0]!, argv.slice(1)) : await execa('taskset', ['-c', String(opts.cpu), ...argv])
   return JSON.parse(stdout) as LoadResult
 }
 
