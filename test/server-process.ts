@@ -78,3 +78,39 @@ export async function until<T> (what: string, timeoutMs: number, fn: () => Promi
     await sleep(500)
   }
 }
+
+/**
+ * A bash program that prints `lines` numbered lines of about 75 bytes to
+ * stdout as fast as it can, and every 100th number to stderr as well, with
+ * `pauseEvery` lines followed by a short sleep when asked (a flood that lasts).
+ */
+export const floodScript = (lines: number, pauseEvery = 0) =>
+  `pad=$(printf '%.0s.' $(seq 1 60)); for i in $(seq 1 ${lines}); do echo "line $i $pad"; ` +
+  'if (( i % 100 == 0 )); then echo "err $i" >&2; fi; ' +
+  (pauseEvery ? `if (( i % ${pauseEvery} == 0 )); then sleep 0.05; fi; ` : '') + 'done'
+
+export interface FloodCheck { lines: number, repeated: number, lost: number, errLines: number, errRepeated: number, errLost: number }
+
+/** Compares a log with what floodScript printed: each stream's lines once, in order. */
+export function checkFlood (log: string, lines: number): FloodCheck {
+  const out = { lines: 0, repeated: 0, lost: 0, errLines: 0, errRepeated: 0, errLost: 0 }
+  let last = 0
+  let lastErr = 0
+  for (const line of log.split('\n')) {
+    const m = /^(line|err) (\d+)/.exec(line)
+    if (!m) continue
+    const k = Number(m[2])
+    if (m[1] === 'line') {
+      out.lines++
+      if (k <= last) out.repeated++
+      else { out.lost += k - last - 1; last = k }
+    } else {
+      out.errLines++
+      if (k <= lastErr) out.errRepeated++
+      else { out.errLost += (k - lastErr) / 100 - 1; lastErr = k }
+    }
+  }
+  out.lost += lines - last
+  out.errLost += Math.floor(lines / 100) - lastErr / 100
+  return out
+}

@@ -1,8 +1,6 @@
 import { existsSync } from 'node:fs'
 import { execa } from 'execa'
 import { mkdir, stat } from 'node:fs/promises'
-import { PassThrough } from 'node:stream'
-import { createInterface } from 'node:readline'
 import { PublishError, type Publisher } from '../artifacts/publisher.js'
 import { hostArch, syncWorkdir } from '../artifacts/workdir-sync.js'
 import type { Logger } from '../logger.js'
@@ -17,6 +15,7 @@ import { engineGoesAway, inspectPatiently, watchEngine } from '../runner/engine-
 import type { BuildPatch, Store } from '../store/store.js'
 import type { BuildState, FailureReason } from './build-state.js'
 import type { BuildLogs } from './build-logs.js'
+import { LogPump } from './log-pump.js'
 import { SecretRedactor } from './log-sanitizer.js'
 import { DEFAULT_KEEP, type Build, type BuildResult, type PostedResult, type Stream } from './model.js'
 import { mintToken } from './result-token.js'
@@ -42,7 +41,6 @@ export interface RunnerDeps {
 const HOST_DEVICES = ['/dev/kvm', '/dev/fuse']
 const DEFAULT_MEMORY = 4 * 1024 ** 3
 const DEFAULT_PIDS = 4096
-const LOG_DRAIN_MS = 5000
 /** Container states that mean someone is deleting it. */
 const GOING = new Set(['removing', 'dead'])
 // How long a build whose container has ended waits for a stopped engine to
@@ -70,9 +68,17 @@ export class BuildRunner {
   // What each running build's log must never show: the stream's secrets and
   // the build's result token (a build that echoes its environment).
   readonly #redactors = new Map<string, SecretRedactor>()
+  readonly #logPump: LogPump
 
   constructor (deps: RunnerDeps) {
     this.#deps = deps
+    this.#logPump = new LogPump({
+      engine: deps.engine,
+      logs: deps.logs,
+      logger: deps.logger,
+      pollMs: deps.config.builds.logPollMs,
+      stallMs: deps.config.docker.callTimeoutMs
+    })
   }
 
   isActive (buildId: string) {
@@ -221,7 +227,8 @@ export class BuildRunner {
         memoryBytes: stream.resources.memoryBytes ?? DEFAULT_MEMORY,
         cpus: stream.resources.cpus ?? 2,
         pids: stream.resources.pids ?? DEFAULT_PIDS,
-        stopGraceSeconds: config.builds.stopGraceSeconds
+        stopGraceSeconds: config.builds.stopGraceSeconds,
+        log: { fileBytes: config.builds.logFileBytes, files: config.builds.logFiles }
       })
       let containerId: string
       try {
@@ -280,8 +287,8 @@ export class BuildRunner {
     const timeout = AbortSignal.timeout(Math.max(0, started + timeoutSeconds * 1000 - this.#deps.now().getTime()))
     const shutdown = this.#shutdown.signal
 
-    let logAbort = new AbortController()
-    let pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
+    const logAbort = new AbortController()
+    const pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
     if (await this.#cancelled(build.id, cancel)) cancel.abort()
 
     let ending: 'exit' | 'cancel' | 'timeout' = 'exit'
@@ -296,7 +303,7 @@ export class BuildRunner {
       } catch (err) {
         if (shutdown.aborted) {
           logAbort.abort()
-          await pump
+          await pump.done
           return
         }
         if (cancel.signal.aborted || timeout.aborted) {
@@ -316,15 +323,8 @@ export class BuildRunner {
         }
         if (state === 'gone') {
           logAbort.abort()
-          await pump
+          await pump.done
           return this.#finish(build, failed('lost', 'the build container disappeared'))
-        }
-        if (unreachable && state !== 'unknown' && state.running) {
-          // The engine is back and kept the container (live-restore): follow its log again.
-          logAbort.abort()
-          await pump
-          logAbort = new AbortController()
-          pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
         }
         if (state === 'unknown' || !state.running) continue
       } finally {
@@ -340,15 +340,12 @@ export class BuildRunner {
     // did not cause is only a build failure if the engine stays up.
     if (after.unreachable || (ending === 'exit' && state && !state.oomKilled && state.exitCode > 128 &&
         await engineGoesAway(engine, config.builds.engineProbeMs, shutdown))) engineWasDown = true
-    await Promise.race([pump, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS).unref())])
+    // The pump reads the engine's log until it has nothing more (it waits
+    // out an engine that went away, for a while).
+    if (state) await pump.finish()
     logAbort.abort()
-    await pump
+    await pump.done
     if (shutdown.aborted) return
-    // The engine cut the log stream when it went away; what the container
-    // wrote meanwhile is still in its log (the checkpoint avoids repeats).
-    if (engineWasDown && state) {
-      await this.#pumpLogs(build.id, containerId, AbortSignal.any([shutdown, AbortSignal.timeout(LOG_DRAIN_MS)]))
-    }
 
     let final: Final
     if (ending === 'cancel') final = { state: 'cancelled' }
@@ -365,24 +362,9 @@ export class BuildRunner {
     await this.#finish(build, final)
   }
 
-  async #pumpLogs (buildId: string, containerId: string, signal: AbortSignal) {
-    try {
-      const since = await this.#deps.logs.resumePoint(buildId)
-      const sinceMs = since === undefined ? NaN : Date.parse(since)
-      const { stdout, stderr } = await this.#deps.engine.logs(containerId, signal,
-        Number.isNaN(sinceMs) ? undefined : Math.floor(sinceMs / 1000))
-      const merged = new PassThrough()
-      let open = 2
-      for (const s of [stdout, stderr]) {
-        s.on('end', () => { if (--open === 0) merged.end() })
-        s.pipe(merged, { end: false })
-      }
-      const redactor = this.#redactors.get(buildId)
-      await this.#deps.logs.consume(buildId, createInterface({ input: merged, crlfDelay: Infinity }), since,
-        redactor?.active ? (line) => redactor.redact(line) : undefined)
-    } catch (err) {
-      if (!signal.aborted) this.#deps.logger.warn({ err, buildId }, 'reading the build log failed')
-    }
+  #pumpLogs (buildId: string, containerId: string, signal: AbortSignal) {
+    const redactor = this.#redactors.get(buildId)
+    return this.#logPump.start(buildId, containerId, signal, redactor?.active ? (line) => redactor.redact(line) : undefined)
   }
 
   async #outcome (build: Build, exitCode: number, oomKilled: boolean): Promise<Final> {
