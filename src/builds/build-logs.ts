@@ -1,9 +1,7 @@
-import { EventEmitter, once } from 'node:events'
-import { createReadStream } from 'node:fs'
+import { EventEmitter } from 'node:events'
 import { mkdir, open, readFile, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { sanitizeLine } from './log-sanitizer.js'
 
 // One append-only file per build, written by the log pump (log-pump.ts) and
 // by service notes. Beside it, a checkpoint: the file size and, for each of
@@ -11,6 +9,7 @@ import { sanitizeLine } from './log-sanitizer.js'
 // service cuts the file back to the checkpoint and resumes the container's
 // log right after those lines, so nothing is written twice or skipped.
 
+const READ_BYTES = 64 * 1024
 const TRUNCATED = '==> cosa-buildd: log limit reached; further output is dropped\n'
 
 /** The last frame kept of one stream: its timestamp, and how many frames were kept with exactly that timestamp. */
@@ -150,30 +149,57 @@ export class BuildLogs {
   read (buildId: string, offset: number, follow: boolean, isDone: () => Promise<boolean>, signal: AbortSignal): Readable {
     const events = this.#events
     const path = this.path(buildId)
-    const size = () => this.size(buildId)
     async function * chunks () {
-      let position = offset
-      while (!signal.aborted) {
-        const end = await size()
-        if (end > position) {
-          for await (const chunk of createReadStream(path, { start: position, end: end - 1 })) {
-            position += (chunk as Buffer).length
-            yield chunk as Buffer
+      const fh = await open(path, 'r').catch(() => undefined)
+      // One listener for the follower's life; a write between looking and
+      // waiting is not missed.
+      let written = false
+      let wake = () => {}
+      const onWrite = () => { written = true; wake() }
+      events.on(buildId, onWrite)
+      try {
+        let position = offset
+        while (!signal.aborted) {
+          written = false
+          const end = fh ? (await fh.stat()).size : 0
+          if (end > position) {
+            // Sized to what is there: most wake-ups find a few lines, not 64 KiB.
+            const buf = Buffer.allocUnsafe(Math.min(READ_BYTES, end - position))
+            const { bytesRead } = await fh!.read(buf, 0, buf.length, position)
+            position += bytesRead
+            yield buf.subarray(0, bytesRead)
+            continue
           }
-          continue
+          if (!follow || !fh) return
+          if (await isDone()) {
+            if ((await fh.stat()).size > position) continue
+            return
+          }
+          // Woken by the writer, or by the timer as a backstop after a restart.
+          if (!written) await wakeOrTimeout((w) => { wake = w }, signal)
         }
-        if (!follow) return
-        if (await isDone()) {
-          if (await size() > position) continue
-          return
-        }
-        // Woken by the writer, or by the timer as a backstop after a restart.
-        await once(events, buildId, { signal: AbortSignal.any([signal, AbortSignal.timeout(1000)]) })
-          .catch(() => undefined)
+      } finally {
+        events.off(buildId, onWrite)
+        await fh?.close()
       }
     }
     // Bytes, not objects: a follower that reads slowly holds one buffer of
     // its own, whatever the log's size.
-    return Readable.from(chunks(), { objectMode: false, highWaterMark: 64 * 1024 })
+    return Readable.from(chunks(), { objectMode: false, highWaterMark: READ_BYTES })
   }
+}
+
+/** Resolves when the registered waker is called, after a second, or on abort. */
+function wakeOrTimeout (register: (wake: () => void) => void, signal: AbortSignal) {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      register(() => {})
+      resolve()
+    }
+    const timer = setTimeout(done, 1000)
+    signal.addEventListener('abort', done, { once: true })
+    register(done)
+  })
 }

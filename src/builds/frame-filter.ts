@@ -10,8 +10,6 @@ import type { Marks, StreamMark } from './build-logs.js'
 // Stdout and stderr are judged apart: in the engine's file they interleave
 // in the order they were written, not in timestamp order.
 
-/** Cross-stream slack: a frame is written to the engine's file within this long after its timestamp. */
-const SKEW_NS = 100_000_000n
 /** A piece of a line longer than this is written out as a line of its own. */
 const MAX_LINE_BYTES = 1024 * 1024
 
@@ -57,15 +55,16 @@ export class FrameFilter {
 
   /**
    * Where the snapshot starts ("seconds.nanoseconds", inclusive): at the
-   * older stream's last frame, but no further back than a moment before the
-   * newest (a quiet stream would otherwise make every snapshot re-read all).
+   * older stream's last frame kept (from the start while a stream has none).
+   * Not later: the engine stamps a line when it reads it and may write one
+   * stream's line to its file after a newer line of the other (measured:
+   * more than 100 ms on 2 busy cores). A quiet stream makes the snapshot
+   * repeat more, but no more than the newest lines asked for (log-pump.ts).
    */
   since (): string | undefined {
-    const marks = Object.values(this.#tracks).flatMap((t) => t.mark ? [toNs(t.mark.ts)] : [])
-    if (!marks.length) return undefined
-    const newest = marks.reduce((a, b) => a > b ? a : b)
-    const oldest = marks.reduce((a, b) => a < b ? a : b)
-    return engineTime(oldest > newest - SKEW_NS ? oldest : newest - SKEW_NS)
+    const { stdout, stderr } = this.#tracks
+    if (!stdout.mark || !stderr.mark) return undefined
+    return engineTime(toNs(stdout.mark.ts < stderr.mark.ts ? stdout.mark.ts : stderr.mark.ts))
   }
 
   /** Whether this snapshot has reached the anchor (always, before anything was kept). */

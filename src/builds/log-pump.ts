@@ -138,13 +138,11 @@ class Copy {
     const raw = await this.#deps.engine.logSnapshot(this.#containerId, { since: filter.since(), tail },
       AbortSignal.any([this.#signal, abort.signal]))
     const parser = new LogFrameParser()
-    let frames = 0
     let kept = 0
     try {
       for await (const chunk of stalling(raw, this.#deps.stallMs, abort)) {
         let out = ''
         for (const frame of parser.push(chunk as Buffer)) {
-          frames++
           if (!filter.isNew(frame)) continue
           if (!filter.covered) {
             // Not in the newest lines asked for: ask for the whole log.
@@ -160,8 +158,9 @@ class Copy {
     } finally {
       abort.abort()
     }
-    // Room for the lines that come before the next look, twice over.
-    this.#tail = Math.max(MIN_TAIL, frames * 2)
+    // Room for as many new lines as this look found, twice over, before the
+    // next look (the engine reads only these from the end of its file).
+    this.#tail = Math.max(MIN_TAIL, kept * 2)
     return kept > 0
   }
 

@@ -1,0 +1,178 @@
+// Build logs under a flood (issue #16): BENCH_BUILDS builds at once (8), each
+// printing BENCH_LINES numbered lines of about 75 bytes (100,000) through a
+// recipe step on examples/minimal, with BENCH_FOLLOWERS clients following the
+// logs (`?follow=true`, 50), then the same run without followers. The server
+// runs in its own process, started as users start it (`node --import tsx
+// src/server.ts`, configured by environment); its peak RSS is the kernel's
+// VmHWM. Baseline, in the same run: `docker logs -f` of each build container
+// to a file, as a user would follow it without the service.
+//   node --import tsx bench/logs.ts
+import { execa, type ResultPromise } from 'execa'
+import { createHash } from 'node:crypto'
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DEFAULT_RECIPE } from '../src/cosa/recipe.js'
+import { checkFlood, floodScript, type FloodCheck } from '../test/server-process.js'
+import { exampleRepo, fmt, ROOT } from './lib.js'
+
+const BUILDS = Number(process.env.BENCH_BUILDS ?? 8)
+const LINES = Number(process.env.BENCH_LINES ?? 100_000)
+const FOLLOWERS = Number(process.env.BENCH_FOLLOWERS ?? 50)
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function startServer (dataDir: string) {
+  const child = execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/server.ts')], {
+    cwd: ROOT,
+    env: { COSA_BUILDD_PORT: '0', COSA_BUILDD_DATA_DIR: dataDir, COSA_BUILDD_MAX_CONCURRENT: String(BUILDS),
+      COSA_BUILDD_ALLOW_FILE_URLS: '1', COSA_BUILDD_MIN_FREE_BYTES: '0' },
+    reject: false, all: true, buffer: false
+  })
+  let out = ''
+  const warnings: string[] = []
+  child.all.on('data', (d) => {
+    if (out.length < 100_000) out += d
+    for (const line of String(d).split('\n')) if (/"level":(40|50|60)/.test(line)) warnings.push(line)
+  })
+  for (let i = 0; i < 600; i++) {
+    const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+    if (m) return { child, url: m[1]!, warnings }
+    await sleep(100)
+  }
+  throw new Error(`the server did not start: ${out}`)
+}
+
+const api = async (url: string, path: string, body?: unknown) => {
+  const res = await fetch(url + path, body === undefined
+    ? {}
+    : { method: path.endsWith('/builds') ? 'POST' : 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+  return res.json() as Promise<any>
+}
+
+/** A follower: reads the whole log as it grows, and keeps only its hash and size. */
+async function follow (url: string, id: string) {
+  const res = await fetch(`${url}/v1/builds/${id}/log?follow=true`)
+  const hash = createHash('sha256')
+  let bytes = 0
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    hash.update(chunk)
+    bytes += chunk.length
+  }
+  return { id, sha: hash.digest('hex'), bytes }
+}
+
+async function tailOf (file: string) {
+  const fh = await open(file, 'r').catch(() => undefined)
+  if (!fh) return ''
+  try {
+    const { size } = await fh.stat()
+    const buf = Buffer.alloc(Math.min(size, 64 * 1024))
+    await fh.read(buf, 0, buf.length, size - buf.length)
+    return buf.toString('latin1')
+  } finally {
+    await fh.close()
+  }
+}
+
+/** When the build's stored log first held the flood's last line (performance.now()); polled from the first call. */
+const lastLineSeen = new Map<string, Promise<number>>()
+function watchLastLine (dataDir: string, id: string) {
+  const file = join(dataDir, 'logs', `${id}.log`)
+  lastLineSeen.set(id, (async () => {
+    for (;;) {
+      if ((await tailOf(file)).includes(`\nline ${LINES} `)) return performance.now()
+      await sleep(50)
+    }
+  })())
+}
+const storedAt = (_dataDir: string, id: string) => lastLineSeen.get(id)!
+
+const vmHwmKiB = async (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
+
+interface RunResult {
+  seconds: number
+  floodSeconds: number
+  idleRssMiB: number
+  peakRssMiB: number
+  stored: FloodCheck[]
+  followersExact: number
+  baseline: FloodCheck[]
+  lostNotes: number
+}
+
+async function run (repo: string, followers: number): Promise<RunResult> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'cosa-bench-logs-'))
+  const server = await startServer(dataDir)
+  const recipe = [['shell', '--', 'bash', '-c', floodScript(LINES)], ...DEFAULT_RECIPE]
+  for (let i = 0; i < BUILDS; i++) await api(server.url, `/v1/streams/flood${i}`, { config: { url: `file://${repo}`, ref: 'main' }, recipe })
+  const idleRssMiB = await vmHwmKiB(server.child.pid!) / 1024
+  const t0 = performance.now()
+  const ids: string[] = []
+  for (let i = 0; i < BUILDS; i++) ids.push((await api(server.url, `/v1/streams/flood${i}/builds`, {})).id)
+  for (const id of ids) watchLastLine(dataDir, id)
+  const copies = Array.from({ length: followers }, (_, i) => follow(server.url, ids[i % BUILDS]!))
+  // Baseline: `docker logs -f` of each build container, started as soon as the container exists.
+  const baselineDir = await mkdtemp(join(tmpdir(), 'cosa-bench-dl-'))
+  const baselines: Array<Promise<unknown>> = []
+  const builds = await Promise.all(ids.map(async (id, i) => {
+    for (;;) {
+      const b = await api(server.url, `/v1/builds/${id}`)
+      if (b.containerId) {
+        const file = join(baselineDir, `${i}.log`)
+        baselines[i] = execa('bash', ['-c', `docker logs -f ${b.containerId} > ${file} 2>&1`], { reject: false })
+      }
+      if (b.containerId) break
+      await sleep(20)
+    }
+    for (;;) {
+      const b = await api(server.url, `/v1/builds/${id}`)
+      if (!['queued', 'running'].includes(b.state)) return b
+      await sleep(100)
+    }
+  }))
+  const seconds = (performance.now() - t0) / 1000
+  const floodSeconds = (Math.max(...await Promise.all(ids.map((id) => storedAt(dataDir, id)))) - t0) / 1000
+  const peakRssMiB = await vmHwmKiB(server.child.pid!) / 1024
+  const done = await Promise.all(copies)
+  await Promise.all(baselines)
+  const stored: FloodCheck[] = []
+  let followersExact = 0
+  let lostNotes = 0
+  for (const b of builds) {
+    if (b.state !== 'succeeded') console.error(`build ${b.id}: ${b.state} ${b.message ?? ''}`)
+    const log = await (await fetch(`${server.url}/v1/builds/${b.id}/log`)).text()
+    stored.push(checkFlood(log, LINES))
+    lostNotes += log.split('\n').filter((l) => / was lost: /.test(l)).length
+    const sha = createHash('sha256').update(log).digest('hex')
+    followersExact += done.filter((c) => c.id === b.id && c.sha === sha).length
+  }
+  const baseline = await Promise.all(ids.map(async (_, i) => checkFlood(await readFile(join(baselineDir, `${i}.log`), 'utf8'), LINES)))
+  server.child.kill('SIGTERM')
+  await server.child
+  const warnings = server.warnings.filter((w) => !/no tokens configured/.test(w))
+  if (warnings.length) console.error(`server warnings (${warnings.length}):\n${warnings.slice(0, 5).join('\n')}`)
+  await rm(dataDir, { recursive: true, force: true })
+  await rm(baselineDir, { recursive: true, force: true })
+  return { seconds, floodSeconds, idleRssMiB, peakRssMiB, stored, followersExact, baseline, lostNotes }
+}
+
+const sum = (xs: FloodCheck[], k: keyof FloodCheck) => xs.reduce((a, x) => a + x[k], 0)
+const repo = await exampleRepo()
+const rows: string[] = []
+for (const followers of [FOLLOWERS, 0]) {
+  const r = await run(repo, followers)
+  const lines = sum(r.stored, 'lines')
+  rows.push(`| cosa-buildd, ${followers} followers | ${fmt(r.floodSeconds, 1)} | ${fmt(lines / r.floodSeconds)} | ${fmt(r.seconds, 1)} | ` +
+    `${fmt(r.idleRssMiB)} → ${fmt(r.peakRssMiB)} | ` +
+    `${sum(r.stored, 'repeated') + sum(r.stored, 'errRepeated')} | ${sum(r.stored, 'lost') + sum(r.stored, 'errLost')} | ` +
+    `${r.lostNotes} | ${followers ? `${r.followersExact} of ${followers}` : '–'} |`)
+  rows.push(`| \`docker logs -f\` of the same ${BUILDS} containers (baseline) | – | – | – | – | ` +
+    `${sum(r.baseline, 'repeated') + sum(r.baseline, 'errRepeated')} | ${sum(r.baseline, 'lost') + sum(r.baseline, 'errLost')} | – | – |`)
+  await writeFile(join(tmpdir(), `cosa-bench-logs-${followers}.json`), JSON.stringify(r, null, 1))
+}
+await rm(join(repo, '..'), { recursive: true, force: true })
+
+console.log(`\n${BUILDS} builds × ${fmt(LINES)} lines (+ every 100th on stderr), examples/minimal\n`)
+console.log('| run | s to last line stored | lines/s stored | s to all ended | server RSS MiB idle → peak | repeated lines | lost lines | loss notes | followers = stored log |')
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|')
+for (const r of rows) console.log(r)
