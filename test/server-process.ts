@@ -26,7 +26,7 @@ export interface Server {
 }
 
 /** The real process; its own loader args keep coverage working. */
-export async function startServer (t: Test, dataDir: string, maxConcurrent: number): Promise<Server> {
+export async function startServer (t: Test, dataDir: string, maxConcurrent: number, env: Record<string, string> = {}): Promise<Server> {
   const child = execa(process.execPath, [...process.execArgv, join(ROOT, 'src/server.ts')], {
     env: {
       COSA_BUILDD_LOG_LEVEL: 'info',
@@ -34,7 +34,8 @@ export async function startServer (t: Test, dataDir: string, maxConcurrent: numb
       COSA_BUILDD_DATA_DIR: dataDir,
       COSA_BUILDD_MAX_CONCURRENT: String(maxConcurrent),
       COSA_BUILDD_ALLOW_FILE_URLS: '1',
-      COSA_BUILDD_MIN_FREE_BYTES: '0'
+      COSA_BUILDD_MIN_FREE_BYTES: '0',
+      ...env
     },
     reject: false,
     all: true,
@@ -81,13 +82,15 @@ export async function until<T> (what: string, timeoutMs: number, fn: () => Promi
 
 /**
  * A bash program that prints `lines` numbered lines of about 75 bytes to
- * stdout as fast as it can, and every 100th number to stderr as well, with
- * `pauseEvery` lines followed by a short sleep when asked (a flood that lasts).
+ * stdout as fast as it can, and every 100th number to stderr as well; with
+ * `pauseEvery`, a short sleep after that many lines (a flood that lasts);
+ * with `quietAt`, 3 s of silence after that line.
  */
-export const floodScript = (lines: number, pauseEvery = 0) =>
+export const floodScript = (lines: number, opts: { pauseEvery?: number, quietAt?: number } = {}) =>
   `pad=$(printf '%.0s.' $(seq 1 60)); for i in $(seq 1 ${lines}); do echo "line $i $pad"; ` +
   'if (( i % 100 == 0 )); then echo "err $i" >&2; fi; ' +
-  (pauseEvery ? `if (( i % ${pauseEvery} == 0 )); then sleep 0.05; fi; ` : '') + 'done'
+  (opts.pauseEvery ? `if (( i % ${opts.pauseEvery} == 0 )); then sleep 0.05; fi; ` : '') +
+  (opts.quietAt ? `if (( i == ${opts.quietAt} )); then sleep 3; fi; ` : '') + 'done'
 
 export interface FloodCheck { lines: number, repeated: number, lost: number, errLines: number, errRepeated: number, errLost: number }
 

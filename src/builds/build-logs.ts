@@ -150,7 +150,8 @@ export class BuildLogs {
     const events = this.#events
     const path = this.path(buildId)
     async function * chunks () {
-      const fh = await open(path, 'r').catch(() => undefined)
+      // A follower may come before the first line: it waits for the file.
+      let fh = await open(path, 'r').catch(() => undefined)
       // One listener for the follower's life; a write between looking and
       // waiting is not missed.
       let written = false
@@ -161,6 +162,7 @@ export class BuildLogs {
         let position = offset
         while (!signal.aborted) {
           written = false
+          fh ??= await open(path, 'r').catch(() => undefined)
           const end = fh ? (await fh.stat()).size : 0
           if (end > position) {
             // Sized to what is there: most wake-ups find a few lines, not 64 KiB.
@@ -170,9 +172,9 @@ export class BuildLogs {
             yield buf.subarray(0, bytesRead)
             continue
           }
-          if (!follow || !fh) return
+          if (!follow) return
           if (await isDone()) {
-            if ((await fh.stat()).size > position) continue
+            if (fh && (await fh.stat()).size > position) continue
             return
           }
           // Woken by the writer, or by the timer as a backstop after a restart.
