@@ -74,24 +74,20 @@ async function tailOf (file: string) {
   }
 }
 
-/** When the build's stored log first held the flood's last line (performance.now()); polled from the first call. */
-const lastLineSeen = new Map<string, Promise<number>>()
-function watchLastLine (dataDir: string, id: string) {
-  const file = join(dataDir, 'logs', `${id}.log`)
-  lastLineSeen.set(id, (async () => {
-    for (;;) {
-      if ((await tailOf(file)).includes(`\nline ${LINES} `)) return performance.now()
-      await sleep(50)
-    }
-  })())
+/** When `file` first ends with the flood's last line (performance.now()). */
+async function lastLineAt (file: string) {
+  for (;;) {
+    if ((await tailOf(file)).includes(`\nline ${LINES} `)) return performance.now()
+    await sleep(50)
+  }
 }
-const storedAt = (_dataDir: string, id: string) => lastLineSeen.get(id)!
 
 const vmHwmKiB = async (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
 
 interface RunResult {
   seconds: number
   floodSeconds: number
+  baselineSeconds: number
   idleRssMiB: number
   peakRssMiB: number
   stored: FloodCheck[]
@@ -109,17 +105,19 @@ async function run (repo: string, followers: number): Promise<RunResult> {
   const t0 = performance.now()
   const ids: string[] = []
   for (let i = 0; i < BUILDS; i++) ids.push((await api(server.url, `/v1/streams/flood${i}/builds`, {})).id)
-  for (const id of ids) watchLastLine(dataDir, id)
+  const storedAt = ids.map((id) => lastLineAt(join(dataDir, 'logs', `${id}.log`)))
   const copies = Array.from({ length: followers }, (_, i) => follow(server.url, ids[i % BUILDS]!))
   // Baseline: `docker logs -f` of each build container, started as soon as the container exists.
   const baselineDir = await mkdtemp(join(tmpdir(), 'cosa-bench-dl-'))
   const baselines: Array<Promise<unknown>> = []
+  const baselineAt: Array<Promise<number>> = []
   const builds = await Promise.all(ids.map(async (id, i) => {
     for (;;) {
       const b = await api(server.url, `/v1/builds/${id}`)
       if (b.containerId) {
         const file = join(baselineDir, `${i}.log`)
         baselines[i] = execa('bash', ['-c', `docker logs -f ${b.containerId} > ${file} 2>&1`], { reject: false })
+        baselineAt[i] = lastLineAt(file)
       }
       if (b.containerId) break
       await sleep(20)
@@ -131,7 +129,8 @@ async function run (repo: string, followers: number): Promise<RunResult> {
     }
   }))
   const seconds = (performance.now() - t0) / 1000
-  const floodSeconds = (Math.max(...await Promise.all(ids.map((id) => storedAt(dataDir, id)))) - t0) / 1000
+  const floodSeconds = (Math.max(...await Promise.all(storedAt)) - t0) / 1000
+  const baselineSeconds = (Math.max(...await Promise.all(baselineAt)) - t0) / 1000
   const peakRssMiB = await vmHwmKiB(server.child.pid!) / 1024
   const done = await Promise.all(copies)
   await Promise.all(baselines)
@@ -153,7 +152,7 @@ async function run (repo: string, followers: number): Promise<RunResult> {
   if (warnings.length) console.error(`server warnings (${warnings.length}):\n${warnings.slice(0, 5).join('\n')}`)
   await rm(dataDir, { recursive: true, force: true })
   await rm(baselineDir, { recursive: true, force: true })
-  return { seconds, floodSeconds, idleRssMiB, peakRssMiB, stored, followersExact, baseline, lostNotes }
+  return { seconds, floodSeconds, baselineSeconds, idleRssMiB, peakRssMiB, stored, followersExact, baseline, lostNotes }
 }
 
 const sum = (xs: FloodCheck[], k: keyof FloodCheck) => xs.reduce((a, x) => a + x[k], 0)
@@ -166,7 +165,8 @@ for (const followers of [FOLLOWERS, 0]) {
     `${fmt(r.idleRssMiB)} → ${fmt(r.peakRssMiB)} | ` +
     `${sum(r.stored, 'repeated') + sum(r.stored, 'errRepeated')} | ${sum(r.stored, 'lost') + sum(r.stored, 'errLost')} | ` +
     `${r.lostNotes} | ${followers ? `${r.followersExact} of ${followers}` : '–'} |`)
-  rows.push(`| \`docker logs -f\` of the same ${BUILDS} containers (baseline) | – | – | – | – | ` +
+  rows.push(`| \`docker logs -f\` of the same ${BUILDS} containers (baseline) | ${fmt(r.baselineSeconds, 1)} | ` +
+    `${fmt((sum(r.baseline, 'lines') - sum(r.baseline, 'repeated')) / r.baselineSeconds)} | – | – | ` +
     `${sum(r.baseline, 'repeated') + sum(r.baseline, 'errRepeated')} | ${sum(r.baseline, 'lost') + sum(r.baseline, 'errLost')} | – | – |`)
   await writeFile(join(tmpdir(), `cosa-bench-logs-${followers}.json`), JSON.stringify(r, null, 1))
 }

@@ -21,7 +21,7 @@ interface Cursor { bytes: number, marks?: Marks, ts?: string }
 
 export interface LogWriter {
   /** Appends container output; past the log's limit it is dropped, with a note the first time. */
-  write: (text: string) => Promise<void>
+  write: (text: string | Buffer) => Promise<void>
   /** Records that everything written so far covers the container's log up to `marks`. */
   checkpoint: (marks: Marks) => Promise<void>
   close: () => Promise<void>
@@ -115,13 +115,13 @@ export class BuildLogs {
     let full = bytes >= this.#maxBytes
     // Output and notes share the file handle, one write at a time.
     let queue = Promise.resolve()
-    const append = (text: string, note: boolean) => (queue = queue.then(async () => {
+    const append = (text: string | Buffer, note: boolean) => (queue = queue.then(async () => {
       if (full && !note) return
       if (!note && bytes + Buffer.byteLength(text) > this.#maxBytes) {
         text = TRUNCATED
         full = true
       }
-      await fh.write(text)
+      await (typeof text === 'string' ? fh.write(text) : fh.write(text))
       bytes += Buffer.byteLength(text)
       this.#events.emit(buildId)
     }))

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import type { Logger } from '../logger.js'
 import type { DockerEngine } from '../runner/docker-engine.js'
 import { LogFrameParser, type LogFrame } from '../runner/log-frames.js'
@@ -141,19 +142,19 @@ class Copy {
     let kept = 0
     try {
       for await (const chunk of stalling(raw, this.#deps.stallMs, abort)) {
-        let out = ''
+        const out: Buffer[] = []
         for (const frame of parser.push(chunk as Buffer)) {
           if (!filter.isNew(frame)) continue
           if (!filter.covered) {
             // Not in the newest lines asked for: ask for the whole log.
             if (tail !== undefined) return this.#widen()
-            out += this.#lost(frame)
+            out.push(this.#lost(frame))
           }
           kept++
           const line = filter.keep(frame)
-          if (line) out += this.#render(line)
+          if (line) out.push(this.#render(line))
         }
-        if (out) await this.#write(out)
+        if (out.length) await this.#write(out.length === 1 ? out[0]! : Buffer.concat(out))
       }
     } finally {
       abort.abort()
@@ -177,17 +178,23 @@ class Copy {
     this.#deps.logger.warn({ buildId: this.#buildId, from, to: frame.ts },
       'build log output was lost: the Docker engine rotated it away before it was read')
     const cut = [this.#filter.flush('stdout'), this.#filter.flush('stderr')].flatMap((l) => l ? [this.#render(l)] : [])
-    return cut.join('') + `==> cosa-buildd: output of the build container between ${from} and ${frame.ts} was lost: ` +
-      'the Docker engine rotated it out of its log (builds.logRotation) before it was read\n'
+    return Buffer.concat([...cut, Buffer.from(`==> cosa-buildd: output of the build container between ${from} and ${frame.ts} ` +
+      'was lost: the Docker engine rotated it out of its log (builds.logFiles × builds.logFileBytes) before it was read\n')])
   }
 
-  #render (line: Buffer) {
-    const text = line.toString('utf8', 0, line[line.length - 1] === 0x0a ? line.length - 1 : line.length)
-    const clean = sanitizeLine(text)
-    return (this.#redact ? this.#redact(clean) : clean) + '\n'
+  /** The line as the log keeps it: sanitized, redacted, ending in a newline. */
+  #render (line: Buffer): Buffer {
+    const ends = line[line.length - 1] === 0x0a
+    // Most lines are valid UTF-8 without a control character: their bytes
+    // are the result, without a string made of them.
+    if (!this.#redact && isUtf8(line) && !hasControl(line, ends ? line.length - 1 : line.length)) {
+      return ends ? line : Buffer.concat([line, NEWLINE])
+    }
+    const clean = sanitizeLine(line.toString('utf8', 0, ends ? line.length - 1 : line.length))
+    return Buffer.from((this.#redact ? this.#redact(clean) : clean) + '\n')
   }
 
-  async #write (text: string) {
+  async #write (text: Buffer) {
     const marks = this.#filter.committed()
     await this.#writer!.write(text)
     this.#safe = marks
@@ -195,6 +202,17 @@ class Copy {
     this.#checkpointAt = Date.now()
     await this.#writer!.checkpoint(marks)
   }
+}
+
+const NEWLINE = Buffer.from('\n')
+
+/** Whether the first `end` bytes hold a byte sanitizeLine would act on (a C0 control but tab, DEL, or U+009B). */
+function hasControl (line: Buffer, end: number) {
+  for (let i = 0; i < end; i++) {
+    const b = line[i]!
+    if ((b < 0x20 && b !== 0x09) || b === 0x7f || (b === 0xc2 && line[i + 1] === 0x9b)) return true
+  }
+  return false
 }
 
 /**
