@@ -23,8 +23,10 @@ const script = `pad=$(printf '%.0s.' $(seq 1 60)); for i in $(seq 1 ${LINES}); d
 const id = (await execa('docker', ['create', '--log-opt', 'max-size=1m', '--log-opt', 'max-file=20',
   'cosa-lite:latest', 'shell', '--', 'bash', '-c', script])).stdout.trim()
 try {
-  const follower = execa('docker', ['logs', '-f', '-t', id], { reject: false, maxBuffer: 1e9 })
+  // Followed from right after the start, as the service used to (a follow of
+  // a container not yet started ends at once).
   await execa('docker', ['start', id])
+  const follower = execa('docker', ['logs', '-f', '-t', id], { reject: false, maxBuffer: 1e9 })
   await execa('docker', ['wait', id])
   const followed = numbers(String((await follower).stdout))
   const whole = numbers(String((await execa('docker', ['logs', id], { maxBuffer: 1e9 })).stdout))

@@ -2,9 +2,10 @@
 // printing BENCH_LINES numbered lines of about 75 bytes (100,000) through a
 // recipe step on examples/minimal, with BENCH_FOLLOWERS clients following the
 // logs (`?follow=true`, 50), then the same run without followers. The server
-// runs in its own process, started as users start it (`node --import tsx
-// src/server.ts`, configured by environment); its peak RSS is the kernel's
-// VmHWM. Baseline, in the same run: `docker logs -f` of each build container
+// runs in its own process, started as deploy/ starts it (`npm run build`, then
+// `node dist/server.js`, configured by environment; BENCH_TSX=1 runs `node
+// --import tsx src/server.ts` as `npm start` does); its peak RSS is the
+// kernel's VmHWM. Baseline, in the same run: `docker logs -f` of each build container
 // to a file, as a user would follow it without the service.
 //   node --import tsx bench/logs.ts
 import { execa, type ResultPromise } from 'execa'
@@ -19,11 +20,15 @@ import { exampleRepo, fmt, ROOT } from './lib.js'
 const BUILDS = Number(process.env.BENCH_BUILDS ?? 8)
 const LINES = Number(process.env.BENCH_LINES ?? 100_000)
 const FOLLOWERS = Number(process.env.BENCH_FOLLOWERS ?? 50)
+// BENCH_SERVER_ROOT: another checkout's server (an earlier commit, say), measured the same way.
+const SERVER_ROOT = process.env.BENCH_SERVER_ROOT ?? ROOT
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function startServer (dataDir: string) {
-  const child = execa(process.execPath, ['--import', 'tsx', join(ROOT, 'src/server.ts')], {
-    cwd: ROOT,
+  // As deploy/ runs it (node dist/server.js); BENCH_TSX=1: as `npm start` does.
+  const args = process.env.BENCH_TSX ? ['--import', 'tsx', join(SERVER_ROOT, 'src/server.ts')] : [join(SERVER_ROOT, 'dist/server.js')]
+  const child = execa(process.execPath, args, {
+    cwd: SERVER_ROOT,
     env: { COSA_BUILDD_PORT: '0', COSA_BUILDD_DATA_DIR: dataDir, COSA_BUILDD_MAX_CONCURRENT: String(BUILDS),
       COSA_BUILDD_ALLOW_FILE_URLS: '1', COSA_BUILDD_MIN_FREE_BYTES: '0' },
     reject: false, all: true, buffer: false
@@ -156,6 +161,7 @@ async function run (repo: string, followers: number): Promise<RunResult> {
 }
 
 const sum = (xs: FloodCheck[], k: keyof FloodCheck) => xs.reduce((a, x) => a + x[k], 0)
+if (!process.env.BENCH_TSX) await execa('npm', ['run', 'build'], { cwd: SERVER_ROOT })
 const repo = await exampleRepo()
 const rows: string[] = []
 for (const followers of [FOLLOWERS, 0]) {

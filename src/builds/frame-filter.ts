@@ -107,7 +107,7 @@ export class FrameFilter {
       track.committed = track.mark
       return frame.data
     }
-    // Copied: the frame is a view of a chunk the engine's answer goes on reusing.
+    // Copied: a view would pin the engine's whole chunk while the line waits for its rest.
     track.pieces.push(Buffer.from(frame.data))
     track.pieceBytes += frame.data.length
     if (!ends && track.pieceBytes < MAX_LINE_BYTES) return undefined
