@@ -124,8 +124,13 @@ class Copy {
     return new Promise<void>((resolve) => {
       const signal = wakeable ? AbortSignal.any([this.#signal, this.#wake.signal]) : this.#signal
       if (signal.aborted) return resolve()
-      const timer = setTimeout(resolve, ms)
-      signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+      const done = () => {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      signal.addEventListener('abort', done, { once: true })
     })
   }
 

@@ -200,22 +200,39 @@ export class DockerEngine {
    * holds the engine back) and ends it with `signal`.
    */
   async logSnapshot (id: string, opts: { since?: string | undefined, tail?: number | undefined }, signal: AbortSignal): Promise<Readable> {
+    // The request lives as long as the caller reads, unless the engine has
+    // not begun to answer by the deadline.
+    const request = new AbortController()
+    const end = () => request.abort()
+    if (signal.aborted) end()
+    else signal.addEventListener('abort', end, { once: true })
     // dockerode buffers a log that is not followed into one Buffer; dialled
     // directly, the answer stays a stream.
-    const raw = await this.#call(`logs of container ${id}`, () => new Promise<Readable>((resolve, reject) => {
+    const raw = await this.#call(`logs of container ${id}`, (deadline) => new Promise<Readable>((resolve, reject) => {
+      deadline.addEventListener('abort', end, { once: true })
       this.#docker.modem.dial({
         path: `/containers/${id}/logs?`,
         method: 'GET',
         isStream: true,
-        abortSignal: signal,
+        abortSignal: request.signal,
         statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
         options: { follow: false, stdout: true, stderr: true, timestamps: true, since: opts.since ?? 0, tail: opts.tail ?? 'all' }
-      } as never, (err: unknown, data: unknown) => err ? reject(err) : resolve(data as Readable))
-    }), signal)
-    const abort = () => raw.destroy()
-    if (signal.aborted) abort()
-    else signal.addEventListener('abort', abort, { once: true })
-    raw.once('close', () => signal.removeEventListener('abort', abort))
+      } as never, (err: unknown, data: unknown) => {
+        deadline.removeEventListener('abort', end)
+        if (err) reject(err)
+        else resolve(data as Readable)
+      })
+    }), signal).catch((err) => {
+      end()
+      throw err
+    })
+    const destroy = () => raw.destroy()
+    if (request.signal.aborted) destroy()
+    else request.signal.addEventListener('abort', destroy, { once: true })
+    raw.once('close', () => {
+      request.signal.removeEventListener('abort', destroy)
+      signal.removeEventListener('abort', end)
+    })
     return raw
   }
 

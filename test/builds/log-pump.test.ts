@@ -129,7 +129,8 @@ t.test('a flood across a service SIGKILL: the restarted service continues withou
   const repo = await configRepo(t)
   let server = await startServer(t, dataDir, 1, { COSA_BUILDD_CONFIG: config })
   const LINES = 30_000
-  await api(server, '/v1/streams/kill', { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe: flood(LINES, { pauseEvery: 500 }) } })
+  // About 15 s of output: it goes on after the restart, and the build can post its result.
+  await api(server, '/v1/streams/kill', { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe: flood(LINES, { pauseEvery: 100 }) } })
   const { id } = (await api(server, '/v1/streams/kill/builds', { method: 'POST', body: {} })).json()
   await until('the flood to be under way', 60_000, async () => /^line 5000 /m.test((await api(server, `/v1/builds/${id}/log`)).text))
   server.child.kill('SIGKILL')
