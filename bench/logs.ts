@@ -20,6 +20,8 @@ import { exampleRepo, fmt, ROOT } from './lib.js'
 const BUILDS = Number(process.env.BENCH_BUILDS ?? 8)
 const LINES = Number(process.env.BENCH_LINES ?? 100_000)
 const FOLLOWERS = Number(process.env.BENCH_FOLLOWERS ?? 50)
+// The runs, by number of followers: BENCH_RUNS=0 measures without followers only.
+const RUNS = (process.env.BENCH_RUNS ?? `${FOLLOWERS},0`).split(',').map(Number)
 // BENCH_SERVER_ROOT: another checkout's server (an earlier commit, say), measured the same way.
 const SERVER_ROOT = process.env.BENCH_SERVER_ROOT ?? ROOT
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -79,12 +81,15 @@ async function tailOf (file: string) {
   }
 }
 
-/** When `file` first ends with the flood's last line (performance.now()). */
-async function lastLineAt (file: string) {
-  for (;;) {
+/** When `file` first ends with the flood's last line (performance.now()); NaN if it has not a minute after `ended`. */
+async function lastLineAt (file: string, ended: Promise<unknown>) {
+  let deadline = Infinity
+  void ended.then(() => { deadline = performance.now() + 60_000 })
+  while (performance.now() < deadline) {
     if ((await tailOf(file)).includes(`\nline ${LINES} `)) return performance.now()
     await sleep(50)
   }
+  return NaN
 }
 
 const vmHwmKiB = async (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
@@ -110,7 +115,9 @@ async function run (repo: string, followers: number): Promise<RunResult> {
   const t0 = performance.now()
   const ids: string[] = []
   for (let i = 0; i < BUILDS; i++) ids.push((await api(server.url, `/v1/streams/flood${i}/builds`, {})).id)
-  const storedAt = ids.map((id) => lastLineAt(join(dataDir, 'logs', `${id}.log`)))
+  let allEnded = () => {}
+  const ended = new Promise<void>((resolve) => { allEnded = resolve })
+  const storedAt = ids.map((id) => lastLineAt(join(dataDir, 'logs', `${id}.log`), ended))
   const copies = Array.from({ length: followers }, (_, i) => follow(server.url, ids[i % BUILDS]!))
   // Baseline: `docker logs -f` of each build container, started as soon as the container exists.
   const baselineDir = await mkdtemp(join(tmpdir(), 'cosa-bench-dl-'))
@@ -122,7 +129,7 @@ async function run (repo: string, followers: number): Promise<RunResult> {
       if (b.containerId) {
         const file = join(baselineDir, `${i}.log`)
         baselines[i] = execa('bash', ['-c', `docker logs -f ${b.containerId} > ${file} 2>&1`], { reject: false })
-        baselineAt[i] = lastLineAt(file)
+        baselineAt[i] = lastLineAt(file, ended)
       }
       if (b.containerId) break
       await sleep(20)
@@ -134,6 +141,7 @@ async function run (repo: string, followers: number): Promise<RunResult> {
     }
   }))
   const seconds = (performance.now() - t0) / 1000
+  allEnded()
   const floodSeconds = (Math.max(...await Promise.all(storedAt)) - t0) / 1000
   const baselineSeconds = (Math.max(...await Promise.all(baselineAt)) - t0) / 1000
   const peakRssMiB = await vmHwmKiB(server.child.pid!) / 1024
@@ -164,10 +172,10 @@ const sum = (xs: FloodCheck[], k: keyof FloodCheck) => xs.reduce((a, x) => a + x
 if (!process.env.BENCH_TSX) await execa('npm', ['run', 'build'], { cwd: SERVER_ROOT })
 const repo = await exampleRepo()
 const rows: string[] = []
-for (const followers of [FOLLOWERS, 0]) {
+for (const followers of RUNS) {
   const r = await run(repo, followers)
   const lines = sum(r.stored, 'lines')
-  rows.push(`| cosa-buildd, ${followers} followers | ${fmt(r.floodSeconds, 1)} | ${fmt(lines / r.floodSeconds)} | ${fmt(r.seconds, 1)} | ` +
+  rows.push(`| cosa-buildd, ${followers} followers | ${fmt(r.floodSeconds, 1)} | ${fmt((lines - sum(r.stored, 'repeated')) / r.floodSeconds)} | ${fmt(r.seconds, 1)} | ` +
     `${fmt(r.idleRssMiB)} → ${fmt(r.peakRssMiB)} | ` +
     `${sum(r.stored, 'repeated') + sum(r.stored, 'errRepeated')} | ${sum(r.stored, 'lost') + sum(r.stored, 'errLost')} | ` +
     `${r.lostNotes} | ${followers ? `${r.followersExact} of ${followers}` : '–'} |`)
