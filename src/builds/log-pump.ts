@@ -21,8 +21,13 @@ import { sanitizeLine } from './log-sanitizer.js'
 /** Output lost because the engine rotated it away before it was read: for a metrics endpoint to export. */
 export const logLoss = { events: 0 }
 
-/** Snapshots ask for at least this many of the newest lines (the engine reads them from the end of its file). */
-const MIN_TAIL = 1000
+/**
+ * Snapshots ask for at least this many of the newest lines (the engine reads
+ * them from the end of its file, so a quiet build costs it little); one
+ * that falls short asks for ten times as many, then for the whole log.
+ */
+const MIN_TAIL = 200
+const MAX_TAIL = 100_000
 const CHECKPOINT_MS = 500
 /** While the container is gone or the engine away, finishing gives up after this long without an answer. */
 const FINISH_PATIENCE_MS = 30_000
@@ -151,8 +156,8 @@ class Copy {
         for (const frame of parser.push(chunk as Buffer)) {
           if (!filter.isNew(frame)) continue
           if (!filter.covered) {
-            // Not in the newest lines asked for: ask for the whole log.
-            if (tail !== undefined) return this.#widen()
+            // Not in the newest lines asked for: ask for more.
+            if (tail !== undefined) return this.#widen(tail)
             out.push(this.#lost(frame))
           }
           kept++
@@ -170,8 +175,8 @@ class Copy {
     return kept > 0
   }
 
-  #widen () {
-    this.#tail = undefined
+  #widen (tail: number) {
+    this.#tail = tail * 10 > MAX_TAIL ? undefined : tail * 10
     return true
   }
 
