@@ -117,12 +117,29 @@ export class BuildRunner {
 
   /** Decides a build whose container exited while no service supervised it. */
   async finishExited (build: Build, containerId: string) {
-    const state = await this.#deps.engine.inspect(containerId)
-    const final = state && !GOING.has(state.status)
-      ? await this.#outcome(build, state.exitCode, state.oomKilled)
-      : failed('lost', 'the build container disappeared while the service was down')
-    await this.#removeContainer(build.id, containerId)
-    await this.#finish(build, final)
+    // Active meanwhile: an overlapping reconcile pass leaves it alone (two
+    // copies of the log would write it twice).
+    if (this.#active.has(build.id)) return
+    this.#active.set(build.id, new AbortController())
+    try {
+      const state = await this.#deps.engine.inspect(containerId)
+      if (state && !GOING.has(state.status)) await this.#copyRest(build, containerId)
+      const final = state && !GOING.has(state.status)
+        ? await this.#outcome(build, state.exitCode, state.oomKilled)
+        : failed('lost', 'the build container disappeared while the service was down')
+      await this.#removeContainer(build.id, containerId)
+      await this.#finish(build, final)
+    } finally {
+      this.#active.delete(build.id)
+    }
+  }
+
+  /** What the container printed while no service read its log. */
+  async #copyRest (build: Build, containerId: string) {
+    const stream = await this.#deps.store.getStream(build.stream)
+    const redactor = new SecretRedactor(Object.values(stream?.secrets ?? {}))
+    await this.#logPump.start(build.id, containerId, this.#shutdown.signal,
+      redactor.active ? (line) => redactor.redact(line) : undefined).finish()
   }
 
   /**

@@ -1,3 +1,4 @@
+import { execa } from 'execa'
 import t from 'tap'
 import { logLoss } from '../../src/builds/log-pump.js'
 import { DEFAULT_RECIPE } from '../../src/cosa/recipe.js'
@@ -175,4 +176,33 @@ t.test('followers that do not read do not grow the server\'s memory with the log
   // Buffering the log per follower would add 20 × 7.5 MiB.
   t.ok(peak - idle < 64, `the server grew by ${(peak - idle).toFixed(0)} MiB, less than 64 MiB`)
   for (const res of followers) t.equal(await res.text(), log, 'a slow follower still gets the whole log')
+})
+
+t.test('a container that ends while the service is down: the next start copies the rest of its log', async (t) => {
+  if (!await requireDocker(t)) return
+  const dataDir = await tempDir(t, 'cosa-logdown-')
+  const config = join(dataDir, '..', `${basename(dataDir)}.json`)
+  await writeFile(config, JSON.stringify({ builds: ROTATE }))
+  t.teardown(() => rm(config, { force: true }))
+  const repo = await configRepo(t)
+  let server = await startServer(t, dataDir, 1, { COSA_BUILDD_CONFIG: config })
+  const LINES = 20_000
+  // The flood, then a failing step: the container ends without the service.
+  const recipe = [['shell', '--', 'bash', '-c', floodScript(LINES, { pauseEvery: 200 })], ['shell', '--', 'false'], ['build']]
+  await api(server, '/v1/streams/down', { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe } })
+  const { id } = (await api(server, '/v1/streams/down/builds', { method: 'POST', body: {} })).json()
+  await until('the flood to be under way', 60_000, async () => /^line 2000 /m.test((await api(server, `/v1/builds/${id}/log`)).text))
+  server.child.kill('SIGKILL')
+  await server.child
+  await execa('docker', ['wait', `cosa-buildd-${id}`])
+  server = await startServer(t, dataDir, 1, { COSA_BUILDD_CONFIG: config })
+  const done = await until('the build to end', 120_000, async () => {
+    const b = (await api(server, `/v1/builds/${id}`)).json()
+    return TERMINAL.includes(b.state) && b
+  })
+  t.equal(done.reason, 'exit_code', `decided from the exit status: ${done.message ?? ''}`)
+  const log = (await api(server, `/v1/builds/${id}/log`)).text
+  t.same(checkFlood(log, LINES), { lines: LINES, repeated: 0, lost: 0, errLines: LINES / 100, errRepeated: 0, errLost: 0 },
+    'the stored log has every line once, in order, up to the last')
+  t.match(log, /==> cosa shell -- false\n[^]*build failed/, 'and what came after the flood')
 })
