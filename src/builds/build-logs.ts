@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { mkdir, open, readFile, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 
@@ -103,8 +103,15 @@ export class BuildLogs {
     }
   }
 
-  #saveCursor (buildId: string, cursor: Cursor) {
-    return writeFile(this.#cursorPath(buildId), JSON.stringify(cursor))
+  /**
+   * Written aside and renamed over the old one: a process killed while
+   * writing in place leaves an empty checkpoint, and the next copy would
+   * start the container's log again from its first line.
+   */
+  async #saveCursor (buildId: string, cursor: Cursor) {
+    const path = this.#cursorPath(buildId)
+    await writeFile(`${path}.tmp`, JSON.stringify(cursor))
+    await rename(`${path}.tmp`, path)
   }
 
   /** The build's writer for container output, until closed; service notes go through it meanwhile. */
