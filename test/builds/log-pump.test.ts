@@ -1,5 +1,5 @@
 import { execa } from 'execa'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { logLoss } from '../../src/builds/log-pump.js'
 import { DEFAULT_RECIPE } from '../../src/cosa/recipe.js'
 import { readFile, rm, writeFile } from 'node:fs/promises'
@@ -37,6 +37,15 @@ function gapsOf (log: string) {
     last = Number(m[1])
   })
   return out
+}
+
+/** A real server process with the rotation settings (a config file), one build at a time; `start` starts it again. */
+async function serverProcess (t: Test) {
+  const dataDir = await tempDir(t, 'cosa-logproc-')
+  const config = join(dataDir, '..', `${basename(dataDir)}.json`)
+  await writeFile(config, JSON.stringify({ builds: ROTATE }))
+  t.teardown(() => rm(config, { force: true }))
+  return { repo: await configRepo(t), start: () => startServer(t, dataDir, 1, { COSA_BUILDD_CONFIG: config }) }
 }
 
 const untilLogHas = (h: TestApp, id: string, re: RegExp) => until(`the log to match ${re}`, 60_000, async () => re.test(await logOf(h, id)))
@@ -123,12 +132,8 @@ t.test('a flood across an engine restart with live-restore: every line once, in 
 
 t.test('a flood across a service SIGKILL: the restarted service continues without a repeat or a gap', async (t) => {
   if (!await requireDocker(t)) return
-  const dataDir = await tempDir(t, 'cosa-logkill-')
-  const config = join(dataDir, '..', `${basename(dataDir)}.json`)
-  await writeFile(config, JSON.stringify({ builds: ROTATE }))
-  t.teardown(() => rm(config, { force: true }))
-  const repo = await configRepo(t)
-  let server = await startServer(t, dataDir, 1, { COSA_BUILDD_CONFIG: config })
+  const { repo, start } = await serverProcess(t)
+  let server = await start()
   const LINES = 30_000
   // About 15 s of output: it goes on after the restart, and the build can post its result.
   await api(server, '/v1/streams/kill', { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe: flood(LINES, { pauseEvery: 100 }) } })
@@ -136,7 +141,7 @@ t.test('a flood across a service SIGKILL: the restarted service continues withou
   await until('the flood to be under way', 60_000, async () => /^line 5000 /m.test((await api(server, `/v1/builds/${id}/log`)).text))
   server.child.kill('SIGKILL')
   await server.child
-  server = await startServer(t, dataDir, 1, { COSA_BUILDD_CONFIG: config })
+  server = await start()
   const done = await until('the build to end', 120_000, async () => {
     const b = (await api(server, `/v1/builds/${id}`)).json()
     return TERMINAL.includes(b.state) && b
@@ -180,12 +185,8 @@ t.test('followers that do not read do not grow the server\'s memory with the log
 
 t.test('a container that ends while the service is down: the next start copies the rest of its log', async (t) => {
   if (!await requireDocker(t)) return
-  const dataDir = await tempDir(t, 'cosa-logdown-')
-  const config = join(dataDir, '..', `${basename(dataDir)}.json`)
-  await writeFile(config, JSON.stringify({ builds: ROTATE }))
-  t.teardown(() => rm(config, { force: true }))
-  const repo = await configRepo(t)
-  let server = await startServer(t, dataDir, 1, { COSA_BUILDD_CONFIG: config })
+  const { repo, start } = await serverProcess(t)
+  let server = await start()
   const LINES = 20_000
   // The flood, then a failing step: the container ends without the service.
   const recipe = [['shell', '--', 'bash', '-c', floodScript(LINES, { pauseEvery: 200 })], ['shell', '--', 'false'], ['build']]
@@ -195,7 +196,7 @@ t.test('a container that ends while the service is down: the next start copies t
   server.child.kill('SIGKILL')
   await server.child
   await execa('docker', ['wait', `cosa-buildd-${id}`])
-  server = await startServer(t, dataDir, 1, { COSA_BUILDD_CONFIG: config })
+  server = await start()
   const done = await until('the build to end', 120_000, async () => {
     const b = (await api(server, `/v1/builds/${id}`)).json()
     return TERMINAL.includes(b.state) && b
