@@ -40,23 +40,20 @@ export const configSchema = z.strictObject({
     // How often running builds and owned containers are reconciled.
     reconcileIntervalMs: z.coerce.number().int().positive().default(30_000),
     logMaxBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+    // How long the log pump waits before looking at a quiet container's log again.
+    logPollMs: z.coerce.number().int().positive().default(250),
+    // The engine's own log of each build container (json-file): what it keeps
+    // before rotating lines away. Output is lost only when the service falls
+    // behind by more than logFiles × logFileBytes.
+    logFileBytes: z.coerce.number().int().min(64 * 1024).default(10 * 1024 * 1024),
+    logFiles: z.coerce.number().int().min(2).max(100).default(3),
     // privileged is what real cosa documents; our build machines refuse it.
     securityProfile: z.enum(['unprivileged', 'privileged']).default('unprivileged'),
     networkMode: z.string().default('none'),
     // Reachable URL of this API for containers on a network; when unset they
     // post results over the Unix socket mounted into them.
     resultUrl: z.string().url().optional()
-  }).default({
-    maxConcurrent: 2,
-    defaultImage: 'cosa-lite:latest',
-    defaultTimeoutSeconds: 6 * 3600,
-    stopGraceSeconds: 10,
-    engineProbeMs: 5000,
-    reconcileIntervalMs: 30_000,
-    logMaxBytes: 64 * 1024 * 1024,
-    securityProfile: 'unprivileged',
-    networkMode: 'none'
-  }),
+  }).prefault({}),
   storage: z.strictObject({
     // Below this on the data directory or a local store, submits get 503 and
     // queued builds wait.

@@ -30,13 +30,13 @@ export async function startServer (t: Test, dataDir: string, maxConcurrent: numb
   opts: { env?: Record<string, string>, command?: string[] } = {}): Promise<Server> {
   const child = execa(process.execPath, [...process.execArgv, ...(opts.command ?? [join(ROOT, 'src/server.ts')])], {
     env: {
-      ...opts.env,
       COSA_BUILDD_LOG_LEVEL: 'info',
       COSA_BUILDD_PORT: '0',
       COSA_BUILDD_DATA_DIR: dataDir,
       COSA_BUILDD_MAX_CONCURRENT: String(maxConcurrent),
       COSA_BUILDD_ALLOW_FILE_URLS: '1',
-      COSA_BUILDD_MIN_FREE_BYTES: '0'
+      COSA_BUILDD_MIN_FREE_BYTES: '0',
+      ...opts.env
     },
     reject: false,
     all: true,
@@ -79,4 +79,42 @@ export async function until<T> (what: string, timeoutMs: number, fn: () => Promi
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await sleep(500)
   }
+}
+
+/**
+ * A bash program that prints `lines` numbered lines of about 75 bytes to
+ * stdout as fast as it can, and every 100th number to stderr as well; with
+ * `pauseEvery`, a short sleep after that many lines (a flood that lasts);
+ * with `quietAt`, 3 s of silence after that line.
+ */
+export const floodScript = (lines: number, opts: { pauseEvery?: number, quietAt?: number } = {}) =>
+  `pad=$(printf '%.0s.' $(seq 1 60)); for i in $(seq 1 ${lines}); do echo "line $i $pad"; ` +
+  'if (( i % 100 == 0 )); then echo "err $i" >&2; fi; ' +
+  (opts.pauseEvery ? `if (( i % ${opts.pauseEvery} == 0 )); then sleep 0.05; fi; ` : '') +
+  (opts.quietAt ? `if (( i == ${opts.quietAt} )); then sleep 3; fi; ` : '') + 'done'
+
+export interface FloodCheck { lines: number, repeated: number, lost: number, errLines: number, errRepeated: number, errLost: number }
+
+/** Compares a log with what floodScript printed: each stream's lines once, in order. */
+export function checkFlood (log: string, lines: number): FloodCheck {
+  const out = { lines: 0, repeated: 0, lost: 0, errLines: 0, errRepeated: 0, errLost: 0 }
+  let last = 0
+  let lastErr = 0
+  for (const line of log.split('\n')) {
+    const m = /^(line|err) (\d+)/.exec(line)
+    if (!m) continue
+    const k = Number(m[2])
+    if (m[1] === 'line') {
+      out.lines++
+      if (k <= last) out.repeated++
+      else { out.lost += k - last - 1; last = k }
+    } else {
+      out.errLines++
+      if (k <= lastErr) out.errRepeated++
+      else { out.errLost += (k - lastErr) / 100 - 1; lastErr = k }
+    }
+  }
+  out.lost += lines - last
+  out.errLost += Math.floor(lines / 100) - lastErr / 100
+  return out
 }

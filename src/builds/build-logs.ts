@@ -1,24 +1,37 @@
-import { EventEmitter, once } from 'node:events'
-import { createReadStream } from 'node:fs'
-import { mkdir, open, readFile, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises'
+import { EventEmitter } from 'node:events'
+import { mkdir, open, readFile, rename, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { sanitizeLine } from './log-sanitizer.js'
 
-// One append-only file per build. The engine's log lines carry timestamps;
-// the writer strips them and checkpoints the last one with the file size, so
-// a restarted service resumes the container's log exactly where the file
-// ends, without repeating or losing lines.
+// One append-only file per build, written by the log pump (log-pump.ts) and
+// by service notes. Beside it, a checkpoint: the file size and, for each of
+// the container's streams, the timestamp of the last line kept. A restarted
+// service cuts the file back to the checkpoint and resumes the container's
+// log right after those lines, so nothing is written twice or skipped.
 
+const READ_BYTES = 64 * 1024
 const TRUNCATED = '==> cosa-buildd: log limit reached; further output is dropped\n'
 
-interface Cursor { ts: string, bytes: number }
+/** The last frame kept of one stream: its timestamp, and how many frames were kept with exactly that timestamp. */
+export interface StreamMark { ts: string, n: number }
+export type Marks = Partial<Record<'stdout' | 'stderr', StreamMark>>
+
+// `ts` alone: a checkpoint of an older version, which kept one timestamp for both streams.
+interface Cursor { bytes: number, marks?: Marks, ts?: string }
+
+export interface LogWriter {
+  /** Appends container output; past the log's limit it is dropped, with a note the first time. */
+  write: (text: string | Buffer) => Promise<void>
+  /** Records that everything written so far covers the container's log up to `marks`. */
+  checkpoint: (marks: Marks) => Promise<void>
+  close: () => Promise<void>
+}
 
 export class BuildLogs {
   readonly #dir: string
   readonly #maxBytes: number
   readonly #events = new EventEmitter()
-  // The writer of each build whose engine log is being consumed.
+  // The note writer of each build whose container log is being copied.
   readonly #writers = new Map<string, (text: string) => Promise<void>>()
 
   constructor (dir: string, maxBytes: number) {
@@ -44,22 +57,26 @@ export class BuildLogs {
   }
 
   /**
-   * Where to resume the engine's log for this build: the timestamp of the last
-   * line kept, after dropping anything written past that checkpoint.
+   * Where to resume the container's log for this build, after dropping
+   * anything written past the checkpoint (a dead process's unconfirmed lines).
    */
-  async resumePoint (buildId: string): Promise<string | undefined> {
+  async resume (buildId: string): Promise<Marks | undefined> {
     const cursor = await this.#cursor(buildId)
     if (!cursor) return undefined
     if (await this.size(buildId) > cursor.bytes) await truncate(this.path(buildId), cursor.bytes)
-    return cursor.ts
+    if (cursor.marks) return cursor.marks
+    if (cursor.ts === undefined) return undefined
+    // The old checkpoint dropped every line up to and including its timestamp, in both streams.
+    const all = { ts: cursor.ts, n: Number.MAX_SAFE_INTEGER }
+    return { stdout: all, stderr: all }
   }
 
   /**
-   * Appends a service line (not from the container). While the engine's log
-   * is being consumed it goes through that writer, so the checkpoint counts
+   * Appends a service line (not from the container). While the container's
+   * log is being copied it goes through that writer, so the checkpoint counts
    * it; otherwise it first drops what lies past the checkpoint (a dead
-   * process's unconfirmed lines, which the next consume re-reads) and moves
-   * the checkpoint past itself, so no resume can cut it off.
+   * process's unconfirmed lines, which the next copy re-reads) and moves the
+   * checkpoint past itself, so no resume can cut it off.
    */
   async note (buildId: string, text: string) {
     const line = `==> cosa-buildd: ${text}\n`
@@ -71,7 +88,7 @@ export class BuildLogs {
     const fh = await open(this.path(buildId), 'a')
     try {
       await fh.write(line)
-      if (cursor) await this.#saveCursor(buildId, { ts: cursor.ts, bytes: (await fh.stat()).size })
+      if (cursor) await this.#saveCursor(buildId, { ...cursor, bytes: (await fh.stat()).size })
     } finally {
       await fh.close()
     }
@@ -86,56 +103,49 @@ export class BuildLogs {
     }
   }
 
-  #saveCursor (buildId: string, cursor: Cursor) {
-    return writeFile(this.#cursorPath(buildId), JSON.stringify(cursor))
+  /**
+   * Written aside and renamed over the old one: a process killed while
+   * writing in place leaves an empty checkpoint, and the next copy would
+   * start the container's log again from its first line.
+   */
+  async #saveCursor (buildId: string, cursor: Cursor) {
+    const path = this.#cursorPath(buildId)
+    await writeFile(`${path}.tmp`, JSON.stringify(cursor))
+    await rename(`${path}.tmp`, path)
   }
 
-  /** Consumes timestamped engine log lines until they end. */
-  /** `redact` runs on each line after control sequences are stripped (a secret split by colour codes is still found). */
-  async consume (buildId: string, lines: AsyncIterable<string>, resumeAfter?: string, redact?: (line: string) => string) {
-    // Take the iterator before any await: readline drops lines emitted
-    // before its iterator exists.
-    const iterator = lines[Symbol.asyncIterator]()
+  /** The build's writer for container output, until closed; service notes go through it meanwhile. */
+  async open (buildId: string, marks: Marks | undefined): Promise<LogWriter> {
     await mkdir(this.#dir, { recursive: true })
     const fh: FileHandle = await open(this.path(buildId), 'a')
     let bytes = (await fh.stat()).size
-    // Before the first engine line: a resume replays the whole engine log
-    // onto the file as it is now (service notes only).
-    let lastTs = resumeAfter ?? '0'
-    let lastCheckpoint = 0
-    const checkpoint = async () => {
-      await this.#saveCursor(buildId, { ts: lastTs, bytes })
-      lastCheckpoint = Date.now()
-    }
-    // Engine lines and service notes share this file handle, one at a time.
+    let full = bytes >= this.#maxBytes
+    // Output and notes share the file handle, one write at a time.
     let queue = Promise.resolve()
-    const append = (text: string) => (queue = queue.then(async () => {
-      await fh.write(text)
+    const append = (text: string | Buffer, note: boolean) => (queue = queue.then(async () => {
+      if (full && !note) return
+      if (!note && bytes + Buffer.byteLength(text) > this.#maxBytes) {
+        text = TRUNCATED
+        full = true
+      }
+      await (typeof text === 'string' ? fh.write(text) : fh.write(text))
       bytes += Buffer.byteLength(text)
       this.#events.emit(buildId)
     }))
-    this.#writers.set(buildId, append)
-    await checkpoint()
-    try {
-      for await (const raw of { [Symbol.asyncIterator]: () => iterator }) {
-        const space = raw.indexOf(' ')
-        const ts = raw.slice(0, space)
-        // RFC 3339 with nanoseconds sorts as text within one container's log.
-        if (resumeAfter !== undefined && ts <= resumeAfter) continue
-        lastTs = ts
-        if (bytes >= this.#maxBytes) continue
-        const clean = sanitizeLine(raw.slice(space + 1))
-        let text = (redact ? redact(clean) : clean) + '\n'
-        if (bytes + Buffer.byteLength(text) > this.#maxBytes) text = TRUNCATED
-        await append(text)
-        if (Date.now() - lastCheckpoint > 500) await checkpoint()
+    const noteWriter = (text: string) => append(text, true)
+    this.#writers.set(buildId, noteWriter)
+    const checkpoint = (next: Marks) => (queue = queue.then(() => this.#saveCursor(buildId, { bytes, marks: next })))
+    await checkpoint(marks ?? {})
+    return {
+      write: (text) => append(text, false),
+      checkpoint,
+      close: async () => {
+        if (this.#writers.get(buildId) === noteWriter) this.#writers.delete(buildId)
+        // No checkpoint here: output written since the last one is re-read on resume.
+        await queue.catch(() => undefined)
+        await fh.close()
+        this.#events.emit(buildId)
       }
-    } finally {
-      if (this.#writers.get(buildId) === append) this.#writers.delete(buildId)
-      await queue
-      await checkpoint()
-      await fh.close()
-      this.#events.emit(buildId)
     }
   }
 
@@ -146,28 +156,59 @@ export class BuildLogs {
   read (buildId: string, offset: number, follow: boolean, isDone: () => Promise<boolean>, signal: AbortSignal): Readable {
     const events = this.#events
     const path = this.path(buildId)
-    const size = () => this.size(buildId)
     async function * chunks () {
-      let position = offset
-      while (!signal.aborted) {
-        const end = await size()
-        if (end > position) {
-          for await (const chunk of createReadStream(path, { start: position, end: end - 1 })) {
-            position += (chunk as Buffer).length
-            yield chunk as Buffer
+      // A follower may come before the first line: it waits for the file.
+      let fh = await open(path, 'r').catch(() => undefined)
+      // One listener for the follower's life; a write between looking and
+      // waiting is not missed.
+      let written = false
+      let wake = () => {}
+      const onWrite = () => { written = true; wake() }
+      events.on(buildId, onWrite)
+      try {
+        let position = offset
+        while (!signal.aborted) {
+          written = false
+          fh ??= await open(path, 'r').catch(() => undefined)
+          const end = fh ? (await fh.stat()).size : 0
+          if (end > position) {
+            // Sized to what is there: most wake-ups find a few lines, not 64 KiB.
+            const buf = Buffer.allocUnsafe(Math.min(READ_BYTES, end - position))
+            const { bytesRead } = await fh!.read(buf, 0, buf.length, position)
+            position += bytesRead
+            yield buf.subarray(0, bytesRead)
+            continue
           }
-          continue
+          if (!follow) return
+          if (await isDone()) {
+            if (fh && (await fh.stat()).size > position) continue
+            return
+          }
+          // Woken by the writer, or by the timer as a backstop after a restart.
+          if (!written) await wakeOrTimeout((w) => { wake = w }, signal)
         }
-        if (!follow) return
-        if (await isDone()) {
-          if (await size() > position) continue
-          return
-        }
-        // Woken by the writer, or by the timer as a backstop after a restart.
-        await once(events, buildId, { signal: AbortSignal.any([signal, AbortSignal.timeout(1000)]) })
-          .catch(() => undefined)
+      } finally {
+        events.off(buildId, onWrite)
+        await fh?.close()
       }
     }
-    return Readable.from(chunks())
+    // Bytes, not objects: a follower that reads slowly holds one buffer of
+    // its own, whatever the log's size.
+    return Readable.from(chunks(), { objectMode: false, highWaterMark: READ_BYTES })
   }
+}
+
+/** Resolves when the registered waker is called, after a second, or on abort. */
+function wakeOrTimeout (register: (wake: () => void) => void, signal: AbortSignal) {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      register(() => {})
+      resolve()
+    }
+    const timer = setTimeout(done, 1000)
+    signal.addEventListener('abort', done, { once: true })
+    register(done)
+  })
 }

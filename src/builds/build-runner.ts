@@ -1,8 +1,6 @@
 import { existsSync } from 'node:fs'
 import { execa } from 'execa'
 import { mkdir, stat } from 'node:fs/promises'
-import { PassThrough } from 'node:stream'
-import { createInterface } from 'node:readline'
 import { PublishError, type Publisher } from '../artifacts/publisher.js'
 import { hostArch, syncWorkdir } from '../artifacts/workdir-sync.js'
 import type { Logger } from '../logger.js'
@@ -19,6 +17,7 @@ import type { BuildPatch, Store } from '../store/store.js'
 import { describeProblems, effectiveResources, resourceProblems } from '../streams/stream-fit.js'
 import type { BuildState, FailureReason } from './build-state.js'
 import type { BuildLogs } from './build-logs.js'
+import { LogPump } from './log-pump.js'
 import { SecretRedactor } from './log-sanitizer.js'
 import { DEFAULT_KEEP, type Build, type BuildRequest, type BuildResult, type PostedResult, type Stream } from './model.js'
 import { mintToken } from './result-token.js'
@@ -42,7 +41,6 @@ export interface RunnerDeps {
 }
 
 const HOST_DEVICES = ['/dev/kvm', '/dev/fuse']
-const LOG_DRAIN_MS = 5000
 /** Container states that mean someone is deleting it. */
 const GOING = new Set(['removing', 'dead'])
 // How long a build whose container has ended waits for a stopped engine to
@@ -79,9 +77,17 @@ export class BuildRunner {
   // What each running build's log must never show: the stream's secrets and
   // the build's result token (a build that echoes its environment).
   readonly #redactors = new Map<string, SecretRedactor>()
+  readonly #logPump: LogPump
 
   constructor (deps: RunnerDeps) {
     this.#deps = deps
+    this.#logPump = new LogPump({
+      engine: deps.engine,
+      logs: deps.logs,
+      logger: deps.logger,
+      pollMs: deps.config.builds.logPollMs,
+      stallMs: deps.config.docker.callTimeoutMs
+    })
   }
 
   isActive (buildId: string) {
@@ -120,12 +126,29 @@ export class BuildRunner {
 
   /** Decides a build whose container exited while no service supervised it. */
   async finishExited (build: Build, containerId: string) {
-    const state = await this.#deps.engine.inspect(containerId)
-    const final = state && !GOING.has(state.status)
-      ? await this.#outcome(build, state.exitCode, state.oomKilled)
-      : failed('lost', 'the build container disappeared while the service was down')
-    await this.#removeContainer(build.id, containerId)
-    await this.#finish(build, final)
+    // Active meanwhile: an overlapping reconcile pass leaves it alone (two
+    // copies of the log would write it twice).
+    if (this.#active.has(build.id)) return
+    this.#active.set(build.id, new AbortController())
+    try {
+      const state = await this.#deps.engine.inspect(containerId)
+      if (state && !GOING.has(state.status)) await this.#copyRest(build, containerId)
+      const final = state && !GOING.has(state.status)
+        ? await this.#outcome(build, state.exitCode, state.oomKilled)
+        : failed('lost', 'the build container disappeared while the service was down')
+      await this.#removeContainer(build.id, containerId)
+      await this.#finish(build, final)
+    } finally {
+      this.#active.delete(build.id)
+    }
+  }
+
+  /** What the container printed while no service read its log. */
+  async #copyRest (build: Build, containerId: string) {
+    const stream = await this.#deps.store.getStream(build.stream)
+    const redactor = new SecretRedactor(Object.values(stream?.secrets ?? {}))
+    await this.#logPump.start(build.id, containerId, this.#shutdown.signal,
+      redactor.active ? (line) => redactor.redact(line) : undefined).finish()
   }
 
   /**
@@ -220,7 +243,8 @@ export class BuildRunner {
         networkMode: stream.networkMode ?? config.builds.networkMode,
         devices: HOST_DEVICES.filter((d) => existsSync(d)),
         ...prepared.resources,
-        stopGraceSeconds: config.builds.stopGraceSeconds
+        stopGraceSeconds: config.builds.stopGraceSeconds,
+        log: { fileBytes: config.builds.logFileBytes, files: config.builds.logFiles }
       })
       let containerId: string
       try {
@@ -315,8 +339,8 @@ export class BuildRunner {
     const timeout = AbortSignal.timeout(Math.max(0, started + timeoutSeconds * 1000 - this.#deps.now().getTime()))
     const shutdown = this.#shutdown.signal
 
-    let logAbort = new AbortController()
-    let pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
+    const logAbort = new AbortController()
+    const pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
     if (await this.#cancelled(build.id, cancel)) cancel.abort()
 
     let ending: 'exit' | 'cancel' | 'timeout' = 'exit'
@@ -331,7 +355,7 @@ export class BuildRunner {
       } catch (err) {
         if (shutdown.aborted) {
           logAbort.abort()
-          await pump
+          await pump.done
           return
         }
         if (cancel.signal.aborted || timeout.aborted) {
@@ -351,15 +375,8 @@ export class BuildRunner {
         }
         if (state === 'gone') {
           logAbort.abort()
-          await pump
+          await pump.done
           return this.#finish(build, failed('lost', 'the build container disappeared'))
-        }
-        if (unreachable && state !== 'unknown' && state.running) {
-          // The engine is back and kept the container (live-restore): follow its log again.
-          logAbort.abort()
-          await pump
-          logAbort = new AbortController()
-          pump = this.#pumpLogs(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]))
         }
         if (state === 'unknown' || !state.running) continue
       } finally {
@@ -375,15 +392,12 @@ export class BuildRunner {
     // did not cause is only a build failure if the engine stays up.
     if (after.unreachable || (ending === 'exit' && state && !state.oomKilled && state.exitCode > 128 &&
         await engineGoesAway(engine, config.builds.engineProbeMs, shutdown))) engineWasDown = true
-    await Promise.race([pump, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS).unref())])
+    // The pump reads the engine's log until it has nothing more (it waits
+    // out an engine that went away, for a while).
+    if (state) await pump.finish()
     logAbort.abort()
-    await pump
+    await pump.done
     if (shutdown.aborted) return
-    // The engine cut the log stream when it went away; what the container
-    // wrote meanwhile is still in its log (the checkpoint avoids repeats).
-    if (engineWasDown && state) {
-      await this.#pumpLogs(build.id, containerId, AbortSignal.any([shutdown, AbortSignal.timeout(LOG_DRAIN_MS)]))
-    }
 
     let final: Final
     if (ending === 'cancel') final = { state: 'cancelled' }
@@ -400,24 +414,9 @@ export class BuildRunner {
     await this.#finish(build, final)
   }
 
-  async #pumpLogs (buildId: string, containerId: string, signal: AbortSignal) {
-    try {
-      const since = await this.#deps.logs.resumePoint(buildId)
-      const sinceMs = since === undefined ? NaN : Date.parse(since)
-      const { stdout, stderr } = await this.#deps.engine.logs(containerId, signal,
-        Number.isNaN(sinceMs) ? undefined : Math.floor(sinceMs / 1000))
-      const merged = new PassThrough()
-      let open = 2
-      for (const s of [stdout, stderr]) {
-        s.on('end', () => { if (--open === 0) merged.end() })
-        s.pipe(merged, { end: false })
-      }
-      const redactor = this.#redactors.get(buildId)
-      await this.#deps.logs.consume(buildId, createInterface({ input: merged, crlfDelay: Infinity }), since,
-        redactor?.active ? (line) => redactor.redact(line) : undefined)
-    } catch (err) {
-      if (!signal.aborted) this.#deps.logger.warn({ err, buildId }, 'reading the build log failed')
-    }
+  #pumpLogs (buildId: string, containerId: string, signal: AbortSignal) {
+    const redactor = this.#redactors.get(buildId)
+    return this.#logPump.start(buildId, containerId, signal, redactor?.active ? (line) => redactor.redact(line) : undefined)
   }
 
   async #outcome (build: Build, exitCode: number, oomKilled: boolean): Promise<Final> {

@@ -53,6 +53,8 @@ export interface SpecInput {
   cpus: number
   pids: number
   stopGraceSeconds: number
+  /** The engine's json-file log of the container: rotated at `fileBytes`, `files` kept. */
+  log: { fileBytes: number, files: number }
 }
 
 export const containerName = (buildId: string) => `cosa-buildd-${buildId}`
@@ -106,7 +108,7 @@ export function containerSpec (input: SpecInput): ContainerSpec {
       NanoCpus: Math.round(input.cpus * 1e9),
       PidsLimit: input.pids,
       NetworkMode: input.networkMode,
-      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': String(input.log.fileBytes), 'max-file': String(input.log.files) } },
       AutoRemove: false,
       ...security
     }

@@ -1,5 +1,5 @@
 import Docker from 'dockerode'
-import { PassThrough, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { hardeningProblems, LABEL_BUILD, LABEL_OWNER, type ContainerSpec } from './container-spec.js'
 
 // The only module that talks to the Docker engine. Every call carries a
@@ -206,25 +206,48 @@ export class DockerEngine {
     }
   }
 
-  /** stdout and stderr, demultiplexed; both end when the container's log ends. */
-  async logs (id: string, signal: AbortSignal, since?: number): Promise<{ stdout: Readable, stderr: Readable }> {
-    const raw = await this.#call(`logs of container ${id}`, () => this.#docker.getContainer(id).logs({
-      follow: true, stdout: true, stderr: true, timestamps: true, since: since ?? 0, abortSignal: signal
-    }) as unknown as Promise<Readable>)
-    const stdout = new PassThrough()
-    const stderr = new PassThrough()
-    this.#docker.modem.demuxStream(raw, stdout, stderr)
-    // demuxStream never ends its outputs; the source's end is the log's end.
-    const end = () => { stdout.end(); stderr.end() }
-    raw.once('end', end)
-    raw.once('close', end)
-    raw.once('error', end)
-    // An engine that goes away can leave the response open with no more
-    // data; the caller's signal is the way out then.
-    const abort = () => { raw.destroy(); end() }
-    if (signal.aborted) abort()
-    else signal.addEventListener('abort', abort, { once: true })
-    return { stdout, stderr }
+  /**
+   * The container's log as the engine holds it now (not followed), raw
+   * multiplexed frames with timestamps, from `since` ("seconds.nanoseconds",
+   * inclusive) and of at most the last `tail` lines. The engine reads a
+   * snapshot of its files; the caller reads the body at its own pace (TCP
+   * holds the engine back) and ends it with `signal`.
+   */
+  async logSnapshot (id: string, opts: { since?: string | undefined, tail?: number | undefined }, signal: AbortSignal): Promise<Readable> {
+    // The request lives as long as the caller reads, unless the engine has
+    // not begun to answer by the deadline.
+    const request = new AbortController()
+    const end = () => request.abort()
+    if (signal.aborted) end()
+    else signal.addEventListener('abort', end, { once: true })
+    // dockerode buffers a log that is not followed into one Buffer; dialled
+    // directly, the answer stays a stream.
+    const raw = await this.#call(`logs of container ${id}`, (deadline) => new Promise<Readable>((resolve, reject) => {
+      deadline.addEventListener('abort', end, { once: true })
+      this.#docker.modem.dial({
+        path: `/containers/${id}/logs?`,
+        method: 'GET',
+        isStream: true,
+        abortSignal: request.signal,
+        statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+        options: { follow: false, stdout: true, stderr: true, timestamps: true, since: opts.since ?? 0, tail: opts.tail ?? 'all' }
+      } as never, (err: unknown, data: unknown) => {
+        deadline.removeEventListener('abort', end)
+        if (err) reject(err)
+        else resolve(data as Readable)
+      })
+    }), signal).catch((err) => {
+      end()
+      throw err
+    })
+    const destroy = () => raw.destroy()
+    if (request.signal.aborted) destroy()
+    else request.signal.addEventListener('abort', destroy, { once: true })
+    raw.once('close', () => {
+      request.signal.removeEventListener('abort', destroy)
+      signal.removeEventListener('abort', end)
+    })
+    return raw
   }
 
   /** SIGTERM, then SIGKILL after graceSeconds. Already stopped or gone is fine. */

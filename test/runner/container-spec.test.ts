@@ -7,7 +7,7 @@ const input = {
   buildId: 'b1', stream: 's', owner: 'o', image: 'cosa-lite:latest', script: 'true', resultToken: 'secret',
   workdir: '/data/streams/s/work', mirror: '/data/streams/s/config.git', apiSocketDir: '/data/run/api',
   profile: 'unprivileged' as const, networkMode: 'none', devices: ['/dev/kvm'], memoryBytes: 1 << 30,
-  cpus: 2, pids: 1024, stopGraceSeconds: 10
+  cpus: 2, pids: 1024, stopGraceSeconds: 10, log: { fileBytes: 10 * 1024 * 1024, files: 3 }
 }
 
 t.test('the unprivileged profile', async (t) => {
@@ -25,6 +25,7 @@ t.test('the unprivileged profile', async (t) => {
   t.equal(host.NanoCpus, 2e9)
   t.equal(host.PidsLimit, 1024)
   t.ok(host.Init)
+  t.same(host.LogConfig, { Type: 'json-file', Config: { 'max-size': '10485760', 'max-file': '3' } })
   t.same(host.Binds, ['/data/streams/s/work:/srv:rw', '/data/streams/s/config.git:/run/cosa-buildd/config.git:ro',
     '/data/run/api:/run/cosa-buildd/api:rw'])
   t.notOk(JSON.stringify(spec).includes('docker.sock'))
