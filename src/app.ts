@@ -12,11 +12,11 @@ import artifacts from './http/artifacts.js'
 import auth from './http/auth.js'
 import builds from './http/builds.js'
 import errorHandler from './http/error-handler.js'
-import etag from './http/etag.js'
 import health from './http/health.js'
 import logs from './http/logs.js'
 import { transformObject } from './http/openapi.js'
 import { serializerCompiler } from './http/serializer.js'
+import requestLog from './http/request-log.js'
 import results from './http/results.js'
 import streams from './http/streams.js'
 
@@ -47,8 +47,8 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
     }
   })
 
+  await fastify.register(requestLog)
   await fastify.register(errorHandler)
-  await fastify.register(etag)
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js'
 import type { BuildState } from './build-state.js'
 import { isTerminal } from './build-state.js'
 import { newBuildId } from './build-id.js'
+import { FinishedBuilds } from './finished-builds.js'
 import type { BuildLogs } from './build-logs.js'
 import type { BuildRunner } from './build-runner.js'
 import type { WaitingFor } from './scheduler.js'
@@ -45,6 +46,7 @@ export class BuildService {
   readonly #now: () => Date
   readonly #space: SpaceGuard
   readonly #heldBy: () => WaitingFor | undefined
+  readonly #finished = new FinishedBuilds()
 
   constructor (deps: {
     store: Store
@@ -96,13 +98,18 @@ export class BuildService {
       throw errors.notPublished(id, build.state)
     }
     await this.#store.setPin(build.stream, build.result.cosaBuildId, pinned, this.#now().toISOString())
+    // Every build that made or found this cosa build shows the pin.
+    this.#finished.forgetStream(build.stream)
     return this.get(id)
   }
 
+  /** A finished build is the same object at every call until its pin changes (FinishedBuilds). */
   async get (id: string) {
+    const finished = this.#finished.get(id)
+    if (finished !== undefined) return finished
     const build = await this.#store.getBuild(id)
     if (!build) throw errors.buildNotFound(id)
-    return this.view(build)
+    return this.#finished.remember(await this.view(build))
   }
 
   async list (query: { stream?: string | undefined, state?: BuildState | undefined, limit: number, cursor?: string | undefined }) {

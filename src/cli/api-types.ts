@@ -896,9 +896,15 @@ export interface components {
         };
     };
     responses: never;
-    parameters: never;
+    parameters: {
+        /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+        RequestId: string;
+    };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+        RequestId: string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -906,7 +912,10 @@ export interface operations {
     getLiveness: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -915,6 +924,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -927,6 +937,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -938,7 +949,10 @@ export interface operations {
     getReadiness: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -947,6 +961,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -973,6 +988,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -982,6 +998,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1012,7 +1029,10 @@ export interface operations {
     getStream: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 stream: string;
             };
@@ -1023,6 +1043,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description entity tag of this answer: send it back as If-None-Match */
                     ETag?: string;
                     [name: string]: unknown;
@@ -1034,6 +1055,7 @@ export interface operations {
             /** @description Not modified: the ETag sent in If-None-Match is still current; no body. */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description entity tag of this answer: send it back as If-None-Match */
                     ETag?: string;
                     [name: string]: unknown;
@@ -1043,6 +1065,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1052,6 +1075,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1063,6 +1087,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1072,6 +1097,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1081,6 +1107,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1090,6 +1117,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1101,7 +1129,10 @@ export interface operations {
     putStream: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 stream: string;
             };
@@ -1116,6 +1147,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1125,6 +1157,7 @@ export interface operations {
             /** @description Default Response */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1134,6 +1167,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1143,6 +1177,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1154,6 +1189,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1163,6 +1199,7 @@ export interface operations {
             /** @description the body is larger than http.bodyLimit */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1172,6 +1209,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1181,6 +1219,7 @@ export interface operations {
             /** @description the body is not application/json */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1190,6 +1229,7 @@ export interface operations {
             /** @description Default Response */
             422: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1199,6 +1239,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1210,7 +1251,10 @@ export interface operations {
     listStreams: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1219,6 +1263,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1230,6 +1275,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1241,6 +1287,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1250,6 +1297,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1264,6 +1312,8 @@ export interface operations {
             header?: {
                 /** @description makes retries safe: the same key and body replay the first answer */
                 "idempotency-key"?: string;
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
             };
             path: {
                 stream: string;
@@ -1279,6 +1329,7 @@ export interface operations {
             /** @description Default Response */
             202: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description the build: /v1/builds/{id} */
                     Location?: string;
                     /** @description true when an Idempotency-Key replayed an earlier answer */
@@ -1292,6 +1343,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1301,6 +1353,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1312,6 +1365,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1321,6 +1375,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1330,6 +1385,7 @@ export interface operations {
             /** @description Default Response */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1339,6 +1395,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1348,6 +1405,7 @@ export interface operations {
             /** @description Default Response */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1357,6 +1415,7 @@ export interface operations {
             /** @description Default Response */
             422: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1366,6 +1425,7 @@ export interface operations {
             /** @description Default Response */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds until a submit is admitted again */
                     "Retry-After"?: number;
                     /** @description submits a minute per token */
@@ -1383,6 +1443,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1392,6 +1453,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1410,7 +1472,10 @@ export interface operations {
                 limit?: number;
                 cursor?: string;
             };
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1419,6 +1484,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description entity tag of this answer: send it back as If-None-Match */
                     ETag?: string;
                     [name: string]: unknown;
@@ -1434,6 +1500,7 @@ export interface operations {
             /** @description Not modified: the ETag sent in If-None-Match is still current; no body. */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description entity tag of this answer: send it back as If-None-Match */
                     ETag?: string;
                     [name: string]: unknown;
@@ -1443,6 +1510,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1452,6 +1520,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1463,6 +1532,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1472,6 +1542,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1483,7 +1554,10 @@ export interface operations {
     getBuild: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
             };
@@ -1494,6 +1568,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description entity tag of this answer: send it back as If-None-Match */
                     ETag?: string;
                     [name: string]: unknown;
@@ -1505,6 +1580,7 @@ export interface operations {
             /** @description Not modified: the ETag sent in If-None-Match is still current; no body. */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description entity tag of this answer: send it back as If-None-Match */
                     ETag?: string;
                     [name: string]: unknown;
@@ -1514,6 +1590,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1523,6 +1600,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1534,6 +1612,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1543,6 +1622,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1552,6 +1632,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1561,6 +1642,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1572,7 +1654,10 @@ export interface operations {
     cancelBuild: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
             };
@@ -1583,6 +1668,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1592,6 +1678,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1601,6 +1688,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1612,6 +1700,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1621,6 +1710,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1630,6 +1720,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1639,6 +1730,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1650,7 +1742,10 @@ export interface operations {
     getBuildMeta: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
             };
@@ -1661,6 +1756,7 @@ export interface operations {
             /** @description cosa meta.json (see cosa's schema v1.json) */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1670,6 +1766,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1679,6 +1776,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1690,6 +1788,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1699,6 +1798,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1708,6 +1808,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1717,6 +1818,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1731,7 +1833,10 @@ export interface operations {
                 offset?: number;
                 follow?: "true" | "false";
             };
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
             };
@@ -1742,6 +1847,7 @@ export interface operations {
             /** @description log text */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description the log's size when the answer began: resume with ?offset= */
                     "X-Log-Size"?: number;
                     [name: string]: unknown;
@@ -1753,6 +1859,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1762,6 +1869,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1773,6 +1881,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1782,6 +1891,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1791,6 +1901,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1800,6 +1911,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1814,7 +1926,10 @@ export interface operations {
                 outcome: "built" | "unchanged";
                 arch: string;
             };
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
             };
@@ -1830,6 +1945,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1839,6 +1955,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1848,6 +1965,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -1859,6 +1977,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1868,6 +1987,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1877,6 +1997,7 @@ export interface operations {
             /** @description Default Response */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1886,6 +2007,7 @@ export interface operations {
             /** @description Default Response */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1895,6 +2017,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1904,6 +2027,7 @@ export interface operations {
             /** @description the body is not application/json */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1913,6 +2037,7 @@ export interface operations {
             /** @description Default Response */
             422: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1922,6 +2047,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1933,7 +2059,10 @@ export interface operations {
     getArtifact: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
                 name: string;
@@ -1945,6 +2074,7 @@ export interface operations {
             /** @description the file */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -1970,6 +2100,7 @@ export interface operations {
             /** @description the range asked for (Content-Range says which) */
             206: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -1997,6 +2128,7 @@ export interface operations {
             /** @description not modified (If-None-Match matched the ETag) */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2006,6 +2138,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2015,6 +2148,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -2026,6 +2160,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2035,6 +2170,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2044,6 +2180,7 @@ export interface operations {
             /** @description the build has no published result */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2053,6 +2190,7 @@ export interface operations {
             /** @description Default Response */
             410: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2062,6 +2200,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2071,6 +2210,7 @@ export interface operations {
             /** @description Default Response */
             416: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description bytes *\/size */
                     "Content-Range"?: string;
                     [name: string]: unknown;
@@ -2082,6 +2222,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2091,6 +2232,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2104,7 +2246,10 @@ export interface operations {
     headArtifact: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
                 name: string;
@@ -2116,6 +2261,7 @@ export interface operations {
             /** @description the file */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2135,6 +2281,7 @@ export interface operations {
             /** @description the range asked for (Content-Range says which) */
             206: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2156,6 +2303,7 @@ export interface operations {
             /** @description not modified (If-None-Match matched the ETag) */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2165,6 +2313,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2174,6 +2323,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -2185,6 +2335,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2194,6 +2345,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2203,6 +2355,7 @@ export interface operations {
             /** @description the build has no published result */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2212,6 +2365,7 @@ export interface operations {
             /** @description Default Response */
             410: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2221,6 +2375,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2230,6 +2385,7 @@ export interface operations {
             /** @description Default Response */
             416: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description bytes *\/size */
                     "Content-Range"?: string;
                     [name: string]: unknown;
@@ -2241,6 +2397,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2250,6 +2407,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2263,7 +2421,10 @@ export interface operations {
     getBuildsJson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 stream: string;
             };
@@ -2274,6 +2435,7 @@ export interface operations {
             /** @description the file */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2295,6 +2457,7 @@ export interface operations {
             /** @description the range asked for (Content-Range says which) */
             206: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2318,6 +2481,7 @@ export interface operations {
             /** @description not modified (If-None-Match matched the ETag) */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2327,6 +2491,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2336,6 +2501,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -2347,6 +2513,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2356,6 +2523,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2365,6 +2533,7 @@ export interface operations {
             /** @description Default Response */
             410: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2374,6 +2543,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2383,6 +2553,7 @@ export interface operations {
             /** @description Default Response */
             416: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description bytes *\/size */
                     "Content-Range"?: string;
                     [name: string]: unknown;
@@ -2394,6 +2565,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2403,6 +2575,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2416,7 +2589,10 @@ export interface operations {
     headBuildsJson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 stream: string;
             };
@@ -2427,6 +2603,7 @@ export interface operations {
             /** @description the file */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2446,6 +2623,7 @@ export interface operations {
             /** @description the range asked for (Content-Range says which) */
             206: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2467,6 +2645,7 @@ export interface operations {
             /** @description not modified (If-None-Match matched the ETag) */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2476,6 +2655,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2485,6 +2665,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -2496,6 +2677,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2505,6 +2687,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2514,6 +2697,7 @@ export interface operations {
             /** @description Default Response */
             410: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2523,6 +2707,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2532,6 +2717,7 @@ export interface operations {
             /** @description Default Response */
             416: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description bytes *\/size */
                     "Content-Range"?: string;
                     [name: string]: unknown;
@@ -2543,6 +2729,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2552,6 +2739,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2565,7 +2753,10 @@ export interface operations {
     getBuildFile: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 stream: string;
                 buildId: string;
@@ -2578,6 +2769,7 @@ export interface operations {
             /** @description the file */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2603,6 +2795,7 @@ export interface operations {
             /** @description the range asked for (Content-Range says which) */
             206: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2630,6 +2823,7 @@ export interface operations {
             /** @description not modified (If-None-Match matched the ETag) */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2639,6 +2833,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2648,6 +2843,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -2659,6 +2855,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2668,6 +2865,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2677,6 +2875,7 @@ export interface operations {
             /** @description Default Response */
             410: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2686,6 +2885,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2695,6 +2895,7 @@ export interface operations {
             /** @description Default Response */
             416: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description bytes *\/size */
                     "Content-Range"?: string;
                     [name: string]: unknown;
@@ -2706,6 +2907,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2715,6 +2917,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2728,7 +2931,10 @@ export interface operations {
     headBuildFile: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 stream: string;
                 buildId: string;
@@ -2741,6 +2947,7 @@ export interface operations {
             /** @description the file */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2760,6 +2967,7 @@ export interface operations {
             /** @description the range asked for (Content-Range says which) */
             206: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2781,6 +2989,7 @@ export interface operations {
             /** @description not modified (If-None-Match matched the ETag) */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2790,6 +2999,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2799,6 +3009,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -2810,6 +3021,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2819,6 +3031,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2828,6 +3041,7 @@ export interface operations {
             /** @description Default Response */
             410: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2837,6 +3051,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2846,6 +3061,7 @@ export interface operations {
             /** @description Default Response */
             416: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description bytes *\/size */
                     "Content-Range"?: string;
                     [name: string]: unknown;
@@ -2857,6 +3073,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2866,6 +3083,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2879,7 +3097,10 @@ export interface operations {
     getBuildArchFile: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 stream: string;
                 buildId: string;
@@ -2893,6 +3114,7 @@ export interface operations {
             /** @description the file */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2918,6 +3140,7 @@ export interface operations {
             /** @description the range asked for (Content-Range says which) */
             206: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -2945,6 +3168,7 @@ export interface operations {
             /** @description not modified (If-None-Match matched the ETag) */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     [name: string]: unknown;
@@ -2954,6 +3178,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2963,6 +3188,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -2974,6 +3200,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2983,6 +3210,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2992,6 +3220,7 @@ export interface operations {
             /** @description Default Response */
             410: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3001,6 +3230,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3010,6 +3240,7 @@ export interface operations {
             /** @description Default Response */
             416: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description bytes *\/size */
                     "Content-Range"?: string;
                     [name: string]: unknown;
@@ -3021,6 +3252,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3030,6 +3262,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -3043,7 +3276,10 @@ export interface operations {
     headBuildArchFile: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 stream: string;
                 buildId: string;
@@ -3057,6 +3293,7 @@ export interface operations {
             /** @description the file */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -3076,6 +3313,7 @@ export interface operations {
             /** @description the range asked for (Content-Range says which) */
             206: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     /** @description when the store wrote the file */
@@ -3097,6 +3335,7 @@ export interface operations {
             /** @description not modified (If-None-Match matched the ETag) */
             304: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description strong entity tag: the quoted sha256 of an artifact, or the store's version of a file */
                     ETag?: string;
                     [name: string]: unknown;
@@ -3106,6 +3345,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3115,6 +3355,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -3126,6 +3367,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3135,6 +3377,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3144,6 +3387,7 @@ export interface operations {
             /** @description Default Response */
             410: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3153,6 +3397,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3162,6 +3407,7 @@ export interface operations {
             /** @description Default Response */
             416: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description bytes *\/size */
                     "Content-Range"?: string;
                     [name: string]: unknown;
@@ -3173,6 +3419,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3182,6 +3429,7 @@ export interface operations {
             /** @description Default Response */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description seconds to wait, when free space is low */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -3195,7 +3443,10 @@ export interface operations {
     pinBuild: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
             };
@@ -3206,6 +3457,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3215,6 +3467,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3224,6 +3477,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -3235,6 +3489,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3244,6 +3499,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3253,6 +3509,7 @@ export interface operations {
             /** @description Default Response */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3262,6 +3519,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3271,6 +3529,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3282,7 +3541,10 @@ export interface operations {
     unpinBuild: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
             path: {
                 id: string;
             };
@@ -3293,6 +3555,7 @@ export interface operations {
             /** @description Default Response */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3302,6 +3565,7 @@ export interface operations {
             /** @description Default Response */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3311,6 +3575,7 @@ export interface operations {
             /** @description Default Response */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     /** @description Bearer realm="cosa-buildd" */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
@@ -3322,6 +3587,7 @@ export interface operations {
             /** @description Default Response */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3331,6 +3597,7 @@ export interface operations {
             /** @description Default Response */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3340,6 +3607,7 @@ export interface operations {
             /** @description Default Response */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3349,6 +3617,7 @@ export interface operations {
             /** @description a path segment is longer than 765 characters */
             414: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3358,6 +3627,7 @@ export interface operations {
             /** @description an internal error; the server log has the details */
             500: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {

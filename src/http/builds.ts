@@ -1,7 +1,9 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { isTerminal } from '../builds/build-state.js'
 import { errors } from '../errors.js'
+import { sendTagged } from './etag.js'
 import { Build, BuildList, BuildParams, BuildRequest, BuildState } from './schemas/build.js'
 import { errorResponses, NotModified, StreamName } from './schemas/common.js'
 
@@ -55,7 +57,7 @@ const builds: FastifyPluginAsyncZod = async (app) => {
   })
 
   app.get('/v1/builds', {
-    config: { access: 'read', etag: true },
+    config: { access: 'read' },
     schema: {
       tags: ['builds'],
       operationId: 'listBuilds',
@@ -71,10 +73,10 @@ const builds: FastifyPluginAsyncZod = async (app) => {
       }),
       response: { 200: BuildList, 304: NotModified, ...errorResponses(400, 401, 403) }
     }
-  }, async (request) => app.core.builds.list(request.query))
+  }, async (request, reply) => sendTagged(request, reply, await app.core.builds.list(request.query)))
 
   app.get('/v1/builds/:id', {
-    config: { access: 'read', etag: true },
+    config: { access: 'read' },
     schema: {
       tags: ['builds'],
       operationId: 'getBuild',
@@ -84,7 +86,10 @@ const builds: FastifyPluginAsyncZod = async (app) => {
       params: BuildParams,
       response: { 200: Build, 304: NotModified, ...errorResponses(400, 401, 403, 404) }
     }
-  }, async (request) => app.core.builds.get(request.params.id))
+  }, async (request, reply) => {
+    const build = await app.core.builds.get(request.params.id)
+    return sendTagged(request, reply, build, isTerminal(build.state))
+  })
 
   app.post('/v1/builds/:id/cancel', {
     config: { access: 'submit' },

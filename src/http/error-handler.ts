@@ -55,14 +55,17 @@ export default fp(async function errorHandler (app: FastifyInstance) {
   const allowed = methodsByPath(app)
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const out = toServiceError(err, request)
+    // A 5xx names the request's id: the line in the server log to look for.
+    const message = out.statusCode >= 500 ? `${out.message} (request id ${request.id})` : out.message
     if (out.statusCode >= 500) request.log.error({ err }, 'request failed')
-    else request.log.info({ code: out.code, message: out.message }, 'request rejected')
-    return reply.code(out.statusCode).headers(out.headers).send({ code: out.code, message: out.message })
+    request.rejection = { code: out.code, message }
+    return reply.code(out.statusCode).headers(out.headers).send({ code: out.code, message })
   })
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? ''
     const methods = allowed(path)
     const err = methods.length ? errors.methodNotAllowed(request.method, path, methods) : errors.routeNotFound(request.method, path)
+    request.rejection = { code: err.code, message: err.message }
     return reply.code(err.statusCode).headers(err.headers).send({ code: err.code, message: err.message })
   })
 }, { name: 'error-handler' })

@@ -1,20 +1,13 @@
 import { createHash } from 'node:crypto'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import fresh from 'fresh'
 
-// Cheap polling: routes marked `etag` answer with an entity tag of the body
-// they send, and a request whose If-None-Match names it gets 304 with no body.
-// The tag is taken from the serialized bytes, so it changes exactly when the
-// answer does (a build's state, queue position, result).
+// Cheap polling: a representation's entity tag is a hash of the bytes sent,
+// so it changes exactly when the answer does (a build's state, queue
+// position, result), and a request whose If-None-Match names it gets 304
+// with no body.
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    etag?: boolean
-  }
-}
-
-const tagOf = (payload: string | Buffer) => `"${createHash('sha1').update(payload).digest('base64url')}"`
+const tagOf = (payload: string) => `"${createHash('sha1').update(payload).digest('base64url')}"`
 
 /**
  * RFC 9110 §13.1: If-None-Match (weak comparison, `*`), or If-Modified-Since
@@ -29,16 +22,31 @@ export function notModified (request: FastifyRequest, current: { etag: string, '
   return fresh({ 'if-none-match': inm, 'if-modified-since': ims }, current)
 }
 
-async function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown) {
-  if (!request.routeOptions.config.etag || reply.statusCode !== 200) return payload
-  if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload
-  const etag = tagOf(payload)
-  reply.header('etag', etag)
-  if (!notModified(request, { etag })) return payload
-  reply.code(304).removeHeader('content-type').removeHeader('content-length')
-  return ''
+interface Tagged { body: string, etag: string }
+
+// The serialized form of values that never change (a finished build as the
+// build service keeps it), by identity: a poll of such a value costs no
+// serializing or hashing after the first.
+const serialized = new WeakMap<object, Tagged>()
+
+function serialize (reply: FastifyReply, value: object): Tagged {
+  // The route's serializer (src/http/serializer.ts) makes strings.
+  const body = reply.serialize(value) as string
+  return { body, etag: tagOf(body) }
 }
 
-export default fp(async function etag (app: FastifyInstance) {
-  app.addHook('onSend', onSend)
-}, { name: 'etag' })
+/**
+ * Sends `value` through the route's response schema with its entity tag, or
+ * 304 when the request already has it. `immutable`: the caller keeps this
+ * very object for as long as it stays true (see FinishedBuilds).
+ */
+export function sendTagged (request: FastifyRequest, reply: FastifyReply, value: object, immutable = false) {
+  let tagged = immutable ? serialized.get(value) : undefined
+  if (tagged === undefined) {
+    tagged = serialize(reply, value)
+    if (immutable) serialized.set(value, tagged)
+  }
+  reply.header('etag', tagged.etag)
+  if (notModified(request, tagged)) return reply.code(304).send()
+  return reply.type('application/json; charset=utf-8').send(tagged.body)
+}

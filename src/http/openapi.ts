@@ -193,8 +193,28 @@ const FILE_HEADERS = {
 }
 const ETAG = { ETag: header('entity tag of this answer: send it back as If-None-Match') }
 
+const REQUEST_ID = { 'X-Request-Id': { $ref: '#/components/headers/RequestId' } }
+
+/** The request id every operation takes and every answer carries (src/http/request-log.ts). */
+function describeRequestId (doc: Doc) {
+  const description = 'the request\'s id in the server log: the caller\'s when it matches the pattern, else a new one'
+  const schema = { type: 'string', pattern: '^[A-Za-z0-9._:@/+=-]{1,128}$', examples: ['ci-job-4711.submit'] }
+  doc.components.headers = { ...doc.components.headers, RequestId: { description, schema } }
+  doc.components.parameters = {
+    ...doc.components.parameters,
+    RequestId: { name: 'X-Request-Id', in: 'header', required: false, description, schema }
+  }
+  for (const item of Object.values(doc.paths) as Doc[]) {
+    for (const operation of Object.values(item) as Doc[]) {
+      if (!operation?.responses) continue
+      operation.parameters = [...(operation.parameters ?? []), { $ref: '#/components/parameters/RequestId' }]
+    }
+  }
+}
+
 /** The headers each answer carries, which the zod schemas cannot say. */
 function describeHeaders (doc: Doc) {
+  describeRequestId(doc)
   for (const [path, item] of Object.entries(doc.paths) as Array<[string, Doc]>) {
     for (const operation of Object.values(item) as Doc[]) {
       const responses = operation?.responses as Record<string, Doc> | undefined
@@ -202,6 +222,7 @@ function describeHeaders (doc: Doc) {
       const add = (status: string, headers: Record<string, Doc>) => {
         if (responses[status]) responses[status].headers = { ...responses[status].headers, ...headers }
       }
+      for (const status of Object.keys(responses)) add(status, REQUEST_ID)
       add('401', { 'WWW-Authenticate': header('Bearer realm="cosa-buildd"') })
       add('429', {
         'Retry-After': header('seconds until a submit is admitted again', { type: 'integer' }),

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { errorResponses, NotModified, StreamName } from './schemas/common.js'
+import { sendTagged } from './etag.js'
 import { Stream, StreamInput, StreamList } from './schemas/stream.js'
 
 const security = [{ bearerAuth: [] }]
@@ -37,7 +38,7 @@ const streams: FastifyPluginAsyncZod = async (app) => {
   }, async () => ({ streams: await app.core.streams.list() }))
 
   app.get('/v1/streams/:stream', {
-    config: { access: 'read', etag: true },
+    config: { access: 'read' },
     schema: {
       tags: ['streams'],
       operationId: 'getStream',
@@ -48,7 +49,7 @@ const streams: FastifyPluginAsyncZod = async (app) => {
       params: z.object({ stream: StreamName }),
       response: { 200: Stream, 304: NotModified, ...errorResponses(400, 401, 403, 404) }
     }
-  }, async (request) => app.core.streams.get(request.params.stream))
+  }, async (request, reply) => sendTagged(request, reply, await app.core.streams.get(request.params.stream)))
 }
 
 export default streams

@@ -149,9 +149,14 @@ t.test('retention keeps `keep` builds plus pinned ones, never the latest', async
   const repo = await configRepo(t)
   await register(h, 'minimal', { config: { url: repo.url, ref: 'main' }, keep: 2 })
   const first = await buildOnce(h, 'minimal')
+  const unpinnedTag = (await h.app.inject({ url: `/v1/builds/${first.id}` })).headers.etag
   const pin = await h.app.inject({ method: 'PUT', url: `/v1/builds/${first.id}/pin` })
   t.equal(pin.statusCode, 200)
   t.equal(pin.json().pinned, true)
+  // A finished build is answered from memory: the pin must still show, with a new entity tag.
+  const polled = await h.app.inject({ url: `/v1/builds/${first.id}`, headers: { 'if-none-match': unpinnedTag as string } })
+  t.equal(polled.statusCode, 200, 'a poll with the tag from before the pin gets the new answer')
+  t.equal(polled.json().pinned, true)
   const second = await buildOnce(h, 'minimal', { force: true })
   const third = await buildOnce(h, 'minimal', { force: true })
   const fourth = await buildOnce(h, 'minimal', { force: true })
@@ -171,6 +176,7 @@ t.test('retention keeps `keep` builds plus pinned ones, never the latest', async
 
   // Unpinned, the old build goes at the next publish; keep=1 never takes the latest.
   t.equal((await h.app.inject({ method: 'DELETE', url: `/v1/builds/${first.id}/pin` })).json().pinned, false)
+  t.equal((await h.app.inject({ url: `/v1/builds/${first.id}` })).json().pinned, false, 'and so does the unpin')
   await h.app.inject({ method: 'PUT', url: '/v1/streams/minimal', payload: { config: { url: repo.url, ref: 'main' }, keep: 1 } })
   const fifth = await buildOnce(h, 'minimal', { force: true })
   const after = (await h.app.inject({ url: '/v1/streams/minimal/builds/builds.json' })).json()
