@@ -6,8 +6,9 @@ import type { BuildView } from './build-service.js'
 // which forgets the stream's builds here. So polls of finished builds (a CI
 // job waiting for its result, a dashboard) are answered from memory, with the
 // same object each time, which lets the HTTP layer keep its serialized form
-// too (sendTagged in src/http/etag.ts). Bounded, least recently used first
-// out. With API replicas, a pin made on one must reach the others' caches.
+// too (sendTagged in src/http/etag.ts). Bounded, first kept first out: a
+// build still polled after thousands of others is read from the store once
+// more. With API replicas, a pin made on one must reach the others' caches.
 
 const DEFAULT_ENTRIES = 2000
 
@@ -20,19 +21,14 @@ export class FinishedBuilds {
   }
 
   get (id: string) {
-    const view = this.#views.get(id)
-    if (view !== undefined) {
-      // Map order is insertion order: re-inserting marks it recently used.
-      this.#views.delete(id)
-      this.#views.set(id, view)
-    }
-    return view
+    return this.#views.get(id)
   }
 
   /** Keeps `view` if the build is finished; returns it either way. */
   remember (view: BuildView) {
     if (!isTerminal(view.state)) return view
     this.#views.set(view.id, view)
+    // A Map iterates in insertion order: the first key is the oldest.
     if (this.#views.size > this.#max) this.#views.delete(this.#views.keys().next().value!)
     return view
   }

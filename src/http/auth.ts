@@ -60,6 +60,8 @@ async function publiclyReadable (app: FastifyInstance, request: FastifyRequest) 
   return name !== undefined && (await app.core.store.getStream(name))?.publicRead === true
 }
 
+type Done = (err?: Error) => void
+
 export default fp(async function auth (app: FastifyInstance, opts: { config: Config }) {
   const ranks = new Map<string, number>()
   for (const role of ['read', 'submit', 'admin'] as const) {
@@ -67,26 +69,41 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
   }
   const open = !hasTokens(opts.config)
 
+  /** The check of a bearer-token route: synchronous unless a tokenless read asks whether its stream is public. */
+  const tokenCheck = (access: 'read' | 'submit' | 'admin', publishedBuilds: boolean) =>
+    function checkToken (request: FastifyRequest, _reply: unknown, done: Done) {
+      try {
+        const token = bearerToken(request)
+        if (token === undefined) {
+          if (!publishedBuilds) return done(errors.unauthorized())
+          publiclyReadable(app, request).then((ok) => {
+            request.publicRead = ok
+            done(ok ? undefined : errors.unauthorized())
+          }, done)
+          return
+        }
+        const key = hash(token)
+        const rank = ranks.get(key)
+        if (rank === undefined) return done(errors.unauthorized())
+        if (rank < RANK[access]) return done(errors.forbidden(VERB[access]))
+        request.clientScope = key
+        done()
+      } catch (err) {
+        done(err as Error)
+      }
+    }
+
   app.decorateRequest('clientScope', 'anonymous')
   app.decorateRequest('publicRead', false)
-  app.addHook('onRequest', async (request) => {
-    const access = request.routeOptions.config.access ?? 'public'
-    if (access === 'public') return
+  // Each route gets the check its access needs, decided once here rather
+  // than looked up on every request; public routes get none.
+  app.addHook('onRoute', (route) => {
+    const access = route.config?.access ?? 'public'
+    if (access === 'public' || (open && access !== 'build')) return
     // Before the body is read: a build's own token, for that build alone.
-    if (access === 'build') return authorizeBuild(app, request)
-    if (open) return
-    const token = bearerToken(request)
-    if (token === undefined) {
-      if (request.routeOptions.config.publishedBuilds && await publiclyReadable(app, request)) {
-        request.publicRead = true
-        return
-      }
-      throw errors.unauthorized()
-    }
-    const key = hash(token)
-    const rank = ranks.get(key)
-    if (rank === undefined) throw errors.unauthorized()
-    if (rank < RANK[access]) throw errors.forbidden(VERB[access])
-    request.clientScope = key
+    const check = access === 'build'
+      ? async (request: FastifyRequest) => authorizeBuild(app, request)
+      : tokenCheck(access, route.config?.publishedBuilds === true)
+    route.onRequest = [check, ...[route.onRequest ?? []].flat()] as typeof route.onRequest
   })
 }, { name: 'auth' })

@@ -56,8 +56,10 @@ function tagRequest (request: FastifyRequest, reply: FastifyReply, done: () => v
 
 function logAnswer (request: FastifyRequest, reply: FastifyReply, done: () => void) {
   const status = reply.statusCode
-  // A disabled level is a no-op function in pino: the object below is all a quiet read costs.
-  request.log[quiet(request.method, status) ? 'debug' : 'info']({
+  const level = quiet(request.method, status) ? 'debug' : 'info'
+  // pino's loggers can say; fastify's no-op logger (logger: false) cannot, and logs nothing anyway.
+  if ((request.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.(level) === false) return done()
+  request.log[level]({
     method: request.method,
     url: redactUrl(request.url),
     route: request.routeOptions.url,
