@@ -30,6 +30,7 @@ export interface Core {
   dataDir: DataDir
   store: Store
   engine: DockerEngine
+  space: SpaceGuard
   streams: StreamService
   builds: BuildService
   results: ResultIntake
@@ -104,6 +105,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     dataDir,
     store,
     engine,
+    space,
     streams: new StreamService({
       store,
       engine,

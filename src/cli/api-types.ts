@@ -32,8 +32,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Database, Docker engine and data directory all work
-         * @description Readiness: 200 when the database, the Docker engine and the data directory answer; 503 with the failing check otherwise.
+         * Whether this instance can serve requests
+         * @description Readiness: 200 when the database and the data directory work (`status` is `degraded` when the Docker engine is down or free space is low: builds wait, everything else is served); 503 when the database or the data directory fails.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -967,9 +967,13 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        status: "ok" | "unavailable";
+                        status: "ok" | "degraded" | "unavailable";
                         checks: {
                             database: {
+                                ok: boolean;
+                                message?: string;
+                            };
+                            dataDir: {
                                 ok: boolean;
                                 message?: string;
                             };
@@ -977,7 +981,7 @@ export interface operations {
                                 ok: boolean;
                                 message?: string;
                             };
-                            dataDir: {
+                            storage: {
                                 ok: boolean;
                                 message?: string;
                             };
@@ -1006,9 +1010,13 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        status: "ok" | "unavailable";
+                        status: "ok" | "degraded" | "unavailable";
                         checks: {
                             database: {
+                                ok: boolean;
+                                message?: string;
+                            };
+                            dataDir: {
                                 ok: boolean;
                                 message?: string;
                             };
@@ -1016,7 +1024,7 @@ export interface operations {
                                 ok: boolean;
                                 message?: string;
                             };
-                            dataDir: {
+                            storage: {
                                 ok: boolean;
                                 message?: string;
                             };

@@ -4,8 +4,8 @@ import { z } from 'zod'
 
 const Check = z.object({ ok: z.boolean(), message: z.string().optional() })
 const Readiness = z.object({
-  status: z.enum(['ok', 'unavailable']),
-  checks: z.object({ database: Check, docker: Check, dataDir: Check })
+  status: z.enum(['ok', 'degraded', 'unavailable']),
+  checks: z.object({ database: Check, dataDir: Check, docker: Check, storage: Check })
 })
 
 async function check (fn: () => Promise<unknown>) {
@@ -28,24 +28,36 @@ const health: FastifyPluginAsyncZod = async (app) => {
     }
   }, async () => ({ status: 'ok' as const }))
 
+  // Ready means "send me requests": reads, downloads, polls and submits all
+  // work with the database and the data directory alone. A Docker engine
+  // that is down or free space that is low holds builds back (they wait
+  // queued), so they make the answer `degraded`, not 503: taking every
+  // replica out of a load balancer over an engine restart would turn a
+  // pause in building into an outage of the whole API.
   app.get('/readyz', {
     schema: {
       tags: ['health'],
       operationId: 'getReadiness',
-      summary: 'Database, Docker engine and data directory all work',
-      description: 'Readiness: 200 when the database, the Docker engine and the data directory answer; 503 with ' +
-        'the failing check otherwise.',
+      summary: 'Whether this instance can serve requests',
+      description: 'Readiness: 200 when the database and the data directory work (`status` is `degraded` when ' +
+        'the Docker engine is down or free space is low: builds wait, everything else is served); 503 when ' +
+        'the database or the data directory fails.',
       response: { 200: Readiness, 503: Readiness }
     }
   }, async (_request, reply) => {
-    const { store, engine, dataDir } = app.core
+    const { store, engine, dataDir, space } = app.core
     const checks = {
       database: await check(() => store.ping()),
+      dataDir: await check(() => access(dataDir.root, constants.W_OK)),
       docker: await check(() => engine.ping()),
-      dataDir: await check(() => access(dataDir.root, constants.W_OK))
+      storage: await check(async () => {
+        const free = await space.check()
+        if (!free.ok) throw new Error(free.message)
+      })
     }
-    const ok = Object.values(checks).every((c) => c.ok)
-    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks })
+    const serving = checks.database.ok && checks.dataDir.ok
+    const status = !serving ? 'unavailable' : checks.docker.ok && checks.storage.ok ? 'ok' : 'degraded'
+    return reply.code(serving ? 200 : 503).send({ status, checks })
   })
 }
 

@@ -47,6 +47,9 @@ t.test('a full store fails the publish, refuses submits, keeps serving, and reco
   t.equal((await h.app.inject({ url: `/v1/builds/${full.id}` })).statusCode, 200, 'reads keep working')
   t.equal((await h.app.inject({ url: `/v1/builds/${full.id}/log` })).statusCode, 200)
   t.equal((await h.app.inject({ url: '/v1/streams/minimal' })).statusCode, 200)
+  const ready = await h.app.inject({ url: '/readyz' })
+  t.equal(ready.statusCode, 200, 'the instance stays ready for reads')
+  t.match(ready.json(), { status: 'degraded', checks: { storage: { ok: false, message: /below the 2 MiB/ }, docker: { ok: true } } })
 
   await rm(join(store, 'filler'), { recursive: true })
   await new Promise((resolve) => setTimeout(resolve, 1100))
