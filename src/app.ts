@@ -3,7 +3,6 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
-import { readFileSync } from 'node:fs'
 import { jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod'
 import core, { type CoreOptions } from './core.js'
 import { errors } from './errors.js'
@@ -14,19 +13,19 @@ import builds from './http/builds.js'
 import errorHandler from './http/error-handler.js'
 import health from './http/health.js'
 import logs from './http/logs.js'
+import metrics from './http/metrics.js'
 import { transformObject } from './http/openapi.js'
 import { serializerCompiler } from './http/serializer.js'
 import requestLog from './http/request-log.js'
 import results from './http/results.js'
 import streams from './http/streams.js'
+import { VERSION } from './version.js'
 
 // The application as a plugin: server.ts listens with it, tests inject into it.
 
-const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-
 export const OPENAPI_INFO = {
   title: 'cosa-buildd',
-  version: PACKAGE.version,
+  version: VERSION,
   description: 'Builds OSTree-based operating systems with coreos-assembler (cosa) in containers. ' +
     'CI pipelines submit builds for a stream (a config repository and branch) and follow them to a final state: ' +
     '`succeeded` (a new cosa build), `unchanged` (inputs unchanged, no new build), `failed` (with a reason) ' +
@@ -84,6 +83,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
     errorResponseBuilder: (_request, context) => errors.rateLimited(context.max, Math.ceil(context.ttl / 1000))
   })
   await fastify.register(health)
+  await fastify.register(metrics)
   await fastify.register(streams)
   await fastify.register(builds)
   await fastify.register(logs)

@@ -79,6 +79,12 @@ export const configSchema = z.strictObject({
       })
     ]).default({ kind: 'local' })
   }).default({ minFreeBytes: 2 * 1024 ** 3, artifacts: { kind: 'local' } }),
+  // GET /metrics on the API takes a read token; a listener of its own, when
+  // a port is set, serves it to Prometheus without one (keep it off the API's network).
+  metrics: z.strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: z.coerce.number().int().min(0).max(65535).optional()
+  }).default({ host: '127.0.0.1' }),
   http: z.strictObject({
     bodyLimit: z.coerce.number().int().positive().default(1024 * 1024),
     requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
@@ -119,6 +125,8 @@ function fromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
   set(['builds', 'resultUrl'], env.COSA_BUILDD_RESULT_URL)
   set(['storage', 'minFreeBytes'], env.COSA_BUILDD_MIN_FREE_BYTES)
   set(['http', 'submitsPerMinute'], env.COSA_BUILDD_SUBMITS_PER_MINUTE)
+  set(['metrics', 'host'], env.COSA_BUILDD_METRICS_HOST)
+  set(['metrics', 'port'], env.COSA_BUILDD_METRICS_PORT)
   set(['storage', 'artifacts', 'kind'], env.COSA_BUILDD_STORE)
   set(['storage', 'artifacts', 'path'], env.COSA_BUILDD_STORE_PATH)
   set(['storage', 'artifacts', 'bucket'], env.COSA_BUILDD_S3_BUCKET)

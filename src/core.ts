@@ -15,10 +15,12 @@ import { Scheduler, type Gate } from './builds/scheduler.js'
 import { urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
 import { ConfigMirror } from './git/config-mirror.js'
+import { Metrics } from './metrics/metrics.js'
 import { DockerEngine } from './runner/docker-engine.js'
 import { SqliteStore } from './store/sqlite-store.js'
 import type { Store } from './store/store.js'
 import { StreamService } from './streams/stream-service.js'
+import { VERSION } from './version.js'
 
 // The application's services, wired once: the store, the engine, the build
 // lifecycle and the services routes call. Background work (reconcile, then
@@ -31,6 +33,7 @@ export interface Core {
   store: Store
   engine: DockerEngine
   space: SpaceGuard
+  metrics: Metrics
   streams: StreamService
   builds: BuildService
   results: ResultIntake
@@ -44,6 +47,9 @@ declare module 'fastify' {
     core: Core
   }
 }
+
+/** How long a metrics scrape waits for the engine's ping before it says the engine is down. */
+const ENGINE_PROBE_MS = 2000
 
 const RESULT_ROUTE = /^\/v1\/builds\/[^/?]+\/result(\?|$)/
 
@@ -89,7 +95,13 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   const owner = dataDir.instanceId()
   const artifactStore = await openArtifactStore(config)
   const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
-  const publisher = new Publisher({ store: artifactStore, guard: space, logger, now })
+  const metrics = new Metrics({
+    activeBuilds: async () => ({ streams: (await store.listStreams()).map((s) => s.name), counts: await store.activeCounts() }),
+    enginesUp: async () => ({ default: await engine.ping(AbortSignal.timeout(ENGINE_PROBE_MS)).then(() => true, () => false) })
+  }, { version: VERSION, maxConcurrent: config.builds.maxConcurrent })
+  const publisher = new Publisher({
+    store: artifactStore, guard: space, logger, now, onStored: (bytes, seconds) => metrics.published(bytes, seconds)
+  })
   const runner = new BuildRunner({
     store, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
   })
@@ -106,6 +118,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     store,
     engine,
     space,
+    metrics,
     streams: new StreamService({
       store,
       engine,

@@ -68,13 +68,22 @@ export class Publisher {
   readonly #guard: SpaceGuard
   readonly #logger: Logger
   readonly #now: () => Date
+  readonly #onStored: (bytes: number, seconds: number) => void
   readonly #locks = new Map<string, Promise<unknown>>()
 
-  constructor (deps: { store: ArtifactStore, guard: SpaceGuard, logger: Logger, now: () => Date }) {
+  constructor (deps: {
+    store: ArtifactStore
+    guard: SpaceGuard
+    logger: Logger
+    now: () => Date
+    /** Told of each build stored: its bytes and how long storing took (metrics). */
+    onStored?: (bytes: number, seconds: number) => void
+  }) {
     this.#store = deps.store
     this.#guard = deps.guard
     this.#logger = deps.logger
     this.#now = deps.now
+    this.#onStored = deps.onStored ?? (() => {})
   }
 
   get store () { return this.#store }
@@ -122,6 +131,7 @@ export class Publisher {
     const space = await this.#guard.check()
     if (!space.ok) throw new PublishError(space.message)
 
+    const started = performance.now()
     const files = await this.#buildFiles(input)
     const published: PublishedFile[] = []
     const linked: string[] = []
@@ -140,6 +150,7 @@ export class Publisher {
       // The store's copy is now the only name of each linked image: a later
       // build container cannot write into a published file.
       for (const path of linked) await unlink(path).catch(() => undefined)
+      this.#onStored(published.reduce((sum, f) => sum + f.size, 0), (performance.now() - started) / 1000)
       return { artifacts, files: published, stored: true, pruned }
     } catch (err) {
       await this.#removeAttempt(stream, id, arch).catch((cleanup) =>

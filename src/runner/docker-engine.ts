@@ -110,9 +110,10 @@ export class DockerEngine {
     }
   }
 
-  async ping () {
+  /** `signal` may end the wait sooner than the call deadline (a metrics scrape cannot wait 30 s). */
+  async ping (signal?: AbortSignal) {
     // @types/dockerode omits abortSignal on ping, info and image inspect; dockerode honours it.
-    await this.#call('ping', (abortSignal) => (this.#docker.ping as (o: object) => Promise<unknown>).call(this.#docker, { abortSignal }))
+    await this.#call('ping', (abortSignal) => (this.#docker.ping as (o: object) => Promise<unknown>).call(this.#docker, { abortSignal }), signal)
   }
 
   /** What the engine can give one container. */

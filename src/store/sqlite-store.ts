@@ -215,6 +215,11 @@ export class SqliteStore implements Store {
     return { streamBusy, position: 1 + (streamBusy ? row.ownAhead as number : row.allAhead as number) }
   }
 
+  async activeCounts () {
+    return this.#sql(`SELECT stream, state, COUNT(*) AS count FROM builds WHERE state IN ('queued', 'running')
+                      GROUP BY stream, state`).all() as Array<{ stream: string, state: 'queued' | 'running', count: number }>
+  }
+
   async latestResult (stream: string) {
     const row = this.#sql(`SELECT ${BUILD_COLUMNS} FROM builds WHERE stream = ? AND state IN ('succeeded', 'unchanged')
                                   AND result IS NOT NULL ORDER BY seq DESC LIMIT 1`).get(stream) as Row | undefined

@@ -60,6 +60,8 @@ export interface Store {
    * stream is busy when a slot frees goes later). 1 is next.
    */
   queueState(build: Build): Promise<{ position: number, streamBusy: boolean }>
+  /** How many builds are queued and running, per stream (streams with none are left out). */
+  activeCounts(): Promise<Array<{ stream: string, state: 'queued' | 'running', count: number }>>
   /** The newest build of the stream that made or pointed at a cosa build. */
   latestResult(stream: string): Promise<Build | undefined>
 
