@@ -6,10 +6,10 @@
 //   npm run bench bench/api.ts        (BENCH_SECONDS per run, default 10)
 import { execa, type ResultPromise } from 'execa'
 import { mkdtemp } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../test/helpers.js'
 import { exampleRepo, fmt, load, ROOT } from './lib.js'
 
 const duration = Number(process.env.BENCH_SECONDS ?? 10)
@@ -20,13 +20,6 @@ const pinned = (await execa('taskset', ['-c', '0', 'true'], { reject: false })).
 const client = pinned ? { cpu: 1 } : {}
 const onCpu = (cpu: number, argv: string[]) => pinned ? ['taskset', ['-c', String(cpu), process.execPath, ...argv]] as const : [process.execPath, argv] as const
 
-async function freePort () {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as { port: number }
-  await new Promise((resolve) => probe.close(resolve))
-  return port
-}
 
 /** Starts a server process on a free port and resolves once it answers. */
 async function serve (argv: string[], env: Record<string, string> = {}): Promise<{ url: string, child: ResultPromise }> {

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import { execa } from 'execa'
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,6 +11,15 @@ import { serverOptions } from '../src/server.js'
 import { loadConfig } from '../src/config.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** A TCP port on 127.0.0.1 that was free a moment ago, for a server of a test's own. */
+export async function freePort () {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as { port: number }
+  await new Promise((resolve) => probe.close(resolve))
+  return port
+}
 export const IMAGE = process.env.COSA_LITE_IMAGE ?? 'cosa-lite:latest'
 
 export async function tempDir (t: Test, prefix = 'cosa-buildd-test-') {

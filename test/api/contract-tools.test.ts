@@ -1,9 +1,8 @@
 import { execa } from 'execa'
-import { createServer } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { configRepo, requireDocker, ROOT, tempDir } from '../helpers.js'
+import { configRepo, freePort, requireDocker, ROOT, tempDir } from '../helpers.js'
 import { sleep, startServer, until } from '../server-process.js'
 
 // The OpenAPI document as tools other than ours read it: Spectral's OpenAPI
@@ -18,13 +17,6 @@ const bin = (name: string) => join(ROOT, 'node_modules/.bin', name)
 // Their own node processes, not followed by tap's coverage.
 const ownEnv = { ...process.env, NODE_OPTIONS: '' }
 
-async function freePort () {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 t.test('Spectral (spectral:oas): no error and no warning on the served document', async (t) => {
   const dataDir = await tempDir(t, 'cosa-spectral-')
