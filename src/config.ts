@@ -84,7 +84,16 @@ export const configSchema = z.strictObject({
     requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
     // Per token (per address without tokens); 0 turns the limit off.
     submitsPerMinute: z.coerce.number().int().min(0).default(120)
-  }).default({ bodyLimit: 1024 * 1024, requestTimeoutMs: 30_000, submitsPerMinute: 120 })
+  }).default({ bodyLimit: 1024 * 1024, requestTimeoutMs: 30_000, submitsPerMinute: 120 }),
+  // GET /v1/events (docs/events.md).
+  events: z.strictObject({
+    // A comment line this often keeps an idle stream open through proxies.
+    heartbeatSeconds: z.coerce.number().int().min(1).default(15),
+    // What EventSource waits before it reconnects (the `retry:` field).
+    retryMs: z.coerce.number().int().min(100).default(3000),
+    // Lifetime of the query-string tokens POST /v1/event-tokens mints.
+    tokenTtlSeconds: z.coerce.number().int().min(10).max(3600).default(300)
+  }).prefault({})
 })
 
 export type Config = z.infer<typeof configSchema>
@@ -119,6 +128,8 @@ function fromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
   set(['builds', 'resultUrl'], env.COSA_BUILDD_RESULT_URL)
   set(['storage', 'minFreeBytes'], env.COSA_BUILDD_MIN_FREE_BYTES)
   set(['http', 'submitsPerMinute'], env.COSA_BUILDD_SUBMITS_PER_MINUTE)
+  set(['events', 'heartbeatSeconds'], env.COSA_BUILDD_EVENTS_HEARTBEAT_SECONDS)
+  set(['events', 'tokenTtlSeconds'], env.COSA_BUILDD_EVENT_TOKEN_TTL_SECONDS)
   set(['storage', 'artifacts', 'kind'], env.COSA_BUILDD_STORE)
   set(['storage', 'artifacts', 'path'], env.COSA_BUILDD_STORE_PATH)
   set(['storage', 'artifacts', 'bucket'], env.COSA_BUILDD_S3_BUCKET)

@@ -1,5 +1,6 @@
 import { chmod, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { ArtifactService } from './artifacts/artifact-service.js'
@@ -9,11 +10,14 @@ import { SpaceGuard } from './artifacts/space-guard.js'
 import { BuildLogs } from './builds/build-logs.js'
 import { BuildRunner } from './builds/build-runner.js'
 import { BuildService } from './builds/build-service.js'
+import { BuildLifecycle } from './builds/lifecycle.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
 import { Scheduler, type Gate } from './builds/scheduler.js'
 import { urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
+import { EventFeed } from './events/event-feed.js'
+import { EventTokens } from './events/event-tokens.js'
 import { ConfigMirror } from './git/config-mirror.js'
 import { DockerEngine } from './runner/docker-engine.js'
 import { SqliteStore } from './store/sqlite-store.js'
@@ -29,11 +33,16 @@ export interface Core {
   config: Config
   dataDir: DataDir
   store: Store
+  /** The one writer of build state; subscribe() to hear its events. */
+  lifecycle: BuildLifecycle
   engine: DockerEngine
   streams: StreamService
   builds: BuildService
   results: ResultIntake
   artifacts: ArtifactService
+  /** GET /v1/events: the outbox as Server-Sent Events. */
+  events: EventFeed
+  eventTokens: EventTokens
   /** Aborts when the server starts closing: long responses (log follows) end so that it can. */
   closing: AbortSignal
 }
@@ -89,13 +98,14 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   const artifactStore = await openArtifactStore(config)
   const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
   const publisher = new Publisher({ store: artifactStore, guard: space, logger, now })
+  const lifecycle = new BuildLifecycle({ store, now, logger })
   const runner = new BuildRunner({
-    store, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
+    store, lifecycle, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
   })
   const scheduler = new Scheduler({
-    store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now, canStart: startable(space, engine)
+    store, lifecycle, runner, maxConcurrent: config.builds.maxConcurrent, logger, canStart: startable(space, engine)
   })
-  const reconciler = new Reconciler({ store, engine, runner, owner, logger })
+  const reconciler = new Reconciler({ store, lifecycle, engine, runner, owner, logger })
   const closing = new AbortController()
   app.addHook('preClose', async () => closing.abort())
 
@@ -103,6 +113,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     config,
     dataDir,
     store,
+    lifecycle,
     engine,
     streams: new StreamService({
       store,
@@ -111,9 +122,15 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       defaults: { image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds },
       urls: urlPolicy(config)
     }),
-    builds: new BuildService({ store, runner, logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now }),
-    results: new ResultIntake({ store, dataDir }),
+    builds: new BuildService({
+      store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now
+    }),
+    results: new ResultIntake({ store, lifecycle, dataDir }),
     artifacts: new ArtifactService({ store, artifacts: artifactStore }),
+    events: new EventFeed({
+      store, lifecycle, heartbeatMs: config.events.heartbeatSeconds * 1000, retryMs: config.events.retryMs
+    }),
+    eventTokens: new EventTokens({ keyFile: join(dataDir.root, 'event-token-key'), ttlSeconds: config.events.tokenTtlSeconds, now }),
     closing: closing.signal
   } satisfies Core)
 

@@ -208,6 +208,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/event-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint a short-lived token for the event stream
+         * @description For browsers' EventSource, which cannot send an Authorization header: a read-only token, valid for `events.tokenTtlSeconds` (default 5 minutes), accepted only as `?token=` on GET /v1/events. Never put a long-lived token in a URL.
+         */
+        post: operations["createEventToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server-Sent Events: every change of every build
+         * @description text/event-stream. Each event has `id:` (the outbox sequence number), `event:` (one of build.queued, build.started, build.phase, build.cancel_requested, build.requeued, build.finished) and `data:` {seq, type, buildId, stream, time, build}. Resume with the `Last-Event-ID` header (EventSource sends it) or `?since=`: no event is missed or repeated, across restarts too. Without either, the stream starts with the next event; `since=0` replays all. A comment line every `events.heartbeatSeconds` (15 s) keeps it open through proxies.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/builds/{id}/result": {
         parameters: {
             query?: never;
@@ -419,6 +459,10 @@ export interface components {
             waitingFor?: "stream_busy" | "slot" | "engine_unavailable" | "storage_low";
             /** @description with a result: whether its cosa build is pinned against retention */
             pinned?: boolean;
+            /** @description while running: `preparing` (config, workdir), then each recipe step as it starts, named by its cosa subcommand and plain arguments (`init`, `fetch`, `build`, `osbuild qemu`…), then `publishing` */
+            phase?: string;
+            /** @description a failed build: the phase it was in when it failed */
+            failedStep?: string;
             /** @description the config repository commit this build built */
             configCommit?: string;
             containerId?: string;
@@ -451,6 +495,15 @@ export interface components {
                 /** @description every file the build published (succeeded builds): images, metadata and whatever else cosa wrote */
                 files?: components["schemas"]["PublishedFile"][];
             };
+        };
+        EventToken: {
+            /** @description pass as ?token= to GET /v1/events, and nowhere else */
+            token: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            expiresAt: string;
         };
         StreamRegistration: {
             config: {
@@ -1900,6 +1953,137 @@ export interface operations {
             };
             /** @description a path segment is longer than 765 characters */
             414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createEventToken: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventToken"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description events after this id; Last-Event-ID wins when both are sent */
+                since?: string;
+                /** @description only this stream's builds */
+                stream?: string;
+                /** @description only this build */
+                build?: string;
+            };
+            header?: {
+                /** @description the id of the last event received */
+                "last-event-id"?: string;
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the event stream */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;

@@ -17,6 +17,8 @@ declare module 'fastify' {
     access?: Access
     /** A read of a stream's published builds: open to callers without a token when the stream says `publicRead`. */
     publishedBuilds?: boolean
+    /** Takes a short-lived token from POST /v1/event-tokens as `?token=` (GET /v1/events alone). */
+    queryToken?: boolean
   }
   interface FastifyRequest {
     /** Hash of the caller's token, or "anonymous"; scopes idempotency keys. */
@@ -77,6 +79,7 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
     if (open) return
     const token = bearerToken(request)
     if (token === undefined) {
+      if (request.routeOptions.config.queryToken && app.core.eventTokens.valid((request.query as { token?: string }).token)) return
       if (request.routeOptions.config.publishedBuilds && await publiclyReadable(app, request)) {
         request.publicRead = true
         return

@@ -95,6 +95,8 @@ export function transformObject (input: TransformInput) {
   const ref = { $ref: '#/components/schemas/CosaMeta' }
   const log = doc.paths['/v1/builds/{id}/log']?.get?.responses?.['200']
   if (log) log.content = { 'text/plain': { schema: { type: 'string' } } }
+  const events = doc.paths['/v1/events']?.get?.responses?.['200']
+  if (events) events.content = { 'text/event-stream': { schema: { type: 'string' } } }
   const meta = doc.paths['/v1/builds/{id}/meta.json']?.get?.responses?.['200']
   if (meta) meta.content = { 'application/json': { schema: ref } }
   const result = doc.paths['/v1/builds/{id}/result']?.post?.requestBody

@@ -188,9 +188,10 @@ t.test('the result route takes only the token minted for that build', async (t) 
   // What the runner does when it starts a container: mint a token, keep its hash.
   const TOKEN_A = 'build-a-token-0123456789abcdefghijklmnopqrstu'
   const TOKEN_B = 'build-b-token-0123456789abcdefghijklmnopqrstu'
-  const { store } = app.core
-  t.ok(await store.transition(a, ['queued'], 'running', { startedAt: new Date().toISOString(), resultTokenHash: hashToken(TOKEN_A) }))
-  t.ok(await store.transition(b, ['queued'], 'running', { startedAt: new Date().toISOString(), resultTokenHash: hashToken(TOKEN_B) }))
+  const { store, lifecycle } = app.core
+  const started = { type: 'build.started', time: new Date().toISOString() } as const
+  t.ok(await store.transition(a, ['queued'], 'running', { startedAt: new Date().toISOString(), resultTokenHash: hashToken(TOKEN_A) }, started))
+  t.ok(await store.transition(b, ['queued'], 'running', { startedAt: new Date().toISOString(), resultTokenHash: hashToken(TOKEN_B) }, started))
 
   const post = (id: string, authorization?: string) => app.inject({
     method: 'POST',
@@ -216,7 +217,7 @@ t.test('the result route takes only the token minted for that build', async (t) 
   t.equal(own.json().code, 'BLD_RESULT_REJECTED', 'an empty meta.json is rejected on its merits')
 
   // After the build has ended, its token has no use left (S4: expired callback).
-  t.ok(await store.transition(a, ['running'], 'failed', { finishedAt: new Date().toISOString() }))
+  t.ok(await lifecycle.finish((await store.getBuild(a))!, { state: 'failed' }))
   const expired = await post(a, `Bearer ${TOKEN_A}`)
   t.equal(expired.statusCode, 401, 'the token of a finished build has expired: 401')
 
