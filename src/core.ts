@@ -86,6 +86,34 @@ function startable (space: SpaceGuard, engine: DockerEngine) {
   }
 }
 
+/**
+ * Build containers reach the API through this socket (bind-mounted into
+ * them), so results arrive even with no container network. It serves the
+ * result route alone.
+ */
+async function openResultSocket (app: FastifyInstance, path: string) {
+  await rm(path, { force: true })
+  const server = createServer((req, res) => {
+    if (req.method === 'POST' && RESULT_ROUTE.test(req.url ?? '')) return app.routing(req, res)
+    res.writeHead(404, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ code: 'BLD_ROUTE_NOT_FOUND', message: 'this socket serves only POST /v1/builds/{id}/result' }))
+  })
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve))
+  // Whatever uid the image runs as must be able to connect; the per-build
+  // token, not the file mode, is what authorizes a result.
+  await chmod(path, 0o666)
+  return server
+}
+
+const streamDefaults = (config: Config) =>
+  ({ image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds })
+
+/** The event stream over the outbox, and its tokens for EventSource. */
+const eventServices = (config: Config, dataDir: DataDir, store: Store, lifecycle: BuildLifecycle, now: () => Date) => ({
+  events: new EventFeed({ store, lifecycle, heartbeatMs: config.events.heartbeatSeconds * 1000, retryMs: config.events.retryMs }),
+  eventTokens: new EventTokens({ keyFile: join(dataDir.root, 'event-token-key'), ttlSeconds: config.events.tokenTtlSeconds, now })
+})
+
 export default fp(async function core (app: FastifyInstance, opts: CoreOptions) {
   const { config } = opts
   const now = opts.now ?? (() => new Date())
@@ -115,42 +143,21 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     store,
     lifecycle,
     engine,
-    streams: new StreamService({
-      store,
-      engine,
-      now,
-      defaults: { image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds },
-      urls: urlPolicy(config)
-    }),
+    streams: new StreamService({ store, engine, now, defaults: streamDefaults(config), urls: urlPolicy(config) }),
     builds: new BuildService({
       store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now
     }),
     results: new ResultIntake({ store, lifecycle, dataDir }),
     artifacts: new ArtifactService({ store, artifacts: artifactStore }),
-    events: new EventFeed({
-      store, lifecycle, heartbeatMs: config.events.heartbeatSeconds * 1000, retryMs: config.events.retryMs
-    }),
-    eventTokens: new EventTokens({ keyFile: join(dataDir.root, 'event-token-key'), ttlSeconds: config.events.tokenTtlSeconds, now }),
+    ...eventServices(config, dataDir, store, lifecycle, now),
     closing: closing.signal
   } satisfies Core)
 
-  // Build containers reach the API through this socket (bind-mounted into
-  // them), so results arrive even with no container network. It serves the
-  // result route alone.
   let socketServer: Server | undefined
   let reconcileTimer: NodeJS.Timeout | undefined
   app.addHook('onReady', async () => {
     if (opts.background === false) return
-    await rm(dataDir.apiSocket, { force: true })
-    socketServer = createServer((req, res) => {
-      if (req.method === 'POST' && RESULT_ROUTE.test(req.url ?? '')) return app.routing(req, res)
-      res.writeHead(404, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ code: 'BLD_ROUTE_NOT_FOUND', message: 'this socket serves only POST /v1/builds/{id}/result' }))
-    })
-    await new Promise<void>((resolve, reject) => socketServer!.once('error', reject).listen(dataDir.apiSocket, resolve))
-    // Whatever uid the image runs as must be able to connect; the per-build
-    // token, not the file mode, is what authorizes a result.
-    await chmod(dataDir.apiSocket, 0o666)
+    socketServer = await openResultSocket(app, dataDir.apiSocket)
     try {
       await reconciler.reconcile()
     } catch (err) {
