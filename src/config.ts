@@ -93,6 +93,13 @@ export const configSchema = z.strictObject({
     retryMs: z.coerce.number().int().min(100).default(3000),
     // Lifetime of the query-string tokens POST /v1/event-tokens mints.
     tokenTtlSeconds: z.coerce.number().int().min(10).max(3600).default(300)
+  }).prefault({}),
+  // What the service keeps of finished builds (docs/configuration.md#retention).
+  retention: z.strictObject({
+    idempotencyKeyHours: z.coerce.number().positive().default(24),
+    buildDays: z.coerce.number().positive().default(90),
+    logDays: z.coerce.number().positive().default(90),
+    pruneIntervalMinutes: z.coerce.number().positive().default(60)
   }).prefault({})
 })
 

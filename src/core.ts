@@ -10,12 +10,14 @@ import { SpaceGuard } from './artifacts/space-guard.js'
 import { BuildLogs } from './builds/build-logs.js'
 import { BuildRunner } from './builds/build-runner.js'
 import { BuildService } from './builds/build-service.js'
+import { Housekeeping } from './builds/housekeeping.js'
 import { BuildLifecycle } from './builds/lifecycle.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
 import { Scheduler, type Gate } from './builds/scheduler.js'
 import { urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
+import type { Logger } from './logger.js'
 import { EventFeed } from './events/event-feed.js'
 import { EventTokens } from './events/event-tokens.js'
 import { ConfigMirror } from './git/config-mirror.js'
@@ -108,6 +110,9 @@ async function openResultSocket (app: FastifyInstance, path: string) {
 const streamDefaults = (config: Config) =>
   ({ image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds })
 
+const repeat = (ms: number, what: string, logger: Logger, fn: () => Promise<unknown>) =>
+  setInterval(() => { fn().catch((err) => logger.warn({ err }, `${what} failed`)) }, ms).unref()
+
 /** The event stream over the outbox, and its tokens for EventSource. */
 const eventServices = (config: Config, dataDir: DataDir, store: Store, lifecycle: BuildLifecycle, now: () => Date) => ({
   events: new EventFeed({ store, lifecycle, heartbeatMs: config.events.heartbeatSeconds * 1000, retryMs: config.events.retryMs }),
@@ -134,6 +139,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     store, lifecycle, runner, maxConcurrent: config.builds.maxConcurrent, logger, canStart: startable(space, engine)
   })
   const reconciler = new Reconciler({ store, lifecycle, engine, runner, owner, logger })
+  const housekeeping = new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
   const closing = new AbortController()
   app.addHook('preClose', async () => closing.abort())
 
@@ -154,7 +160,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   } satisfies Core)
 
   let socketServer: Server | undefined
-  let reconcileTimer: NodeJS.Timeout | undefined
+  let timers: NodeJS.Timeout[] = []
   app.addHook('onReady', async () => {
     if (opts.background === false) return
     socketServer = await openResultSocket(app, dataDir.apiSocket)
@@ -165,13 +171,14 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       logger.error({ err }, 'reconciling builds with the Docker engine failed')
     }
     scheduler.start()
-    reconcileTimer = setInterval(() => {
-      reconciler.reconcile().catch((err) => logger.warn({ err }, 'periodic reconcile failed'))
-    }, opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs).unref()
+    timers = [
+      repeat(opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs, 'periodic reconcile', logger, () => reconciler.reconcile()),
+      repeat(config.retention.pruneIntervalMinutes * 60_000, 'housekeeping', logger, () => housekeeping.prune())
+    ]
   })
   app.addHook('onClose', async () => {
     scheduler.stop()
-    clearInterval(reconcileTimer)
+    for (const timer of timers) clearInterval(timer)
     await runner.detachAll()
     await new Promise((resolve) => socketServer ? socketServer.close(resolve) : resolve(undefined))
     await store.close()

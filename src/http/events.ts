@@ -57,10 +57,13 @@ const events: FastifyPluginAsyncZod = async (app) => {
     const { since, stream, build } = request.query
     const resume = request.headers['last-event-id'] ?? since
     if (resume !== undefined && !SEQ.test(resume)) throw errors.invalidRequest('headers/last-event-id: not an event id')
+    // A HEAD gets the headers alone: a feed would run until the client left.
+    if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').header('cache-control', 'no-store').send('')
     const from = resume === undefined ? await app.core.store.latestEventSeq() : Number(resume)
     const aborted = new AbortController()
     request.raw.on('close', () => aborted.abort())
-    reply.raw.once('finish', () => { if (app.core.closing.aborted) request.raw.socket.end() })
+    // Ended by a shutdown: its connection is closed too rather than kept alive (as the log's).
+    reply.raw.once('finish', () => { if (app.core.closing.aborted) request.raw.socket?.end?.() })
     const body = app.core.events.open(from, { stream, build }, AbortSignal.any([aborted.signal, app.core.closing]))
     return reply
       .type('text/event-stream; charset=utf-8')

@@ -345,6 +345,21 @@ export class SqliteStore implements Store {
     return optional(row?.meta_json ?? null) as string | undefined
   }
 
+  async pruneIdempotencyKeys (before: string) {
+    return this.#sql('DELETE FROM idempotency_keys WHERE created_at < ?').run(before).changes
+  }
+
+  async finishedBefore (before: string, limit: number) {
+    return (this.#sql(`SELECT ${BUILD_COLUMNS} FROM builds WHERE state IN (${placeholders(terminalStates.length)})
+                       AND finished_at < ? ORDER BY seq LIMIT ?`).all(...terminalStates, before, limit) as Row[]).map(toBuild)
+  }
+
+  async deleteFinished (ids: string[]) {
+    if (!ids.length) return 0
+    return this.#sql(`DELETE FROM builds WHERE id IN (${placeholders(ids.length)}) AND state IN (${placeholders(terminalStates.length)})`)
+      .run(...ids, ...terminalStates).changes
+  }
+
   async setPin (stream: string, cosaBuildId: string, pinned: boolean, at: string) {
     if (pinned) {
       this.#sql('INSERT INTO pins (stream, cosa_build_id, pinned_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')

@@ -109,6 +109,13 @@ export interface Store {
   postedResult(id: string): Promise<PostedResult | undefined>
   getMeta(id: string): Promise<string | undefined>
 
+  /** Forgets idempotency keys made before `before`; returns how many. */
+  pruneIdempotencyKeys(before: string): Promise<number>
+  /** Finished builds that finished before `before`, oldest first. */
+  finishedBefore(before: string, limit: number): Promise<Build[]>
+  /** Deletes finished builds' records (housekeeping); builds not finished are left alone. */
+  deleteFinished(ids: string[]): Promise<number>
+
   /** Pins protect cosa builds of a stream from the store's retention. */
   setPin(stream: string, cosaBuildId: string, pinned: boolean, at: string): Promise<void>
   pinnedBuilds(stream: string): Promise<Set<string>>
