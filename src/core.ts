@@ -24,6 +24,7 @@ import { ConfigMirror } from './git/config-mirror.js'
 import { DockerEngine } from './runner/docker-engine.js'
 import { SqliteStore } from './store/sqlite-store.js'
 import type { Store } from './store/store.js'
+import { StreamRemoval } from './streams/stream-removal.js'
 import { StreamService } from './streams/stream-service.js'
 
 // The application's services, wired once: the store, the engine, the build
@@ -39,6 +40,7 @@ export interface Core {
   lifecycle: BuildLifecycle
   engine: DockerEngine
   streams: StreamService
+  streamRemoval: StreamRemoval
   builds: BuildService
   results: ResultIntake
   artifacts: ArtifactService
@@ -140,6 +142,9 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   })
   const reconciler = new Reconciler({ store, lifecycle, engine, runner, owner, logger })
   const housekeeping = new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
+  const builds = new BuildService({
+    store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now
+  })
   const closing = new AbortController()
   app.addHook('preClose', async () => closing.abort())
 
@@ -150,9 +155,8 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     lifecycle,
     engine,
     streams: new StreamService({ store, engine, now, defaults: streamDefaults(config), urls: urlPolicy(config) }),
-    builds: new BuildService({
-      store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now
-    }),
+    builds,
+    streamRemoval: new StreamRemoval({ store, dataDir, artifacts: artifactStore, logs, forget: (s) => builds.forgetStream(s) }),
     results: new ResultIntake({ store, lifecycle, dataDir }),
     artifacts: new ArtifactService({ store, artifacts: artifactStore }),
     ...eventServices(config, dataDir, store, lifecycle, now),

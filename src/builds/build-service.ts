@@ -107,6 +107,11 @@ export class BuildService {
     return this.get(id)
   }
 
+  /** Its builds were deleted (DELETE /v1/streams/{stream}?purge=true): answers kept in memory go too. */
+  forgetStream (stream: string) {
+    this.#finished.forgetStream(stream)
+  }
+
   /** A finished build is the same object at every call until its pin changes (FinishedBuilds). */
   async get (id: string) {
     const finished = this.#finished.get(id)

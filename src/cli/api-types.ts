@@ -62,7 +62,11 @@ export interface paths {
          */
         put: operations["putStream"];
         post?: never;
-        delete?: never;
+        /**
+         * Delete a stream
+         * @description Removes the stream, its cosa workdir and its config mirror. Refused (409 `BLD_STREAM_BUSY`) while a build of it is queued or running. Its published builds stay in the artifact store, and its builds in the API, unless `purge=true`, which deletes them too.
+         */
+        delete: operations["deleteStream"];
         options?: never;
         head?: never;
         patch?: never;
@@ -197,7 +201,7 @@ export interface paths {
         };
         /**
          * The build log (text/plain)
-         * @description Control sequences are stripped. `offset` resumes at a byte offset (the `X-Log-Size` of an earlier answer, or the bytes received so far); `follow=true` streams until the build has ended.
+         * @description Control sequences are stripped. `offset` resumes at a byte offset (the `X-Log-Size` of an earlier answer, or the bytes received so far); `follow=true` streams until the build has ended. A follow answers its headers at once, even while the build is queued; it may then be idle for as long as the build prints nothing (a queued build, a quiet step), so a proxy in front needs a read timeout that long, or the client resumes with `offset` (docs/api.md).
          */
         get: operations["getBuildLog"];
         put?: never;
@@ -398,7 +402,7 @@ export interface components {
              * @example BLD_STREAM_NOT_FOUND
              * @enum {string}
              */
-            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_INTERNAL";
+            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_STREAM_BUSY" | "BLD_INTERNAL";
             message: string;
         };
         BuildRequest: {
@@ -1281,6 +1285,104 @@ export interface operations {
             };
             /** @description Default Response */
             422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteStream: {
+        parameters: {
+            query?: {
+                purge?: "true" | "false";
+            };
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                stream: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;

@@ -195,6 +195,22 @@ export class SqliteStore implements Store {
     return row ? toStream(row.doc) : undefined
   }
 
+  readonly #deleteStream = (name: string, purge: boolean) => {
+    if (!this.#sql('SELECT 1 FROM streams WHERE name = ?').get(name)) return { outcome: 'missing' as const, purged: [] }
+    if (this.#sql("SELECT 1 FROM builds WHERE stream = ? AND state IN ('queued', 'running') LIMIT 1").get(name)) {
+      return { outcome: 'busy' as const, purged: [] }
+    }
+    this.#sql('DELETE FROM streams WHERE name = ?').run(name)
+    if (!purge) return { outcome: 'deleted' as const, purged: [] }
+    const purged = (this.#sql('DELETE FROM builds WHERE stream = ? RETURNING id').all(name) as Row[]).map((r) => r.id as string)
+    this.#sql('DELETE FROM pins WHERE stream = ?').run(name)
+    return { outcome: 'deleted' as const, purged }
+  }
+
+  async deleteStream (name: string, purge: boolean) {
+    return this.#db.transaction(this.#deleteStream)(name, purge)
+  }
+
   async listStreams () {
     return (this.#sql('SELECT doc FROM streams ORDER BY name').all() as Row[]).map((r) => toStream(r.doc))
   }

@@ -61,6 +61,12 @@ export interface Store {
 
   putStream(stream: Stream): Promise<{ stream: Stream, created: boolean }>
   getStream(name: string): Promise<Stream | undefined>
+  /**
+   * Removes a stream unless a build of it is queued or running (checked in
+   * the same transaction); with `purge`, its finished builds and pins too,
+   * whose ids it returns.
+   */
+  deleteStream(name: string, purge: boolean): Promise<{ outcome: 'deleted' | 'busy' | 'missing', purged: string[] }>
   listStreams(): Promise<Stream[]>
 
   // The writers of a build's state and phase below (insertBuild, transition,

@@ -129,7 +129,7 @@ if (await requireDocker(t)) {
     t.match(again.stdout, /: unchanged\n {2}cosa build /)
     const failed = await cli(['build', 'submit', 'broken', '--wait'], env)
     t.equal(failed.exitCode, 1)
-    t.match(failed.stdout, /failed \(exit_code\)/)
+    t.match(failed.stdout, /failed in shell \(exit_code\)/, 'the step it failed in')
   })
 
   t.test('a build cancelled while watched exits 3', async (t) => {
