@@ -25,6 +25,9 @@ export interface Final {
   result?: BuildResult | undefined
 }
 
+export const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
+  ({ state: 'failed', reason, message, exitCode })
+
 export type EventListener = (event: BuildEvent) => void
 
 export const secondsBetween = (from?: string, to?: string) =>

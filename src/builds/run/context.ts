@@ -6,7 +6,6 @@ import type { ConfigMirror } from '../../git/config-mirror.js'
 import type { Logger } from '../../logger.js'
 import type { DockerEngine } from '../../runner/docker-engine.js'
 import type { Store } from '../../store/store.js'
-import type { FailureReason } from '../build-state.js'
 import type { BuildLogs } from '../build-logs.js'
 import type { BuildLifecycle, Final } from '../lifecycle.js'
 import type { LogPump } from '../log-pump.js'
@@ -53,8 +52,7 @@ export interface RunContext {
 export const recipeOf = (stream: Stream) => stream.recipe.length ? stream.recipe : DEFAULT_RECIPE
 export const platformsOf = (build: Build, stream: Stream) => build.request.platforms ?? stream.platforms
 
-export const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
-  ({ state: 'failed', reason, message, exitCode })
+export { failed } from '../lifecycle.js'
 
 /** A step either hands on its product or ends the build. */
 export const isFinal = (x: object): x is Final => 'state' in x

@@ -1,6 +1,5 @@
 import { missingImages } from '../../cosa/recipe.js'
-import type { FailureReason } from '../build-state.js'
-import type { Final } from '../lifecycle.js'
+import { failed, type Final } from '../lifecycle.js'
 
 // How a build ended, decided from what was observed and nothing else: no
 // I/O, so every case is a row in test/builds/outcome.test.ts.
@@ -27,9 +26,6 @@ export interface Observation {
 /** A final state, or: publish the posted build (then succeeded, unchanged or publish_failed). */
 export type Decision = Final | { publish: true, exitCode: number }
 
-const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
-  ({ state: 'failed', reason, message, exitCode })
-
 export function decideOutcome (o: Observation): Decision {
   if (o.ending === 'cancelled') return { state: 'cancelled' }
   if (o.ending === 'timed_out') return failed('timeout', `the build ran longer than the stream's timeout of ${o.timeoutSeconds}s`)
@@ -51,5 +47,3 @@ export function decideOutcome (o: Observation): Decision {
   }
   return { publish: true, exitCode }
 }
-
-export const isFinal = (d: Decision): d is Final => !('publish' in d)
