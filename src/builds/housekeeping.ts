@@ -5,8 +5,8 @@ import type { BuildLogs } from './build-logs.js'
 import type { Build } from './model.js'
 
 // What the service keeps of finished builds, and for how long: idempotency
-// keys for a day (as Stripe does: a retry comes within hours), build logs and
-// records for 90 days. A build whose cosa build is pinned, or still in its
+// keys for a day (as Stripe does: a retry comes within hours), build logs,
+// records and outbox events for 90 days. A build whose cosa build is pinned, or still in its
 // stream's builds.json (the store's retention has not pruned it), keeps its
 // record and log: they are what says how that build was made. One pass at a
 // time in this process, the only writer of the database.
@@ -21,7 +21,7 @@ export interface RetentionSettings {
   logDays: number
 }
 
-export interface PruneReport { keys: number, logs: number, builds: number }
+export interface PruneReport { keys: number, logs: number, builds: number, events: number }
 
 export interface HousekeepingDeps {
   store: Store
@@ -59,8 +59,10 @@ export class Housekeeping {
     const logged = prunable.filter((b) => b.finishedAt! < logCutoff || records.includes(b))
     for (const build of logged) await logs.remove(build.id)
     const builds = await store.deleteFinished(records.map((b) => b.id))
-    const report = { keys, logs: logged.length, builds }
-    if (keys || logged.length || builds) logger.info(report, 'housekeeping pruned old build records')
+    // Events as old as the records they told of: readers (webhooks retry for days) are long done.
+    const events = await store.pruneEvents(recordCutoff)
+    const report = { keys, logs: logged.length, builds, events }
+    if (keys || logged.length || builds || events) logger.info(report, 'housekeeping pruned old build records')
     return report
   }
 

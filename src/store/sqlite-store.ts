@@ -365,6 +365,10 @@ export class SqliteStore implements Store {
     return this.#sql('DELETE FROM idempotency_keys WHERE created_at < ?').run(before).changes
   }
 
+  async pruneEvents (before: string) {
+    return this.#sql('DELETE FROM events WHERE time < ?').run(before).changes
+  }
+
   async finishedBefore (before: string, limit: number) {
     return (this.#sql(`SELECT ${BUILD_COLUMNS} FROM builds WHERE state IN (${placeholders(terminalStates.length)})
                        AND finished_at < ? ORDER BY seq LIMIT ?`).all(...terminalStates, before, limit) as Row[]).map(toBuild)

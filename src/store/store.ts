@@ -117,6 +117,8 @@ export interface Store {
 
   /** Forgets idempotency keys made before `before`; returns how many. */
   pruneIdempotencyKeys(before: string): Promise<number>
+  /** Deletes outbox events written before `before`; sequence numbers are never reused. */
+  pruneEvents(before: string): Promise<number>
   /** Finished builds that finished before `before`, oldest first. */
   finishedBefore(before: string, limit: number): Promise<Build[]>
   /** Deletes finished builds' records (housekeeping); builds not finished are left alone. */
