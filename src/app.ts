@@ -14,6 +14,7 @@ import errorHandler from './http/error-handler.js'
 import health from './http/health.js'
 import logs from './http/logs.js'
 import metrics from './http/metrics.js'
+import events from './http/events.js'
 import { transformObject } from './http/openapi.js'
 import { serializerCompiler } from './http/serializer.js'
 import requestLog from './http/request-log.js'
@@ -58,12 +59,14 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
         { name: 'streams', description: 'Config repositories and how to build them' },
         { name: 'builds', description: 'Build requests, their state, logs and results' },
         { name: 'artifacts', description: 'Published builds: downloads, cosa\'s store layout, pins' },
+        { name: 'events', description: 'Server-Sent Events of every build change' },
         { name: 'health', description: 'Liveness and readiness' }
       ],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'read, submit or admin token' },
-          buildToken: { type: 'http', scheme: 'bearer', description: 'the token minted for one build\'s container' }
+          buildToken: { type: 'http', scheme: 'bearer', description: 'the token minted for one build\'s container' },
+          eventToken: { type: 'apiKey', in: 'query', name: 'token', description: 'a short-lived token from POST /v1/event-tokens; GET /v1/events only' }
         }
       }
     },
@@ -87,6 +90,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   await fastify.register(streams)
   await fastify.register(builds)
   await fastify.register(logs)
+  await fastify.register(events)
   await fastify.register(results)
   await fastify.register(artifacts)
 }

@@ -90,7 +90,23 @@ export const configSchema = z.strictObject({
     requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
     // Per token (per address without tokens); 0 turns the limit off.
     submitsPerMinute: z.coerce.number().int().min(0).default(120)
-  }).default({ bodyLimit: 1024 * 1024, requestTimeoutMs: 30_000, submitsPerMinute: 120 })
+  }).default({ bodyLimit: 1024 * 1024, requestTimeoutMs: 30_000, submitsPerMinute: 120 }),
+  // GET /v1/events (docs/events.md).
+  events: z.strictObject({
+    // A comment line this often keeps an idle stream open through proxies.
+    heartbeatSeconds: z.coerce.number().int().min(1).default(15),
+    // What EventSource waits before it reconnects (the `retry:` field).
+    retryMs: z.coerce.number().int().min(100).default(3000),
+    // Lifetime of the query-string tokens POST /v1/event-tokens mints.
+    tokenTtlSeconds: z.coerce.number().int().min(10).max(3600).default(300)
+  }).prefault({}),
+  // What the service keeps of finished builds (docs/configuration.md#retention).
+  retention: z.strictObject({
+    idempotencyKeyHours: z.coerce.number().positive().default(24),
+    buildDays: z.coerce.number().positive().default(90),
+    logDays: z.coerce.number().positive().default(90),
+    pruneIntervalMinutes: z.coerce.number().positive().default(60)
+  }).prefault({})
 })
 
 export type Config = z.infer<typeof configSchema>
@@ -127,6 +143,8 @@ function fromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
   set(['http', 'submitsPerMinute'], env.COSA_BUILDD_SUBMITS_PER_MINUTE)
   set(['metrics', 'host'], env.COSA_BUILDD_METRICS_HOST)
   set(['metrics', 'port'], env.COSA_BUILDD_METRICS_PORT)
+  set(['events', 'heartbeatSeconds'], env.COSA_BUILDD_EVENTS_HEARTBEAT_SECONDS)
+  set(['events', 'tokenTtlSeconds'], env.COSA_BUILDD_EVENT_TOKEN_TTL_SECONDS)
   set(['storage', 'artifacts', 'kind'], env.COSA_BUILDD_STORE)
   set(['storage', 'artifacts', 'path'], env.COSA_BUILDD_STORE_PATH)
   set(['storage', 'artifacts', 'bucket'], env.COSA_BUILDD_S3_BUCKET)

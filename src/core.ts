@@ -1,5 +1,6 @@
 import { chmod, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { ArtifactService } from './artifacts/artifact-service.js'
@@ -9,18 +10,24 @@ import { SpaceGuard } from './artifacts/space-guard.js'
 import { BuildLogs } from './builds/build-logs.js'
 import { BuildRunner } from './builds/build-runner.js'
 import { BuildService } from './builds/build-service.js'
+import { Housekeeping } from './builds/housekeeping.js'
+import { BuildLifecycle } from './builds/lifecycle.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
 import { Scheduler, type Gate } from './builds/scheduler.js'
 import { urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
+import type { Logger } from './logger.js'
+import { EventFeed } from './events/event-feed.js'
+import { EventTokens } from './events/event-tokens.js'
 import { ConfigMirror } from './git/config-mirror.js'
-import { Metrics } from './metrics/metrics.js'
+import type { Metrics } from './metrics/metrics.js'
+import { serviceMetrics } from './metrics/service-metrics.js'
 import { DockerEngine } from './runner/docker-engine.js'
 import { SqliteStore } from './store/sqlite-store.js'
 import type { Store } from './store/store.js'
+import { StreamRemoval } from './streams/stream-removal.js'
 import { StreamService } from './streams/stream-service.js'
-import { VERSION } from './version.js'
 
 // The application's services, wired once: the store, the engine, the build
 // lifecycle and the services routes call. Background work (reconcile, then
@@ -31,13 +38,19 @@ export interface Core {
   config: Config
   dataDir: DataDir
   store: Store
+  /** The one writer of build state; subscribe() to hear its events. */
+  lifecycle: BuildLifecycle
   engine: DockerEngine
   space: SpaceGuard
   metrics: Metrics
   streams: StreamService
+  streamRemoval: StreamRemoval
   builds: BuildService
   results: ResultIntake
   artifacts: ArtifactService
+  /** GET /v1/events: the outbox as Server-Sent Events. */
+  events: EventFeed
+  eventTokens: EventTokens
   /** Aborts when the server starts closing: long responses (log follows) end so that it can. */
   closing: AbortSignal
 }
@@ -47,9 +60,6 @@ declare module 'fastify' {
     core: Core
   }
 }
-
-/** How long a metrics scrape waits for the engine's ping before it says the engine is down. */
-const ENGINE_PROBE_MS = 2000
 
 const RESULT_ROUTE = /^\/v1\/builds\/[^/?]+\/result(\?|$)/
 
@@ -84,6 +94,37 @@ function startable (space: SpaceGuard, engine: DockerEngine) {
   }
 }
 
+/**
+ * Build containers reach the API through this socket (bind-mounted into
+ * them), so results arrive even with no container network. It serves the
+ * result route alone.
+ */
+async function openResultSocket (app: FastifyInstance, path: string) {
+  await rm(path, { force: true })
+  const server = createServer((req, res) => {
+    if (req.method === 'POST' && RESULT_ROUTE.test(req.url ?? '')) return app.routing(req, res)
+    res.writeHead(404, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ code: 'BLD_ROUTE_NOT_FOUND', message: 'this socket serves only POST /v1/builds/{id}/result' }))
+  })
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve))
+  // Whatever uid the image runs as must be able to connect; the per-build
+  // token, not the file mode, is what authorizes a result.
+  await chmod(path, 0o666)
+  return server
+}
+
+const streamDefaults = (config: Config) =>
+  ({ image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds })
+
+const repeat = (ms: number, what: string, logger: Logger, fn: () => Promise<unknown>) =>
+  setInterval(() => { fn().catch((err) => logger.warn({ err }, `${what} failed`)) }, ms).unref()
+
+/** The event stream over the outbox, and its tokens for EventSource. */
+const eventServices = (config: Config, dataDir: DataDir, store: Store, lifecycle: BuildLifecycle, now: () => Date) => ({
+  events: new EventFeed({ store, lifecycle, heartbeatMs: config.events.heartbeatSeconds * 1000, retryMs: config.events.retryMs }),
+  eventTokens: new EventTokens({ keyFile: join(dataDir.root, 'event-token-key'), ttlSeconds: config.events.tokenTtlSeconds, now })
+})
+
 export default fp(async function core (app: FastifyInstance, opts: CoreOptions) {
   const { config } = opts
   const now = opts.now ?? (() => new Date())
@@ -95,20 +136,22 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   const owner = dataDir.instanceId()
   const artifactStore = await openArtifactStore(config)
   const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
-  const metrics = new Metrics({
-    activeBuilds: async () => ({ streams: (await store.listStreams()).map((s) => s.name), counts: await store.activeCounts() }),
-    enginesUp: async () => ({ default: await engine.ping(AbortSignal.timeout(ENGINE_PROBE_MS)).then(() => true, () => false) })
-  }, { version: VERSION, maxConcurrent: config.builds.maxConcurrent })
+  const lifecycle = new BuildLifecycle({ store, now, logger })
+  const metrics = serviceMetrics({ config, store, engine, lifecycle })
   const publisher = new Publisher({
     store: artifactStore, guard: space, logger, now, onStored: (bytes, seconds) => metrics.published(bytes, seconds)
   })
   const runner = new BuildRunner({
-    store, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
+    store, lifecycle, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
   })
   const scheduler = new Scheduler({
-    store, runner, maxConcurrent: config.builds.maxConcurrent, logger, now, canStart: startable(space, engine)
+    store, lifecycle, runner, maxConcurrent: config.builds.maxConcurrent, logger, canStart: startable(space, engine)
   })
-  const reconciler = new Reconciler({ store, engine, runner, owner, logger })
+  const reconciler = new Reconciler({ store, lifecycle, engine, runner, owner, logger })
+  const housekeeping = new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
+  const builds = new BuildService({
+    store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now
+  })
   const closing = new AbortController()
   app.addHook('preClose', async () => closing.abort())
 
@@ -116,39 +159,24 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     config,
     dataDir,
     store,
+    lifecycle,
     engine,
     space,
     metrics,
-    streams: new StreamService({
-      store,
-      engine,
-      now,
-      defaults: { image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds },
-      urls: urlPolicy(config)
-    }),
-    builds: new BuildService({ store, runner, logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now }),
-    results: new ResultIntake({ store, dataDir }),
+    streams: new StreamService({ store, engine, now, defaults: streamDefaults(config), urls: urlPolicy(config) }),
+    builds,
+    streamRemoval: new StreamRemoval({ store, dataDir, artifacts: artifactStore, logs, forget: (s) => builds.forgetStream(s) }),
+    results: new ResultIntake({ store, lifecycle, dataDir }),
     artifacts: new ArtifactService({ store, artifacts: artifactStore }),
+    ...eventServices(config, dataDir, store, lifecycle, now),
     closing: closing.signal
   } satisfies Core)
 
-  // Build containers reach the API through this socket (bind-mounted into
-  // them), so results arrive even with no container network. It serves the
-  // result route alone.
   let socketServer: Server | undefined
-  let reconcileTimer: NodeJS.Timeout | undefined
+  let timers: NodeJS.Timeout[] = []
   app.addHook('onReady', async () => {
     if (opts.background === false) return
-    await rm(dataDir.apiSocket, { force: true })
-    socketServer = createServer((req, res) => {
-      if (req.method === 'POST' && RESULT_ROUTE.test(req.url ?? '')) return app.routing(req, res)
-      res.writeHead(404, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ code: 'BLD_ROUTE_NOT_FOUND', message: 'this socket serves only POST /v1/builds/{id}/result' }))
-    })
-    await new Promise<void>((resolve, reject) => socketServer!.once('error', reject).listen(dataDir.apiSocket, resolve))
-    // Whatever uid the image runs as must be able to connect; the per-build
-    // token, not the file mode, is what authorizes a result.
-    await chmod(dataDir.apiSocket, 0o666)
+    socketServer = await openResultSocket(app, dataDir.apiSocket)
     try {
       await reconciler.reconcile()
     } catch (err) {
@@ -156,13 +184,14 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       logger.error({ err }, 'reconciling builds with the Docker engine failed')
     }
     scheduler.start()
-    reconcileTimer = setInterval(() => {
-      reconciler.reconcile().catch((err) => logger.warn({ err }, 'periodic reconcile failed'))
-    }, opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs).unref()
+    timers = [
+      repeat(opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs, 'periodic reconcile', logger, () => reconciler.reconcile()),
+      repeat(config.retention.pruneIntervalMinutes * 60_000, 'housekeeping', logger, () => housekeeping.prune())
+    ]
   })
   app.addHook('onClose', async () => {
     scheduler.stop()
-    clearInterval(reconcileTimer)
+    for (const timer of timers) clearInterval(timer)
     await runner.detachAll()
     await new Promise((resolve) => socketServer ? socketServer.close(resolve) : resolve(undefined))
     await store.close()

@@ -8,7 +8,7 @@ export const ERROR_CODES = [
   'BLD_METHOD_NOT_ALLOWED', 'BLD_BUILD_NOT_RUNNING', 'BLD_NOT_PUBLISHED', 'BLD_ARTIFACT_PRUNED',
   'BLD_PAYLOAD_TOO_LARGE', 'BLD_UNSUPPORTED_MEDIA_TYPE', 'BLD_RANGE_NOT_SATISFIABLE', 'BLD_IDEMPOTENCY_MISMATCH',
   'BLD_CONFIG_URL_REFUSED', 'BLD_STREAM_UNFIT', 'BLD_RESULT_REJECTED', 'BLD_RATE_LIMITED', 'BLD_STORAGE_LOW',
-  'BLD_STORE_UNAVAILABLE', 'BLD_INTERNAL'
+  'BLD_STORE_UNAVAILABLE', 'BLD_STREAM_BUSY', 'BLD_INTERNAL'
 ] as const
 export type ErrorCode = typeof ERROR_CODES[number]
 
@@ -56,6 +56,8 @@ export const errors = {
   configUrlRefused: define('BLD_CONFIG_URL_REFUSED', 422, (why: string) => why),
   streamUnfit: define('BLD_STREAM_UNFIT', 422, (why: string) => `the Docker engine cannot run this stream's builds: ${why}`),
   resultRejected: define('BLD_RESULT_REJECTED', 422, (why: string) => why),
+  streamBusy: define('BLD_STREAM_BUSY', 409, (stream: string) =>
+    `stream ${stream} has a queued or running build: cancel it or wait for it to end, then delete the stream`),
   buildNotRunning: define('BLD_BUILD_NOT_RUNNING', 409, (id: string, state: string) =>
     `build ${id} is ${state}, not running: results are accepted only while it runs`),
   payloadTooLarge: define('BLD_PAYLOAD_TOO_LARGE', 413, (limit: number) => `request body exceeds ${limit} bytes`),

@@ -7,3 +7,7 @@ export interface Logger {
   warn: LogFn
   error: LogFn
 }
+
+/** A logger whose lines all carry `bindings` (a build's id and stream, say). */
+export const childLogger = (logger: Logger, bindings: Record<string, unknown>): Logger =>
+  'child' in logger && typeof logger.child === 'function' ? logger.child(bindings) as Logger : logger

@@ -1,3 +1,4 @@
+import { pino } from 'pino'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import { execa } from 'execa'
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -9,6 +10,9 @@ import type { Test } from 'tap'
 import app from '../src/app.js'
 import { serverOptions } from '../src/server.js'
 import { loadConfig } from '../src/config.js'
+
+/** For services under test whose log lines nobody reads. */
+export const silentLogger = pino({ level: 'silent' })
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { mkdir, open, readFile, rename, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 
@@ -46,6 +46,12 @@ export class BuildLogs {
 
   #cursorPath (buildId: string) {
     return join(this.#dir, `${buildId}.cursor`)
+  }
+
+  /** Deletes a finished build's log and checkpoint (housekeeping). */
+  async remove (buildId: string) {
+    await rm(this.path(buildId), { force: true })
+    await rm(this.#cursorPath(buildId), { force: true })
   }
 
   async size (buildId: string) {

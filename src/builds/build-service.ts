@@ -8,7 +8,7 @@ import { isTerminal } from './build-state.js'
 import { newBuildId } from './build-id.js'
 import { FinishedBuilds } from './finished-builds.js'
 import type { BuildLogs } from './build-logs.js'
-import type { BuildRunner } from './build-runner.js'
+import type { BuildLifecycle } from './lifecycle.js'
 import type { WaitingFor } from './scheduler.js'
 import type { Build, BuildRequest } from './model.js'
 
@@ -40,7 +40,8 @@ function decodeCursor (cursor: string) {
 
 export class BuildService {
   readonly #store: Store
-  readonly #runner: BuildRunner
+  readonly #lifecycle: BuildLifecycle
+  readonly #supervising: (id: string) => boolean
   readonly #logs: BuildLogs
   readonly #wake: () => void
   readonly #now: () => Date
@@ -50,7 +51,9 @@ export class BuildService {
 
   constructor (deps: {
     store: Store
-    runner: BuildRunner
+    lifecycle: BuildLifecycle
+    /** Whether this process still writes the build's log (it notes the final state after writing it). */
+    supervising: (id: string) => boolean
     logs: BuildLogs
     space: SpaceGuard
     wake: () => void
@@ -60,7 +63,8 @@ export class BuildService {
   }) {
     this.#heldBy = deps.heldBy
     this.#store = deps.store
-    this.#runner = deps.runner
+    this.#lifecycle = deps.lifecycle
+    this.#supervising = deps.supervising
     this.#logs = deps.logs
     this.#space = deps.space
     this.#wake = deps.wake
@@ -74,7 +78,7 @@ export class BuildService {
     const claim = opts.idempotencyKey === undefined
       ? undefined
       : { scope: opts.clientScope, key: opts.idempotencyKey, fingerprint: fingerprint(stream, request) }
-    const outcome = await this.#store.insertBuild(
+    const outcome = await this.#lifecycle.submit(
       { id: newBuildId(this.#now().getTime()), stream, request, createdAt: this.#now().toISOString() }, claim)
     if (outcome.kind === 'mismatch') throw errors.idempotencyMismatch()
     const build = await this.view(outcome.build)
@@ -103,6 +107,11 @@ export class BuildService {
     return this.get(id)
   }
 
+  /** Its builds were deleted (DELETE /v1/streams/{stream}?purge=true): answers kept in memory go too. */
+  forgetStream (stream: string) {
+    this.#finished.forgetStream(stream)
+  }
+
   /** A finished build is the same object at every call until its pin changes (FinishedBuilds). */
   async get (id: string) {
     const finished = this.#finished.get(id)
@@ -126,16 +135,10 @@ export class BuildService {
     }
   }
 
-  /** Idempotent: a finished build is returned as it is. */
+  /** Idempotent: a finished build is returned as it is. A running one is stopped by its supervisor. */
   async cancel (id: string) {
     const build = await this.get(id)
-    const at = this.#now().toISOString()
-    if (build.state === 'queued') {
-      await this.#store.transition(id, ['queued'], 'cancelled', { cancelRequestedAt: at, finishedAt: at })
-    } else if (build.state === 'running' && !build.cancelRequestedAt) {
-      await this.#store.update(id, ['running'], { cancelRequestedAt: at })
-    }
-    this.#runner.requestCancel(id)
+    if (!isTerminal(build.state)) await this.#lifecycle.requestCancel((await this.#store.getBuild(id))!)
     return this.get(id)
   }
 
@@ -148,7 +151,7 @@ export class BuildService {
 
   async log (id: string, offset: number, follow: boolean, signal: AbortSignal): Promise<{ size: number, body: Readable }> {
     await this.get(id)
-    const isDone = async () => isTerminal((await this.#store.getBuild(id))!.state) && !this.#runner.isActive(id)
+    const isDone = async () => isTerminal((await this.#store.getBuild(id))!.state) && !this.#supervising(id)
     return {
       size: await this.#logs.size(id),
       body: this.#logs.read(id, offset, follow, isDone, signal)

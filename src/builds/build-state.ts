@@ -1,6 +1,7 @@
 import { z } from 'zod'
 
-// The build lifecycle. Every transition is a conditional update in the store
+// The build lifecycle's one transition table. src/builds/lifecycle.ts checks
+// every move against it and writes it as a conditional update in the store
 // (`... WHERE state IN (from)`), so of two racing writers exactly one wins and
 // a terminal state, once written, is never overwritten.
 
@@ -20,6 +21,8 @@ const transitions: Record<BuildState, readonly BuildState[]> = {
   failed: [],
   cancelled: []
 }
+
+export const canMove = (from: BuildState, to: BuildState) => transitions[from].includes(to)
 
 /** The states a build may be in for `to` to be a legal next state. */
 export const sourcesOf = (to: BuildState): BuildState[] =>

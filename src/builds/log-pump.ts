@@ -42,6 +42,15 @@ export interface LogPumpDeps {
   stallMs: number
 }
 
+export interface CopyOptions {
+  /** Applied to every line before it is kept. */
+  redact?: ((line: string) => string) | undefined
+  /** Hears each step marker the build script prints (`==> cosa …`), as kept. */
+  onStep?: ((line: string) => void) | undefined
+}
+
+const STEP_MARK = Buffer.from('==> cosa ')
+
 export interface LogCopy {
   /** Settles once copying has stopped (never rejects). */
   done: Promise<void>
@@ -57,8 +66,8 @@ export class LogPump {
   }
 
   /** Copies until `signal` aborts or, after finish(), the engine's log has nothing more. */
-  start (buildId: string, containerId: string, signal: AbortSignal, redact?: (line: string) => string): LogCopy {
-    const copy = new Copy(this.#deps, buildId, containerId, signal, redact)
+  start (buildId: string, containerId: string, signal: AbortSignal, opts: CopyOptions = {}): LogCopy {
+    const copy = new Copy(this.#deps, buildId, containerId, signal, opts)
     const done = copy.run().catch((err) => {
       if (!signal.aborted) this.#deps.logger.warn({ err, buildId }, 'copying the build log failed')
     })
@@ -72,6 +81,7 @@ class Copy {
   readonly #containerId: string
   readonly #signal: AbortSignal
   readonly #redact: ((line: string) => string) | undefined
+  readonly #onStep: ((line: string) => void) | undefined
   #filter = new FrameFilter()
   /** The marks of what has reached the file: a failed snapshot starts again from them. */
   #safe: Marks | undefined
@@ -81,12 +91,13 @@ class Copy {
   #wake = new AbortController()
   #checkpointAt = 0
 
-  constructor (deps: LogPumpDeps, buildId: string, containerId: string, signal: AbortSignal, redact?: (line: string) => string) {
+  constructor (deps: LogPumpDeps, buildId: string, containerId: string, signal: AbortSignal, opts: CopyOptions) {
     this.#deps = deps
     this.#buildId = buildId
     this.#containerId = containerId
     this.#signal = signal
-    this.#redact = redact
+    this.#redact = opts.redact
+    this.#onStep = opts.onStep
   }
 
   finishing () {
@@ -162,7 +173,10 @@ class Copy {
           }
           kept++
           const line = filter.keep(frame)
-          if (line) out.push(this.#render(line))
+          if (!line) continue
+          const rendered = this.#render(line)
+          out.push(rendered)
+          if (this.#onStep && rendered.subarray(0, STEP_MARK.length).equals(STEP_MARK)) this.#onStep(rendered.toString('utf8').trimEnd())
         }
         if (out.length) await this.#write(out.length === 1 ? out[0]! : Buffer.concat(out))
       }

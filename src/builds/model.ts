@@ -86,6 +86,10 @@ export interface Build {
   startedAt?: string | undefined
   finishedAt?: string | undefined
   cancelRequestedAt?: string | undefined
+  /** While running: preparing, each recipe step as it starts (init, fetch, build, osbuild qemu…), publishing. */
+  phase?: string | undefined
+  /** A failed build: the phase it failed in. */
+  failedStep?: string | undefined
 }
 
 /** What a build's container reported through POST /v1/builds/{id}/result. */

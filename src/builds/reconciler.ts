@@ -4,6 +4,7 @@ import type { DockerEngine } from '../runner/docker-engine.js'
 import type { Store } from '../store/store.js'
 import { isTerminal } from './build-state.js'
 import type { BuildRunner } from './build-runner.js'
+import type { BuildLifecycle } from './lifecycle.js'
 
 // Brings the database and the engine back into agreement, from labels and
 // rows alone (never from memory): on start, and then periodically.
@@ -12,7 +13,14 @@ import type { BuildRunner } from './build-runner.js'
 //   running row, no container at all -> requeue (nothing ran) or lost
 //   container without a live build   -> remove it
 
-interface ReconcilerDeps { store: Store, engine: DockerEngine, runner: BuildRunner, owner: string, logger: Logger }
+interface ReconcilerDeps {
+  store: Store
+  lifecycle: BuildLifecycle
+  engine: DockerEngine
+  runner: BuildRunner
+  owner: string
+  logger: Logger
+}
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps
@@ -28,7 +36,7 @@ export class Reconciler {
    * down) is simply made good by a later one.
    */
   async reconcile () {
-    const { store, engine, runner, owner, logger } = this.#deps
+    const { store, lifecycle, engine, runner, owner, logger } = this.#deps
     for (const build of await store.buildsInState(['running'])) {
       if (runner.isActive(build.id)) continue
       const state = await engine.inspect(build.containerId ?? containerName(build.id))
@@ -36,16 +44,14 @@ export class Reconciler {
       if (runner.isActive(build.id)) continue
       if (!state) {
         if (build.containerId) {
-          await store.transition(build.id, ['running'], 'failed', {
-            reason: 'lost', message: 'the build container disappeared', finishedAt: new Date().toISOString()
-          })
+          await lifecycle.finish(build, { state: 'failed', reason: 'lost', message: 'the build container disappeared' })
         } else {
-          await store.transition(build.id, ['running'], 'queued')
+          await lifecycle.requeue(build.id)
         }
         logger.warn({ buildId: build.id }, build.containerId ? 'build lost its container' : 'build requeued')
         continue
       }
-      if (!build.containerId) await store.update(build.id, ['running'], { containerId: state.id })
+      if (!build.containerId) await lifecycle.record(build.id, { containerId: state.id })
       if (state.running) void runner.adopt(build, state.id)
       else await runner.finishExited(build, state.id)
     }

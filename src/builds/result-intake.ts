@@ -4,6 +4,7 @@ import { metaProblems, type Meta } from '../cosa/meta.js'
 import type { DataDir } from '../data-dir.js'
 import { errors } from '../errors.js'
 import type { Store } from '../store/store.js'
+import type { BuildLifecycle } from './lifecycle.js'
 import type { Artifact, PostedResult } from './model.js'
 import { hashToken, tokenMatches } from './result-token.js'
 
@@ -15,10 +16,12 @@ const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/
 
 export class ResultIntake {
   readonly #store: Store
+  readonly #lifecycle: BuildLifecycle
   readonly #dataDir: DataDir
 
-  constructor (deps: { store: Store, dataDir: DataDir }) {
+  constructor (deps: { store: Store, lifecycle: BuildLifecycle, dataDir: DataDir }) {
     this.#store = deps.store
+    this.#lifecycle = deps.lifecycle
     this.#dataDir = deps.dataDir
   }
 
@@ -44,7 +47,7 @@ export class ResultIntake {
       return recorded
     } catch (err) {
       if ((err as { code?: string }).code === 'BLD_RESULT_REJECTED') {
-        await this.#store.update(buildId, ['running'], { message: `result rejected: ${(err as Error).message}` })
+        await this.#lifecycle.record(buildId, { message: `result rejected: ${(err as Error).message}` })
       }
       throw err
     }

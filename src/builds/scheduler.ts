@@ -1,6 +1,7 @@
 import type { Logger } from '../logger.js'
 import type { Store } from '../store/store.js'
 import type { BuildRunner } from './build-runner.js'
+import { secondsBetween, type BuildLifecycle } from './lifecycle.js'
 
 /** Why queued builds wait: a stream busy, no free slot, or a gate that holds them all. */
 export type WaitingFor = 'stream_busy' | 'slot' | 'engine_unavailable' | 'storage_low'
@@ -12,10 +13,10 @@ export type Gate = { ok: true } | { ok: false, message: string, waitingFor: 'eng
 
 export class Scheduler {
   readonly #store: Store
+  readonly #lifecycle: BuildLifecycle
   readonly #runner: BuildRunner
   readonly #maxConcurrent: number
   readonly #logger: Logger
-  readonly #now: () => Date
   readonly #canStart: () => Promise<Gate>
   #held: Gate | undefined
   #timer: NodeJS.Timeout | undefined
@@ -25,19 +26,19 @@ export class Scheduler {
 
   constructor (deps: {
     store: Store
+    lifecycle: BuildLifecycle
     runner: BuildRunner
     maxConcurrent: number
     logger: Logger
-    now: () => Date
     /** Free space, say: while it answers no, queued builds wait. */
     canStart?: () => Promise<Gate>
   }) {
     this.#canStart = deps.canStart ?? (async () => ({ ok: true }))
     this.#store = deps.store
+    this.#lifecycle = deps.lifecycle
     this.#runner = deps.runner
     this.#maxConcurrent = deps.maxConcurrent
     this.#logger = deps.logger
-    this.#now = deps.now
   }
 
   /** What holds every queued build back, as of the last try to start one. */
@@ -86,9 +87,9 @@ export class Scheduler {
         return
       }
       this.#held = undefined
-      const build = await this.#store.claimNext(this.#maxConcurrent, this.#now().toISOString())
+      const build = await this.#lifecycle.claimNext(this.#maxConcurrent)
       if (!build) return
-      this.#logger.info({ buildId: build.id, stream: build.stream }, 'build started')
+      this.#logger.info({ buildId: build.id, stream: build.stream, queueWaitSeconds: secondsBetween(build.createdAt, build.startedAt) }, 'build started')
       void this.#runner.run(build).finally(() => this.wake())
     }
   }

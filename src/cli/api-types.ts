@@ -82,7 +82,11 @@ export interface paths {
          */
         put: operations["putStream"];
         post?: never;
-        delete?: never;
+        /**
+         * Delete a stream
+         * @description Removes the stream, its cosa workdir and its config mirror. Refused (409 `BLD_STREAM_BUSY`) while a build of it is queued or running. Its published builds stay in the artifact store, and its builds in the API, unless `purge=true`, which deletes them too.
+         */
+        delete: operations["deleteStream"];
         options?: never;
         head?: never;
         patch?: never;
@@ -217,9 +221,49 @@ export interface paths {
         };
         /**
          * The build log (text/plain)
-         * @description Control sequences are stripped. `offset` resumes at a byte offset (the `X-Log-Size` of an earlier answer, or the bytes received so far); `follow=true` streams until the build has ended.
+         * @description Control sequences are stripped. `offset` resumes at a byte offset (the `X-Log-Size` of an earlier answer, or the bytes received so far); `follow=true` streams until the build has ended. A follow answers its headers at once, even while the build is queued; it may then be idle for as long as the build prints nothing (a queued build, a quiet step), so a proxy in front needs a read timeout that long, or the client resumes with `offset` (docs/api.md).
          */
         get: operations["getBuildLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/event-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint a short-lived token for the event stream
+         * @description For browsers' EventSource, which cannot send an Authorization header: a read-only token, valid for `events.tokenTtlSeconds` (default 5 minutes), accepted only as `?token=` on GET /v1/events. Never put a long-lived token in a URL.
+         */
+        post: operations["createEventToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server-Sent Events: every change of every build
+         * @description text/event-stream. Each event has `id:` (the outbox sequence number), `event:` (one of build.queued, build.started, build.phase, build.cancel_requested, build.requeued, build.finished) and `data:` {seq, type, buildId, stream, time, build}. Resume with the `Last-Event-ID` header (EventSource sends it) or `?since=`: no event is missed or repeated, across restarts too. Without either, the stream starts with the next event; `since=0` replays all. A comment line every `events.heartbeatSeconds` (15 s) keeps it open through proxies.
+         */
+        get: operations["streamEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -378,7 +422,7 @@ export interface components {
              * @example BLD_STREAM_NOT_FOUND
              * @enum {string}
              */
-            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_INTERNAL";
+            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_STREAM_BUSY" | "BLD_INTERNAL";
             message: string;
         };
         BuildRequest: {
@@ -439,6 +483,10 @@ export interface components {
             waitingFor?: "stream_busy" | "slot" | "engine_unavailable" | "storage_low";
             /** @description with a result: whether its cosa build is pinned against retention */
             pinned?: boolean;
+            /** @description while running: `preparing` (config, workdir), then each recipe step as it starts, named by its cosa subcommand and plain arguments (`init`, `fetch`, `build`, `osbuild qemu`…), then `publishing` */
+            phase?: string;
+            /** @description a failed build: the phase it was in when it failed */
+            failedStep?: string;
             /** @description the config repository commit this build built */
             configCommit?: string;
             containerId?: string;
@@ -471,6 +519,15 @@ export interface components {
                 /** @description every file the build published (succeeded builds): images, metadata and whatever else cosa wrote */
                 files?: components["schemas"]["PublishedFile"][];
             };
+        };
+        EventToken: {
+            /** @description pass as ?token= to GET /v1/events, and nowhere else */
+            token: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            expiresAt: string;
         };
         StreamRegistration: {
             config: {
@@ -1332,6 +1389,104 @@ export interface operations {
             };
         };
     };
+    deleteStream: {
+        parameters: {
+            query?: {
+                purge?: "true" | "false";
+            };
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                stream: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listStreams: {
         parameters: {
             query?: never;
@@ -1984,6 +2139,137 @@ export interface operations {
             };
             /** @description a path segment is longer than 765 characters */
             414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createEventToken: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventToken"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description events after this id; Last-Event-ID wins when both are sent */
+                since?: string;
+                /** @description only this stream's builds */
+                stream?: string;
+                /** @description only this build */
+                build?: string;
+            };
+            header?: {
+                /** @description the id of the last event received */
+                "last-event-id"?: string;
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the event stream */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;

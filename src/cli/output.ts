@@ -17,7 +17,11 @@ export const printJson = (io: Io, value: unknown) => io.out.write(JSON.stringify
 
 export function describeState (build: Build) {
   if (build.state === 'queued' && build.queuePosition !== undefined) return `queued, position ${build.queuePosition}`
-  if (build.state === 'failed') return `failed (${build.reason ?? 'unknown reason'})${build.message ? `: ${build.message}` : ''}`
+  if (build.state === 'failed') {
+    const step = build.failedStep ? ` in ${build.failedStep}` : ''
+    return `failed${step} (${build.reason ?? 'unknown reason'})${build.message ? `: ${build.message}` : ''}`
+  }
+  if (build.state === 'running' && build.phase) return `running: ${build.phase}`
   return build.state
 }
 

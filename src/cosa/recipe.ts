@@ -61,6 +61,24 @@ export function requiredImages (recipe: Recipe, platforms: readonly string[]): s
 export const missingImages = (images: Record<string, unknown>, required: readonly string[]) =>
   required.filter((name) => images[name] === undefined)
 
+const PHASE_WORD = /^[a-z][a-z0-9-]*$/
+
+/**
+ * The phase a step marker names: `==> cosa osbuild qemu metal` is
+ * `osbuild qemu metal`, `==> cosa init --force …` is `init` (the subcommand
+ * and the plain words after it, up to the first option or value).
+ */
+export function stepPhase (marker: string): string | undefined {
+  const m = /^==> cosa (.*)$/.exec(marker)
+  if (!m) return undefined
+  const words: string[] = []
+  for (const word of m[1]!.split(' ')) {
+    if (!PHASE_WORD.test(word)) break
+    words.push(word)
+  }
+  return words.length ? words.join(' ').slice(0, 64) : undefined
+}
+
 export interface RecipeInput {
   recipe: Recipe
   url: string

@@ -17,6 +17,8 @@ declare module 'fastify' {
     access?: Access
     /** A read of a stream's published builds: open to callers without a token when the stream says `publicRead`. */
     publishedBuilds?: boolean
+    /** Takes a short-lived token from POST /v1/event-tokens as `?token=` (GET /v1/events alone). */
+    queryToken?: boolean
   }
   interface FastifyRequest {
     /** Hash of the caller's token, or "anonymous"; scopes idempotency keys. */
@@ -70,11 +72,12 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
   const open = !hasTokens(opts.config)
 
   /** The check of a bearer-token route: synchronous unless a tokenless read asks whether its stream is public. */
-  const tokenCheck = (access: 'read' | 'submit' | 'admin', publishedBuilds: boolean) =>
+  const tokenCheck = (access: 'read' | 'submit' | 'admin', publishedBuilds: boolean, queryToken: boolean) =>
     function checkToken (request: FastifyRequest, _reply: unknown, done: Done) {
       try {
         const token = bearerToken(request)
         if (token === undefined) {
+          if (queryToken && app.core.eventTokens.valid((request.query as { token?: string } | undefined)?.token)) return done()
           if (!publishedBuilds) return done(errors.unauthorized())
           publiclyReadable(app, request).then((ok) => {
             request.publicRead = ok
@@ -103,7 +106,7 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
     // Before the body is read: a build's own token, for that build alone.
     const check = access === 'build'
       ? async (request: FastifyRequest) => authorizeBuild(app, request)
-      : tokenCheck(access, route.config?.publishedBuilds === true)
+      : tokenCheck(access, route.config?.publishedBuilds === true, route.config?.queryToken === true)
     route.onRequest = [check, ...[route.onRequest ?? []].flat()] as typeof route.onRequest
   })
 }, { name: 'auth' })

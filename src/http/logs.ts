@@ -1,7 +1,14 @@
+import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { BuildParams } from './schemas/build.js'
 import { errorResponses } from './schemas/common.js'
+
+/**
+ * Sends the status line and headers as soon as fastify pipes the body in
+ * (it sets them just before), rather than with the body's first byte.
+ */
+const flushHeadersOnPipe = (res: ServerResponse) => res.once('pipe', () => res.flushHeaders())
 
 const logs: FastifyPluginAsyncZod = async (app) => {
   app.get('/v1/builds/:id/log', {
@@ -11,7 +18,10 @@ const logs: FastifyPluginAsyncZod = async (app) => {
       operationId: 'getBuildLog',
       summary: 'The build log (text/plain)',
       description: 'Control sequences are stripped. `offset` resumes at a byte offset (the `X-Log-Size` of an ' +
-        'earlier answer, or the bytes received so far); `follow=true` streams until the build has ended.',
+        'earlier answer, or the bytes received so far); `follow=true` streams until the build has ended. A follow ' +
+        'answers its headers at once, even while the build is queued; it may then be idle for as long as the build ' +
+        'prints nothing (a queued build, a quiet step), so a proxy in front needs a read timeout that long, or the ' +
+        'client resumes with `offset` (docs/api.md).',
       security: [{ bearerAuth: [] }],
       params: BuildParams,
       querystring: z.strictObject({
@@ -30,12 +40,17 @@ const logs: FastifyPluginAsyncZod = async (app) => {
     // hold the server open; its connection, idle only after the close began,
     // is ended as well rather than kept alive.
     reply.raw.once('finish', () => { if (app.core.closing.aborted) request.raw.socket.end() })
+    const follow = request.query.follow === 'true'
     const { size, body } = await app.core.builds.log(request.params.id, request.query.offset,
-      request.query.follow === 'true', AbortSignal.any([aborted.signal, app.core.closing]))
+      follow, AbortSignal.any([aborted.signal, app.core.closing]))
+    // A follower learns at once that it is connected: node sends the headers
+    // with the first byte of body, and a queued build has none for a while.
+    if (follow) flushHeadersOnPipe(reply.raw)
     return reply
       .type('text/plain; charset=utf-8')
       .header('x-log-size', String(size))
       .header('cache-control', 'no-store')
+      .header('x-accel-buffering', 'no')
       .send(body as unknown as string)
   })
 }

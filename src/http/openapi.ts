@@ -97,6 +97,8 @@ export function transformObject (input: TransformInput) {
   if (log) log.content = { 'text/plain': { schema: { type: 'string' } } }
   const metrics = doc.paths['/metrics']?.get?.responses?.['200']
   if (metrics) metrics.content = { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } }
+  const events = doc.paths['/v1/events']?.get?.responses?.['200']
+  if (events) events.content = { 'text/event-stream': { schema: { type: 'string' } } }
   const meta = doc.paths['/v1/builds/{id}/meta.json']?.get?.responses?.['200']
   if (meta) meta.content = { 'application/json': { schema: ref } }
   const result = doc.paths['/v1/builds/{id}/result']?.post?.requestBody

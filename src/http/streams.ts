@@ -25,6 +25,25 @@ const streams: FastifyPluginAsyncZod = async (app) => {
     return reply.code(created ? 201 : 200).send(await app.core.streams.get(stream.name))
   })
 
+  app.delete('/v1/streams/:stream', {
+    config: { access: 'admin' },
+    schema: {
+      tags: ['streams'],
+      operationId: 'deleteStream',
+      summary: 'Delete a stream',
+      description: 'Removes the stream, its cosa workdir and its config mirror. Refused (409 `BLD_STREAM_BUSY`) while ' +
+        'a build of it is queued or running. Its published builds stay in the artifact store, and its builds in ' +
+        'the API, unless `purge=true`, which deletes them too.',
+      security,
+      params: z.object({ stream: StreamName }),
+      querystring: z.strictObject({ purge: z.enum(['true', 'false']).default('false') }),
+      response: { 204: z.null().meta({ description: 'deleted' }), ...errorResponses(400, 401, 403, 404, 409) }
+    }
+  }, async (request, reply) => {
+    await app.core.streamRemoval.remove(request.params.stream, request.query.purge === 'true')
+    return reply.code(204).send(null)
+  })
+
   app.get('/v1/streams', {
     config: { access: 'read' },
     schema: {

@@ -1,6 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Build } from '../builds/model.js'
 
+/** What the build metrics read of a build. */
+type Timed = Pick<Build, 'stream' | 'state' | 'reason' | 'createdAt' | 'startedAt' | 'finishedAt'>
+
 // The service's Prometheus metrics, on a registry of its own (one per app, so
 // that tests with several apps in a process do not share counters). Names
 // follow Prometheus' conventions: one prefix, base units (seconds, bytes),
@@ -120,12 +123,12 @@ export class Metrics {
     }
   }
 
-  buildStarted (build: Build) {
+  buildStarted (build: Timed) {
     const wait = seconds(build.createdAt, build.startedAt)
     if (wait !== undefined) this.#queueWait.observe({ stream: build.stream }, wait)
   }
 
-  buildFinished (build: Build) {
+  buildFinished (build: Timed) {
     this.#builds.inc({ stream: build.stream, state: build.state, reason: build.reason ?? '' })
     const ran = seconds(build.startedAt, build.finishedAt)
     if (ran !== undefined) this.#duration.observe({ stream: build.stream, state: build.state }, ran)

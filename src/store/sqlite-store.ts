@@ -1,8 +1,11 @@
 import Database from 'better-sqlite3'
+import { publicBuild, type BuildEvent, type EventDraft } from '../builds/build-event.js'
 import type { BuildState } from '../builds/build-state.js'
-import { isTerminal, terminalStates } from '../builds/build-state.js'
+import { terminalStates } from '../builds/build-state.js'
 import { DEFAULT_KEEP, type Build, type PostedResult, type Stream } from '../builds/model.js'
-import type { BuildPatch, BuildQuery, IdempotencyClaim, InsertOutcome, NewBuild, Store } from './store.js'
+import type {
+  BuildChange, BuildPatch, BuildQuery, EventQuery, IdempotencyClaim, InsertOutcome, NewBuild, QuietPatch, Store
+} from './store.js'
 
 const migrations = [
   `CREATE TABLE streams (
@@ -46,7 +49,21 @@ const migrations = [
      cosa_build_id TEXT NOT NULL,
      pinned_at TEXT NOT NULL,
      PRIMARY KEY (stream, cosa_build_id)
-   );`
+   );`,
+  // AUTOINCREMENT: a sequence number is never reused, even after pruning,
+  // so a reader resuming after seq N never misses or repeats an event.
+  `ALTER TABLE builds ADD COLUMN phase TEXT;
+   ALTER TABLE builds ADD COLUMN failed_step TEXT;
+   CREATE TABLE events (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     type TEXT NOT NULL,
+     build_id TEXT NOT NULL,
+     stream TEXT NOT NULL,
+     time TEXT NOT NULL,
+     build TEXT NOT NULL
+   );
+   CREATE INDEX events_build ON events (build_id, seq);
+   CREATE INDEX events_stream ON events (stream, seq);`
 ]
 
 const columns: Record<keyof BuildPatch, string> = {
@@ -59,7 +76,9 @@ const columns: Record<keyof BuildPatch, string> = {
   finishedAt: 'finished_at',
   cancelRequestedAt: 'cancel_requested_at',
   result: 'result',
-  resultTokenHash: 'result_token_hash'
+  resultTokenHash: 'result_token_hash',
+  phase: 'phase',
+  failedStep: 'failed_step'
 }
 
 type Row = Record<string, any>
@@ -82,22 +101,28 @@ function toBuild (row: Row): Build {
     createdAt: row.created_at,
     startedAt: optional(row.started_at),
     finishedAt: optional(row.finished_at),
-    cancelRequestedAt: optional(row.cancel_requested_at)
+    cancelRequestedAt: optional(row.cancel_requested_at),
+    phase: optional(row.phase),
+    failedStep: optional(row.failed_step)
   }
 }
+
+const toEvent = (row: Row): BuildEvent =>
+  ({ seq: row.seq, type: row.type, buildId: row.build_id, stream: row.stream, time: row.time, build: JSON.parse(row.build) })
 
 // Streams registered before a field existed read as its default.
 const toStream = (doc: string): Stream => ({ keep: DEFAULT_KEEP, ...JSON.parse(doc) })
 
 // Everything a Build has; meta.json (up to megabytes) is read only when asked for.
 const BUILD_COLUMNS = `seq, id, stream, state, reason, message, exit_code, request, config_commit, container_id,
-  result, created_at, started_at, finished_at, cancel_requested_at`
+  result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step`
 
 const placeholders = (n: number) => Array(n).fill('?').join(', ')
 
 export class SqliteStore implements Store {
   readonly #db: Database.Database
-  readonly #insertTx: (build: NewBuild, claim?: IdempotencyClaim) => InsertOutcome
+  readonly #insertTx: (build: NewBuild, claim: IdempotencyClaim | undefined, event: EventDraft) => InsertOutcome
+  readonly #changeTx: (write: () => Row | undefined, event: EventDraft) => BuildChange | undefined
   readonly #statements = new Map<string, Database.Statement>()
 
   // Preparing costs more than running these small queries: keep each once.
@@ -118,6 +143,23 @@ export class SqliteStore implements Store {
     this.#db.pragma('foreign_keys = ON')
     this.#migrate()
     this.#insertTx = this.#db.transaction(this.#insert)
+    this.#changeTx = this.#db.transaction(this.#change)
+  }
+
+  /** The build as it is now, as an outbox event: written in the caller's transaction. */
+  #appendEvent (build: Build, draft: EventDraft): BuildEvent {
+    const data = publicBuild(build)
+    const row = this.#sql('INSERT INTO events (type, build_id, stream, time, build) VALUES (?, ?, ?, ?, ?) RETURNING seq')
+      .get(draft.type, build.id, build.stream, draft.time, JSON.stringify(data)) as Row
+    return { seq: row.seq, type: draft.type, buildId: build.id, stream: build.stream, time: draft.time, build: data }
+  }
+
+  // A change and its event commit together or not at all.
+  readonly #change = (write: () => Row | undefined, draft: EventDraft): BuildChange | undefined => {
+    const row = write()
+    if (!row) return undefined
+    const build = toBuild(row)
+    return { build, event: this.#appendEvent(build, draft) }
   }
 
   #migrate () {
@@ -153,13 +195,29 @@ export class SqliteStore implements Store {
     return row ? toStream(row.doc) : undefined
   }
 
+  readonly #deleteStream = (name: string, purge: boolean) => {
+    if (!this.#sql('SELECT 1 FROM streams WHERE name = ?').get(name)) return { outcome: 'missing' as const, purged: [] }
+    if (this.#sql("SELECT 1 FROM builds WHERE stream = ? AND state IN ('queued', 'running') LIMIT 1").get(name)) {
+      return { outcome: 'busy' as const, purged: [] }
+    }
+    this.#sql('DELETE FROM streams WHERE name = ?').run(name)
+    if (!purge) return { outcome: 'deleted' as const, purged: [] }
+    const purged = (this.#sql('DELETE FROM builds WHERE stream = ? RETURNING id').all(name) as Row[]).map((r) => r.id as string)
+    this.#sql('DELETE FROM pins WHERE stream = ?').run(name)
+    return { outcome: 'deleted' as const, purged }
+  }
+
+  async deleteStream (name: string, purge: boolean) {
+    return this.#db.transaction(this.#deleteStream)(name, purge)
+  }
+
   async listStreams () {
     return (this.#sql('SELECT doc FROM streams ORDER BY name').all() as Row[]).map((r) => toStream(r.doc))
   }
 
   // The key and the build are written in one transaction, so a crash never
   // leaves a key without its build or a build admitted twice.
-  readonly #insert = (build: NewBuild, claim?: IdempotencyClaim): InsertOutcome => {
+  readonly #insert = (build: NewBuild, claim: IdempotencyClaim | undefined, event: EventDraft): InsertOutcome => {
     if (claim) {
       const prior = this.#sql('SELECT fingerprint, build_id FROM idempotency_keys WHERE scope = ? AND key = ?')
         .get(claim.scope, claim.key) as Row | undefined
@@ -174,11 +232,12 @@ export class SqliteStore implements Store {
       this.#sql('INSERT INTO idempotency_keys (scope, key, fingerprint, build_id, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(claim.scope, claim.key, claim.fingerprint, build.id, build.createdAt)
     }
-    return { kind: 'created', build: this.#get(build.id)! }
+    const created = this.#get(build.id)!
+    return { kind: 'created', build: created, event: this.#appendEvent(created, event) }
   }
 
-  async insertBuild (build: NewBuild, claim?: IdempotencyClaim) {
-    return this.#insertTx(build, claim)
+  async insertBuild (build: NewBuild, claim: IdempotencyClaim | undefined, event: EventDraft) {
+    return this.#insertTx(build, claim, event)
   }
 
   #get (id: string) {
@@ -230,19 +289,18 @@ export class SqliteStore implements Store {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof BuildPatch, unknown][]
     return {
       sql: entries.map(([k]) => `, ${columns[k]} = ?`).join(''),
-      args: entries.map(([k, v]) => (k === 'result' ? JSON.stringify(v) : v))
+      args: entries.map(([k, v]) => (k === 'result' && v !== null ? JSON.stringify(v) : v))
     }
   }
 
-  async transition (id: string, from: readonly BuildState[], to: BuildState, patch: BuildPatch = {}) {
+  async transition (id: string, from: readonly BuildState[], to: BuildState, patch: BuildPatch, event: EventDraft) {
     const set = this.#set(patch)
-    const forget = isTerminal(to) ? ', result_token_hash = NULL' : ''
-    const row = this.#sql(`UPDATE builds SET state = ?${set.sql}${forget} WHERE id = ? AND state IN (${placeholders(from.length)})
-                                  RETURNING ${BUILD_COLUMNS}`).get(to, ...set.args, id, ...from) as Row | undefined
-    return row ? toBuild(row) : undefined
+    const sql = this.#sql(`UPDATE builds SET state = ?${set.sql} WHERE id = ? AND state IN (${placeholders(from.length)})
+                                  RETURNING ${BUILD_COLUMNS}`)
+    return this.#changeTx(() => sql.get(to, ...set.args, id, ...from) as Row | undefined, event)
   }
 
-  async update (id: string, whenState: readonly BuildState[], patch: BuildPatch) {
+  async update (id: string, whenState: readonly BuildState[], patch: QuietPatch) {
     const set = this.#set(patch)
     if (!set.sql) return this.#get(id)
     const row = this.#sql(`UPDATE builds SET ${set.sql.slice(2)} WHERE id = ? AND state IN (${placeholders(whenState.length)})
@@ -250,18 +308,33 @@ export class SqliteStore implements Store {
     return row ? toBuild(row) : undefined
   }
 
-  async claimNext (maxRunning: number, startedAt: string) {
+  async claimNext (maxRunning: number, startedAt: string, phase: string, event: EventDraft) {
     // One statement, and better-sqlite3 has one connection: the claim is atomic.
-    const row = this.#sql(`
-      UPDATE builds SET state = 'running', started_at = ?
+    const sql = this.#sql(`
+      UPDATE builds SET state = 'running', started_at = ?, phase = ?
       WHERE seq = (
         SELECT q.seq FROM builds q
         WHERE q.state = 'queued'
           AND NOT EXISTS (SELECT 1 FROM builds r WHERE r.state = 'running' AND r.stream = q.stream)
         ORDER BY q.seq LIMIT 1)
       AND (SELECT COUNT(*) FROM builds WHERE state = 'running') < ?
-      RETURNING ${BUILD_COLUMNS}`).get(startedAt, maxRunning) as Row | undefined
-    return row ? toBuild(row) : undefined
+      RETURNING ${BUILD_COLUMNS}`)
+    return this.#changeTx(() => sql.get(startedAt, phase, maxRunning) as Row | undefined, event)
+  }
+
+  async latestEventSeq () {
+    // The sequence table remembers the highest number ever given, even once pruned.
+    const row = this.#sql("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as Row | undefined
+    return (row?.seq as number | undefined) ?? 0
+  }
+
+  async eventsAfter (seq: number, query: EventQuery) {
+    const where = ['seq > ?']
+    const args: unknown[] = [seq]
+    if (query.stream !== undefined) { where.push('stream = ?'); args.push(query.stream) }
+    if (query.build !== undefined) { where.push('build_id = ?'); args.push(query.build) }
+    return (this.#sql(`SELECT seq, type, build_id, stream, time, build FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
+      .all(...args, query.limit) as Row[]).map(toEvent)
   }
 
   async resultTokenHash (id: string) {
@@ -291,6 +364,25 @@ export class SqliteStore implements Store {
     const row = this.#sql(`SELECT meta_json FROM builds WHERE id = ? AND state IN (${placeholders(terminalStates.length)})`)
       .get(id, ...terminalStates) as Row | undefined
     return optional(row?.meta_json ?? null) as string | undefined
+  }
+
+  async pruneIdempotencyKeys (before: string) {
+    return this.#sql('DELETE FROM idempotency_keys WHERE created_at < ?').run(before).changes
+  }
+
+  async pruneEvents (before: string) {
+    return this.#sql('DELETE FROM events WHERE time < ?').run(before).changes
+  }
+
+  async finishedBefore (before: string, limit: number) {
+    return (this.#sql(`SELECT ${BUILD_COLUMNS} FROM builds WHERE state IN (${placeholders(terminalStates.length)})
+                       AND finished_at < ? ORDER BY seq LIMIT ?`).all(...terminalStates, before, limit) as Row[]).map(toBuild)
+  }
+
+  async deleteFinished (ids: string[]) {
+    if (!ids.length) return 0
+    return this.#sql(`DELETE FROM builds WHERE id IN (${placeholders(ids.length)}) AND state IN (${placeholders(terminalStates.length)})`)
+      .run(...ids, ...terminalStates).changes
   }
 
   async setPin (stream: string, cosaBuildId: string, pinned: boolean, at: string) {

@@ -1,3 +1,4 @@
+import type { BuildEvent, EventDraft } from '../builds/build-event.js'
 import type { BuildState } from '../builds/build-state.js'
 import type { Build, PostedResult, Stream } from '../builds/model.js'
 
@@ -20,7 +21,7 @@ export interface IdempotencyClaim {
 }
 
 export type InsertOutcome =
-  | { kind: 'created', build: Build }
+  | { kind: 'created', build: Build, event: BuildEvent }
   | { kind: 'replayed', build: Build }
   | { kind: 'mismatch' }
 
@@ -32,10 +33,26 @@ export interface BuildQuery {
   beforeSeq?: number | undefined
 }
 
-export type BuildPatch = Partial<Pick<Build,
+type BuildFields = Pick<Build,
   'reason' | 'message' | 'exitCode' | 'configCommit' | 'containerId' | 'startedAt' | 'finishedAt' | 'cancelRequestedAt' |
-  'result'>> & {
-  resultTokenHash?: string
+  'result' | 'phase' | 'failedStep'> & { resultTokenHash: string }
+
+/** Fields to set; null clears one. */
+export type BuildPatch = { [K in keyof BuildFields]?: BuildFields[K] | null }
+
+/** Fields that change without an event: none the world watches (state, phase, cancel, outcome). */
+export type QuietPatch = Pick<BuildPatch, 'configCommit' | 'containerId' | 'message' | 'resultTokenHash'>
+
+/** A committed change of a build, and the outbox event written with it. */
+export interface BuildChange {
+  build: Build
+  event: BuildEvent
+}
+
+export interface EventQuery {
+  limit: number
+  stream?: string | undefined
+  build?: string | undefined
 }
 
 export interface Store {
@@ -44,9 +61,20 @@ export interface Store {
 
   putStream(stream: Stream): Promise<{ stream: Stream, created: boolean }>
   getStream(name: string): Promise<Stream | undefined>
+  /**
+   * Removes a stream unless a build of it is queued or running (checked in
+   * the same transaction); with `purge`, its finished builds and pins too,
+   * whose ids it returns.
+   */
+  deleteStream(name: string, purge: boolean): Promise<{ outcome: 'deleted' | 'busy' | 'missing', purged: string[] }>
   listStreams(): Promise<Stream[]>
 
-  insertBuild(build: NewBuild, idempotency?: IdempotencyClaim): Promise<InsertOutcome>
+  // The writers of a build's state and phase below (insertBuild, transition,
+  // claimNext) each append an outbox event in the same transaction. Only
+  // src/builds/lifecycle.ts calls them (test/builds/lifecycle-owner.test.ts).
+
+  /** A new queued build, with its `build.queued` event (none when the key replays an earlier build). */
+  insertBuild(build: NewBuild, idempotency: IdempotencyClaim | undefined, event: EventDraft): Promise<InsertOutcome>
   getBuild(id: string): Promise<Build | undefined>
   listBuilds(query: BuildQuery): Promise<Build[]>
   buildsInState(states: BuildState[]): Promise<Build[]>
@@ -65,16 +93,21 @@ export interface Store {
   /** The newest build of the stream that made or pointed at a cosa build. */
   latestResult(stream: string): Promise<Build | undefined>
 
-  /** Conditional state change; undefined when the build was not in `from`. A final state forgets the result token. */
-  transition(id: string, from: readonly BuildState[], to: BuildState, patch?: BuildPatch): Promise<Build | undefined>
-  /** Conditional field update; undefined when the build was not in `whenState`. */
-  update(id: string, whenState: readonly BuildState[], patch: BuildPatch): Promise<Build | undefined>
+  /** Conditional change (of state, or of fields with `to` the same state) and its event; undefined when the build was not in `from`. */
+  transition(id: string, from: readonly BuildState[], to: BuildState, patch: BuildPatch, event: EventDraft): Promise<BuildChange | undefined>
+  /** Conditional update of fields no event is about; undefined when the build was not in `whenState`. */
+  update(id: string, whenState: readonly BuildState[], patch: QuietPatch): Promise<Build | undefined>
   /**
    * Moves the oldest queued build whose stream has nothing running to
    * `running`, if fewer than `maxRunning` builds run. One cosa workdir has one
    * writer, so a stream never has two running builds.
    */
-  claimNext(maxRunning: number, startedAt: string): Promise<Build | undefined>
+  claimNext(maxRunning: number, startedAt: string, phase: string, event: EventDraft): Promise<BuildChange | undefined>
+
+  /** The newest outbox event's sequence number (0 when there is none). */
+  latestEventSeq(): Promise<number>
+  /** Outbox events after `seq`, oldest first. */
+  eventsAfter(seq: number, query: EventQuery): Promise<BuildEvent[]>
 
   resultTokenHash(id: string): Promise<string | undefined>
   /** The running build a result token belongs to (tokens are forgotten when builds end). */
@@ -83,6 +116,15 @@ export interface Store {
   recordResult(id: string, posted: PostedResult): Promise<Build | undefined>
   postedResult(id: string): Promise<PostedResult | undefined>
   getMeta(id: string): Promise<string | undefined>
+
+  /** Forgets idempotency keys made before `before`; returns how many. */
+  pruneIdempotencyKeys(before: string): Promise<number>
+  /** Deletes outbox events written before `before`; sequence numbers are never reused. */
+  pruneEvents(before: string): Promise<number>
+  /** Finished builds that finished before `before`, oldest first. */
+  finishedBefore(before: string, limit: number): Promise<Build[]>
+  /** Deletes finished builds' records (housekeeping); builds not finished are left alone. */
+  deleteFinished(ids: string[]): Promise<number>
 
   /** Pins protect cosa builds of a stream from the store's retention. */
   setPin(stream: string, cosaBuildId: string, pinned: boolean, at: string): Promise<void>

@@ -1,11 +1,12 @@
 import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { BuildLifecycle } from '../../src/builds/lifecycle.js'
 import { ResultIntake } from '../../src/builds/result-intake.js'
 import { mintToken } from '../../src/builds/result-token.js'
 import { DataDir } from '../../src/data-dir.js'
 import { SqliteStore } from '../../src/store/sqlite-store.js'
-import { tempDir } from '../helpers.js'
+import { silentLogger, tempDir } from '../helpers.js'
 
 // What a container posts is checked against the workdir before it is believed.
 
@@ -19,20 +20,21 @@ t.test('results are checked against the workdir', async (t) => {
   const dataDir = new DataDir(join(root, 'data'))
   const store = new SqliteStore(dataDir.database)
   t.teardown(() => store.close())
-  const intake = new ResultIntake({ store, dataDir })
+  const lifecycle = new BuildLifecycle({ store, now: () => new Date(), logger: silentLogger })
+  const intake = new ResultIntake({ store, lifecycle, dataDir })
   await store.putStream({ name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, keep: 10, resources: {}, recipe: [], createdAt: '', updatedAt: '' })
-  await store.insertBuild({ id: 'b', stream: 's', request: { force: false, skipPrune: false }, createdAt: '' })
-  await store.claimNext(1, 'now')
+  await lifecycle.submit({ id: 'b', stream: 's', request: { force: false, skipPrune: false }, createdAt: '' })
+  await lifecycle.claimNext(1)
   const { token, hash } = mintToken()
-  await store.update('b', ['running'], { resultTokenHash: hash })
+  await lifecycle.record('b', { resultTokenHash: hash })
   t.equal(await intake.authorize('b', token), 'ok')
   t.equal(await intake.authorize('b', mintToken().token), 'unknown', 'another token is refused')
-  await store.insertBuild({ id: 'c', stream: 's', request: { force: false, skipPrune: false }, createdAt: '' })
+  await lifecycle.submit({ id: 'c', stream: 's', request: { force: false, skipPrune: false }, createdAt: '' })
   await store.update('c', ['queued'], { resultTokenHash: mintToken().hash })
   const other = mintToken()
   await store.update('c', ['queued'], { resultTokenHash: other.hash })
   t.equal(await intake.authorize('b', other.token), 'other-build', 'a token of another build is told apart')
-  await store.transition('c', ['queued'], 'cancelled')
+  await lifecycle.requestCancel((await store.getBuild('c'))!)
   t.equal(await intake.authorize('c', other.token), 'unknown', 'a token dies with its build')
 
   const work = dataDir.workdir('s')
@@ -68,7 +70,7 @@ t.test('results are checked against the workdir', async (t) => {
   const accepted = await intake.accept('b', 'built', 'x86_64', meta(ok))
   t.same(accepted.result?.artifacts, [{ name: 'ostree', path: 'builds/1.0/x86_64/os.tar', sha256: 'x', size: 12 }])
   t.equal(await store.getMeta('b'), undefined, 'meta.json is served once the build has ended')
-  await store.transition('b', ['running'], 'succeeded')
+  await lifecycle.finish((await store.getBuild('b'))!, { state: 'succeeded' })
   t.equal(await store.getMeta('b'), meta(ok), 'verbatim')
   await t.rejects(intake.accept('b', 'built', 'x86_64', meta(ok)), { code: 'BLD_BUILD_NOT_RUNNING' })
 })

@@ -107,7 +107,7 @@ if (await requireDocker(t)) {
     t.equal(built.state, 'succeeded')
     const lines = r.stderr.split('\n')
     t.equal(lines[0], `build ${built.id}: ${server.url}/v1/builds/${built.id}`, 'the id and its URL come first')
-    t.ok(lines.includes('running') && lines.includes('succeeded'), 'one line per change')
+    t.ok(lines.some((l) => /^running: \S/.test(l)) && lines.includes('succeeded'), 'one line per change, with the phase')
     t.notMatch(r.stdout + r.stderr, CONTROL)
     const qemu = built.result.artifacts.find((a: any) => a.name === 'qemu')
     t.equal(await sha256(join(work, 'dl', qemu.path.split('/').pop())), qemu.sha256, '--download fetched it')
@@ -117,9 +117,10 @@ if (await requireDocker(t)) {
     let written = ''
     const line = statusLine({ isTTY: true, write: (s: string) => { written += s; return true } } as any)
     line.update({ id: 'b', state: 'queued', queuePosition: 2, createdAt: new Date().toISOString() } as any)
-    line.update({ id: 'b', state: 'running', createdAt: new Date().toISOString() } as any)
+    line.update({ id: 'b', state: 'running', phase: 'osbuild qemu', createdAt: new Date().toISOString() } as any)
+    line.update({ id: 'b', state: 'failed', reason: 'exit_code', failedStep: 'osbuild qemu', createdAt: new Date().toISOString() } as any)
     line.end()
-    t.match(written, /^\r\x1b\[Kqueued, position 2 {2}0:0\d\r\x1b\[Krunning {2}0:0\d\n$/)
+    t.match(written, /^\r\x1b\[Kqueued, position 2 {2}0:0\d\r\x1b\[Krunning: osbuild qemu {2}0:0\d\r\x1b\[Kfailed in osbuild qemu \(exit_code\) {2}0:0\d\n$/)
   })
 
   t.test('unchanged exits 0, failed 1', async (t) => {
@@ -128,7 +129,7 @@ if (await requireDocker(t)) {
     t.match(again.stdout, /: unchanged\n {2}cosa build /)
     const failed = await cli(['build', 'submit', 'broken', '--wait'], env)
     t.equal(failed.exitCode, 1)
-    t.match(failed.stdout, /failed \(exit_code\)/)
+    t.match(failed.stdout, /failed in shell \(exit_code\)/, 'the step it failed in')
   })
 
   t.test('a build cancelled while watched exits 3', async (t) => {

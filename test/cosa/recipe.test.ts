@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DEFAULT_RECIPE, missingImages, recipeProblem, renderScript, requiredImages } from '../../src/cosa/recipe.js'
+import { DEFAULT_RECIPE, missingImages, recipeProblem, renderScript, requiredImages, stepPhase } from '../../src/cosa/recipe.js'
 import { execa } from 'execa'
 
 const base = { url: 'file:///run/cosa-buildd/config.git', ref: 'main', commit: 'a'.repeat(40), platforms: ['qemu', 'metal'] }
@@ -47,4 +47,21 @@ t.test('the images a complete build has follow the recipe and the platforms', as
     'a recipe that names no platform placeholder makes no platform images it could be held to')
   t.same(missingImages({ ostree: {}, qemu: {} }, ['ostree', 'qemu', 'metal']), ['metal'])
   t.same(missingImages({ ostree: {}, qemu: {} }, ['ostree', 'qemu']), [])
+})
+
+t.test('the phase a step marker names', async (t) => {
+  const rows: Array<[string, string | undefined]> = [
+    ['==> cosa init --force --branch main --commit 0123abc file:///config', 'init'],
+    ['==> cosa fetch', 'fetch'],
+    ['==> cosa build --force --version 1.2', 'build'],
+    ['==> cosa osbuild qemu metal', 'osbuild qemu metal'],
+    ['==> cosa buildextend-qemu', 'buildextend-qemu'],
+    ["==> cosa shell -- bash -c 'for i in 1; do echo; done'", 'shell'],
+    ['==> cosa-buildd: service restarted; following the build container again', undefined],
+    ['==> no new build: builds/latest is still 1.0', undefined],
+    ['==> cosa --weird', undefined],
+    ['tick 1', undefined]
+  ]
+  for (const [marker, phase] of rows) t.equal(stepPhase(marker), phase, marker)
+  t.equal(stepPhase(`==> cosa ${'a'.repeat(100)}`)?.length, 64, 'bounded')
 })

@@ -54,6 +54,11 @@ export const Build = z.object({
       '(engine_unavailable); free space is below storage.minFreeBytes (storage_low)'
   }),
   pinned: z.boolean().optional().meta({ description: 'with a result: whether its cosa build is pinned against retention' }),
+  phase: z.string().optional().meta({
+    description: 'while running: `preparing` (config, workdir), then each recipe step as it starts, named by its ' +
+      'cosa subcommand and plain arguments (`init`, `fetch`, `build`, `osbuild qemu`…), then `publishing`'
+  }),
+  failedStep: z.string().optional().meta({ description: 'a failed build: the phase it was in when it failed' }),
   configCommit: z.string().optional().meta({ description: 'the config repository commit this build built' }),
   containerId: z.string().optional(),
   cancelRequestedAt: Timestamp.optional(),

@@ -1,0 +1,161 @@
+import type { Logger } from '../logger.js'
+import type { BuildChange, BuildPatch, IdempotencyClaim, NewBuild, QuietPatch, Store } from '../store/store.js'
+import type { BuildEvent, BuildEventType } from './build-event.js'
+import { canMove, isTerminal, type BuildState, type FailureReason } from './build-state.js'
+import type { Build, BuildResult } from './model.js'
+
+// The one writer of a build's state and phase. Every move is checked against
+// the transition table (build-state.ts) and written as a conditional update
+// with its outbox event, in one transaction (the store's). The rules that
+// come with a move live here: a final state forgets the result token and the
+// phase, and a failed build names the phase it failed in. Subscribers hear of
+// each event after it is committed; they read the outbox for what they missed.
+
+export const PREPARING = 'preparing'
+export const PUBLISHING = 'publishing'
+
+export type FinalState = Exclude<BuildState, 'queued' | 'running'>
+
+/** How a build ended. */
+export interface Final {
+  state: FinalState
+  reason?: FailureReason | undefined
+  message?: string | undefined
+  exitCode?: number | undefined
+  result?: BuildResult | undefined
+}
+
+export const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
+  ({ state: 'failed', reason, message, exitCode })
+
+export type EventListener = (event: BuildEvent) => void
+
+export const secondsBetween = (from?: string, to?: string) =>
+  from && to ? Math.round((Date.parse(to) - Date.parse(from)) / 100) / 10 : undefined
+
+export class BuildLifecycle {
+  readonly #store: Store
+  readonly #now: () => Date
+  readonly #logger: Logger
+  readonly #listeners = new Set<EventListener>()
+
+  constructor (deps: { store: Store, now: () => Date, logger: Logger }) {
+    this.#store = deps.store
+    this.#now = deps.now
+    this.#logger = deps.logger
+  }
+
+  /** Hears every event this process appends, once committed; returns the unsubscribe. */
+  subscribe (listener: EventListener) {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  async submit (build: NewBuild, claim?: IdempotencyClaim) {
+    const outcome = await this.#store.insertBuild(build, claim, this.#draft('build.queued'))
+    if (outcome.kind === 'created') this.#tell(outcome.event)
+    return outcome
+  }
+
+  /** Starts the oldest startable queued build (see Store.claimNext). */
+  async claimNext (maxRunning: number) {
+    const draft = this.#draft('build.started')
+    return this.#told(await this.#store.claimNext(maxRunning, draft.time, PREPARING, draft))
+  }
+
+  /** The step a running build has begun. */
+  async phase (id: string, phase: string) {
+    return this.#move(id, 'running', 'running', { phase }, 'build.phase')
+  }
+
+  /** Fields of a running build no event is about (its commit, container, token). */
+  async record (id: string, patch: QuietPatch) {
+    return this.#store.update(id, ['running'], patch)
+  }
+
+  /**
+   * A queued build ends `cancelled` at once; a running one gets the request,
+   * which its supervisor observes (an event) and acts on. Idempotent.
+   */
+  async requestCancel (build: Build) {
+    const at = this.#now().toISOString()
+    if (build.state === 'queued') {
+      return this.#finishFrom(build, 'queued', { state: 'cancelled' }, { cancelRequestedAt: at })
+    }
+    if (build.state !== 'running' || build.cancelRequestedAt) return undefined
+    return this.#move(build.id, 'running', 'running', { cancelRequestedAt: at }, 'build.cancel_requested')
+  }
+
+  /** A running build whose container never existed: nothing ran, it is simply run again. */
+  async requeue (id: string) {
+    return this.#move(id, 'running', 'queued', { phase: null, startedAt: null }, 'build.requeued')
+  }
+
+  /** Ends a running build; undefined when it was no longer running (someone else ended it). */
+  async finish (build: Build, final: Final) {
+    return this.#finishFrom(build, 'running', final)
+  }
+
+  async #finishFrom (build: Build, from: BuildState, final: Final, extra: BuildPatch = {}) {
+    // The phase as stored: the supervisor may have moved it since `build` was read.
+    const phase = (await this.#store.getBuild(build.id))?.phase
+    const at = this.#now().toISOString()
+    const patch: BuildPatch = {
+      ...extra,
+      finishedAt: at,
+      reason: final.reason,
+      message: final.message,
+      exitCode: final.exitCode,
+      result: final.result,
+      failedStep: final.state === 'failed' ? phase : undefined,
+      phase: null,
+      resultTokenHash: null
+    }
+    const done = await this.#move(build.id, from, final.state, patch, 'build.finished', at)
+    if (done) this.#logFinished(done)
+    return done
+  }
+
+  #logFinished (build: Build) {
+    this.#logger.info({
+      buildId: build.id,
+      stream: build.stream,
+      state: build.state,
+      reason: build.reason,
+      failedStep: build.failedStep,
+      cosaBuildId: build.result?.cosaBuildId,
+      queueWaitSeconds: secondsBetween(build.createdAt, build.startedAt ?? build.finishedAt),
+      runSeconds: secondsBetween(build.startedAt, build.finishedAt)
+    }, 'build finished')
+  }
+
+  async #move (id: string, from: BuildState, to: BuildState, patch: BuildPatch, type: BuildEventType, at?: string) {
+    if (from !== to && !canMove(from, to)) {
+      // A programming error: the caller asked for a move the table forbids.
+      this.#logger.error({ buildId: id, from, to }, 'illegal build state transition refused')
+      return undefined
+    }
+    if (isTerminal(from)) return undefined
+    return this.#told(await this.#store.transition(id, [from], to, patch, this.#draft(type, at)))
+  }
+
+  #draft (type: BuildEventType, at?: string) {
+    return { type, time: at ?? this.#now().toISOString() }
+  }
+
+  #told (change: BuildChange | undefined) {
+    if (!change) return undefined
+    this.#tell(change.event)
+    return change.build
+  }
+
+  #tell (event: BuildEvent) {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event)
+      } catch (err) {
+        this.#logger.error({ err, event: event.type }, 'an event listener failed')
+      }
+    }
+  }
+}
