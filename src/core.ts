@@ -14,7 +14,7 @@ import { BuildLifecycle } from './builds/lifecycle.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
 import { Scheduler, type Gate } from './builds/scheduler.js'
-import { urlPolicy, type Config } from './config.js'
+import { urlPolicy, webhookUrlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
 import { EventFeed } from './events/event-feed.js'
 import { EventTokens } from './events/event-tokens.js'
@@ -22,7 +22,12 @@ import { ConfigMirror } from './git/config-mirror.js'
 import { DockerEngine } from './runner/docker-engine.js'
 import { SqliteStore } from './store/sqlite-store.js'
 import type { Store } from './store/store.js'
+import { SqliteWebhookStore } from './store/sqlite-webhook-store.js'
 import { StreamService } from './streams/stream-service.js'
+import type { DeliveryResult } from './webhooks/model.js'
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js'
+import { httpSender } from './webhooks/webhook-sender.js'
+import { WebhookService } from './webhooks/webhook-service.js'
 
 // The application's services, wired once: the store, the engine, the build
 // lifecycle and the services routes call. Background work (reconcile, then
@@ -43,6 +48,8 @@ export interface Core {
   /** GET /v1/events: the outbox as Server-Sent Events. */
   events: EventFeed
   eventTokens: EventTokens
+  /** The admin routes' webhooks; a dispatcher delivers in the background. */
+  webhooks: WebhookService
   /** Aborts when the server starts closing: long responses (log follows) end so that it can. */
   closing: AbortSignal
 }
@@ -61,6 +68,8 @@ export interface CoreOptions {
   reconcileIntervalMs?: number
   /** false: serve requests only (no scheduling, no result socket), e.g. to print the OpenAPI document. */
   background?: boolean
+  /** Told of every webhook attempt's result (for metrics). */
+  onWebhookDelivery?: (webhook: string, result: DeliveryResult) => void
 }
 
 /**
@@ -106,6 +115,21 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     store, lifecycle, runner, maxConcurrent: config.builds.maxConcurrent, logger, canStart: startable(space, engine)
   })
   const reconciler = new Reconciler({ store, lifecycle, engine, runner, owner, logger })
+  const webhookStore = new SqliteWebhookStore(dataDir.database)
+  const webhookPolicy = webhookUrlPolicy(config)
+  const dispatcher = new WebhookDispatcher({
+    store,
+    webhooks: webhookStore,
+    lifecycle,
+    policy: webhookPolicy,
+    send: httpSender({ allowPrivateHosts: webhookPolicy.allowPrivateHosts, userAgent: 'cosa-buildd webhooks' }),
+    now,
+    logger,
+    ...(opts.onWebhookDelivery && { onDelivery: opts.onWebhookDelivery }),
+    timeoutMs: config.webhooks.timeoutMs,
+    concurrency: config.webhooks.concurrency,
+    retrySeconds: config.webhooks.retrySeconds
+  })
   const closing = new AbortController()
   app.addHook('preClose', async () => closing.abort())
 
@@ -131,6 +155,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       store, lifecycle, heartbeatMs: config.events.heartbeatSeconds * 1000, retryMs: config.events.retryMs
     }),
     eventTokens: new EventTokens({ keyFile: join(dataDir.root, 'event-token-key'), ttlSeconds: config.events.tokenTtlSeconds, now }),
+    webhooks: new WebhookService({ store, webhooks: webhookStore, policy: webhookPolicy, now, wake: () => dispatcher.wake() }),
     closing: closing.signal
   } satisfies Core)
 
@@ -158,6 +183,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       logger.error({ err }, 'reconciling builds with the Docker engine failed')
     }
     scheduler.start()
+    dispatcher.start()
     reconcileTimer = setInterval(() => {
       reconciler.reconcile().catch((err) => logger.warn({ err }, 'periodic reconcile failed'))
     }, opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs).unref()
@@ -165,8 +191,10 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   app.addHook('onClose', async () => {
     scheduler.stop()
     clearInterval(reconcileTimer)
+    await dispatcher.stop()
     await runner.detachAll()
     await new Promise((resolve) => socketServer ? socketServer.close(resolve) : resolve(undefined))
+    await webhookStore.close()
     await store.close()
   })
 }, { name: 'core' })
