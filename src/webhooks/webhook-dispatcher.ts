@@ -51,7 +51,7 @@ export class WebhookDispatcher {
   readonly #deps: DispatcherDeps
   readonly #inFlight = new Map<string, Promise<void>>()
   #running = false
-  #busy = false
+  #busy: Promise<void> | undefined
   #again = false
   #timer: NodeJS.Timeout | undefined
   #unsubscribe: (() => void) | undefined
@@ -75,7 +75,7 @@ export class WebhookDispatcher {
     this.#unsubscribe?.()
     clearTimeout(this.#timer)
     this.#stop.abort(new Error('the service is stopping'))
-    await Promise.allSettled([...this.#inFlight.values()])
+    await Promise.allSettled([this.#busy, ...this.#inFlight.values()])
   }
 
   wake () {
@@ -84,11 +84,10 @@ export class WebhookDispatcher {
       this.#again = true
       return
     }
-    void this.#pass()
+    this.#busy = this.#pass()
   }
 
   async #pass () {
-    this.#busy = true
     clearTimeout(this.#timer)
     try {
       do {
@@ -98,10 +97,11 @@ export class WebhookDispatcher {
       } while (this.#again && this.#running)
     } catch (err) {
       this.#deps.logger.error({ err }, 'webhook dispatch failed')
-    } finally {
-      this.#busy = false
-      await this.#schedule()
     }
+    await this.#schedule()
+    this.#busy = undefined
+    // Woken while it scheduled: that news would otherwise wait for the timer.
+    if (this.#again) this.wake()
   }
 
   async #schedule () {

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { configRepo, ensureInertImage, INERT_IMAGE, register, startApp, submit, type TestApp } from '../helpers.js'
-import { eventually, startReceiver } from '../webhooks/receiver.js'
+import { until } from '../server-process.js'
+import { startReceiver } from '../webhooks/receiver.js'
 
 // The admin API of webhooks, and what it makes the dispatcher do, with real
 // receivers on 127.0.0.1 (allowed here by webhooks.allowPrivateHosts: the
@@ -47,7 +48,7 @@ t.test('the secret is shown once; GETs, list and delete', async (t) => {
   t.equal(changed.json().secret, undefined, 'a change keeps the secret and does not show it')
   r.setSecret(created.json().secret)
   await quickBuild(h, 'alpha')
-  await eventually('two deliveries', 10_000, () => r.received.length >= 2)
+  await until('two deliveries', 10_000, async () => r.received.length >= 2)
   t.same(r.rejected, [], 'the first secret still signs')
 
   const rotated = await put(h, 'ci', { url: r.url, events: ['build.finished'] }, '?rotateSecret=true')
@@ -55,7 +56,7 @@ t.test('the secret is shown once; GETs, list and delete', async (t) => {
   t.not(rotated.json().secret, created.json().secret, 'rotateSecret answers a new secret')
   r.setSecret(rotated.json().secret)
   await quickBuild(h, 'alpha')
-  await eventually('a delivery signed with the new secret', 10_000, () => r.received.length >= 3)
+  await until('a delivery signed with the new secret', 10_000, async () => r.received.length >= 3)
   t.same(r.rejected, [])
 
   t.equal((await h.app.inject({ method: 'DELETE', url: '/v1/webhooks/ci' })).statusCode, 204)
@@ -111,7 +112,7 @@ t.test('a real receiver sees every event, verified; 500 then 2xx is retried; red
   r.setSecret(res.json().secret)
   r.answer((_r, n) => n === 1 ? 500 : 204)
   const build = await quickBuild(h, 'alpha')
-  const done = await eventually('build.finished', 15_000, () => r.received.find((x) => x.event.type === 'io.cosa-buildd.build.finished'))
+  const done = await until('build.finished', 15_000, async () => r.received.find((x) => x.event.type === 'io.cosa-buildd.build.finished'))
   t.same(r.rejected, [], 'every delivery verifies with standardwebhooks and is a CloudEvent')
   t.match(done.event, { specversion: '1.0', source: '/v1/streams/alpha', subject: build.id, datacontenttype: 'application/json' })
   t.match(done.event.data, { id: build.id, state: 'failed', reason: String })
@@ -119,7 +120,7 @@ t.test('a real receiver sees every event, verified; 500 then 2xx is retried; red
   t.same(types.slice(0, 2), ['io.cosa-buildd.build.queued', 'io.cosa-buildd.build.started'])
   t.equal(types.at(-1), 'io.cosa-buildd.build.finished')
 
-  const list = await eventually('every delivery recorded delivered', 10_000, async () => {
+  const list = await until('every delivery recorded delivered', 10_000, async () => {
     const all = await deliveries(h, 'all')
     return all.every((d: { state: string }) => d.state === 'delivered') && all
   })
@@ -134,8 +135,8 @@ t.test('a real receiver sees every event, verified; 500 then 2xx is retried; red
   const again = await h.app.inject({ method: 'POST', url: `/v1/webhooks/all/deliveries/${done.id}/redeliver` })
   t.equal(again.statusCode, 202)
   t.equal(again.json().state, 'pending')
-  await eventually('the redelivery', 10_000, () => r.received.filter((x) => x.id === done.id).length > before)
-  const resent = await eventually('the redelivery recorded', 10_000, async () =>
+  await until('the redelivery', 10_000, async () => r.received.filter((x) => x.id === done.id).length > before)
+  const resent = await until('the redelivery recorded', 10_000, async () =>
     (await deliveries(h, 'all')).find((d: { id: string, state: string }) => d.id === done.id && d.state === 'delivered'))
   t.equal(resent.attempts.length, 2, 'the first attempt and the redelivery')
   t.same(r.rejected, [])
@@ -150,8 +151,8 @@ t.test('events and streams filter; a receiver answering 410 disables its webhook
   b.answer(() => 410)
   const one = await quickBuild(h, 'alpha')
   const two = await quickBuild(h, 'beta')
-  await eventually('alpha finished', 10_000, () => a.received.length >= 1)
-  const hook = await eventually('the webhook disabled', 10_000, async () => {
+  await until('alpha finished', 10_000, async () => a.received.length >= 1)
+  const hook = await until('the webhook disabled', 10_000, async () => {
     const w = (await h.app.inject({ method: 'GET', url: '/v1/webhooks/gone' })).json()
     return !w.enabled && w
   })
@@ -170,7 +171,7 @@ t.test('events and streams filter; a receiver answering 410 disables its webhook
   t.equal(enabled.json().enabled, true, 'a PUT enables it again')
   t.equal(enabled.json().disabledReason, undefined)
   const three = await quickBuild(h, 'beta')
-  const after = await eventually('a delivery after re-enabling', 10_000, () => b.received.find((x) => x.event.subject === three.id))
+  const after = await until('a delivery after re-enabling', 10_000, async () => b.received.find((x) => x.event.subject === three.id))
   t.equal(after.event.type, 'io.cosa-buildd.build.queued')
   t.equal(b.hits(), 2, 'events while it was disabled are not delivered')
   t.same([...a.rejected, ...b.rejected], [])

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { configRepo, requireDocker, tempDir } from '../helpers.js'
 import { api, startServer, until } from '../server-process.js'
-import { eventually, startReceiver } from './receiver.js'
+import { startReceiver } from './receiver.js'
 
 // A real build on the real server process, its webhook receiver answering
 // 500, then the process killed (SIGKILL) with deliveries pending: after a
@@ -34,7 +34,7 @@ t.test('deliveries pending at a SIGKILL are delivered after the restart', async 
     return ['succeeded', 'failed'].includes(b.state) && b
   })
   t.equal(done.state, 'succeeded', done.message ?? '')
-  await eventually('an attempt at build.finished', 30_000, () => receiver.received.some((r) => r.event.type.endsWith('build.finished')))
+  await until('an attempt at build.finished', 30_000, async () => receiver.received.some((r) => r.event.type.endsWith('build.finished')))
   const before = await api(server, '/v1/webhooks/ci/deliveries?limit=500')
   const pending = before.json().deliveries
   t.ok(pending.every((d: { state: string }) => d.state === 'pending'), 'every delivery is pending: the receiver answered 500')
