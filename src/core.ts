@@ -14,7 +14,7 @@ import { BuildLifecycle } from './builds/lifecycle.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
 import { Scheduler, type Gate } from './builds/scheduler.js'
-import { urlPolicy, webhookUrlPolicy, type Config } from './config.js'
+import { urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
 import { EventFeed } from './events/event-feed.js'
 import { EventTokens } from './events/event-tokens.js'
@@ -22,12 +22,10 @@ import { ConfigMirror } from './git/config-mirror.js'
 import { DockerEngine } from './runner/docker-engine.js'
 import { SqliteStore } from './store/sqlite-store.js'
 import type { Store } from './store/store.js'
-import { SqliteWebhookStore } from './store/sqlite-webhook-store.js'
 import { StreamService } from './streams/stream-service.js'
 import type { DeliveryResult } from './webhooks/model.js'
-import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js'
-import { httpSender } from './webhooks/webhook-sender.js'
-import { WebhookService } from './webhooks/webhook-service.js'
+import { openWebhooks } from './webhooks/open-webhooks.js'
+import type { WebhookService } from './webhooks/webhook-service.js'
 
 // The application's services, wired once: the store, the engine, the build
 // lifecycle and the services routes call. Background work (reconcile, then
@@ -115,20 +113,8 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     store, lifecycle, runner, maxConcurrent: config.builds.maxConcurrent, logger, canStart: startable(space, engine)
   })
   const reconciler = new Reconciler({ store, lifecycle, engine, runner, owner, logger })
-  const webhookStore = new SqliteWebhookStore(dataDir.database)
-  const webhookPolicy = webhookUrlPolicy(config)
-  const dispatcher = new WebhookDispatcher({
-    store,
-    webhooks: webhookStore,
-    lifecycle,
-    policy: webhookPolicy,
-    send: httpSender({ allowPrivateHosts: webhookPolicy.allowPrivateHosts, userAgent: 'cosa-buildd webhooks' }),
-    now,
-    logger,
-    ...(opts.onWebhookDelivery && { onDelivery: opts.onWebhookDelivery }),
-    timeoutMs: config.webhooks.timeoutMs,
-    concurrency: config.webhooks.concurrency,
-    retrySeconds: config.webhooks.retrySeconds
+  const webhooks = openWebhooks({
+    config, database: dataDir.database, store, lifecycle, now, logger, onDelivery: opts.onWebhookDelivery
   })
   const closing = new AbortController()
   app.addHook('preClose', async () => closing.abort())
@@ -155,7 +141,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       store, lifecycle, heartbeatMs: config.events.heartbeatSeconds * 1000, retryMs: config.events.retryMs
     }),
     eventTokens: new EventTokens({ keyFile: join(dataDir.root, 'event-token-key'), ttlSeconds: config.events.tokenTtlSeconds, now }),
-    webhooks: new WebhookService({ store, webhooks: webhookStore, policy: webhookPolicy, now, wake: () => dispatcher.wake() }),
+    webhooks: webhooks.service,
     closing: closing.signal
   } satisfies Core)
 
@@ -183,7 +169,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       logger.error({ err }, 'reconciling builds with the Docker engine failed')
     }
     scheduler.start()
-    dispatcher.start()
+    webhooks.start()
     reconcileTimer = setInterval(() => {
       reconciler.reconcile().catch((err) => logger.warn({ err }, 'periodic reconcile failed'))
     }, opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs).unref()
@@ -191,10 +177,9 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   app.addHook('onClose', async () => {
     scheduler.stop()
     clearInterval(reconcileTimer)
-    await dispatcher.stop()
+    await webhooks.close()
     await runner.detachAll()
     await new Promise((resolve) => socketServer ? socketServer.close(resolve) : resolve(undefined))
-    await webhookStore.close()
     await store.close()
   })
 }, { name: 'core' })

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
-import { configRepo, ensureInertImage, INERT_IMAGE, register, startApp, submit, type TestApp } from '../helpers.js'
+import type { CoreOptions } from '../../src/core.js'
+import { ensureInertImage, INERT_IMAGE, register, startApp, submit, type TestApp } from '../helpers.js'
 import { until } from '../server-process.js'
 import { startReceiver } from '../webhooks/receiver.js'
 
@@ -20,9 +21,9 @@ async function quickBuild (h: TestApp, stream: string) {
   return h.waitFor(build.id, ['failed'], 60_000)
 }
 
-async function setup (t: Test) {
+async function setup (t: Test, core: Partial<CoreOptions> = {}) {
   await ensureInertImage()
-  const h = await startApp(t, { ...ALLOW_LOCAL, builds: { defaultImage: INERT_IMAGE, maxConcurrent: 2 }, storage: { minFreeBytes: 0 } })
+  const h = await startApp(t, { ...ALLOW_LOCAL, builds: { defaultImage: INERT_IMAGE, maxConcurrent: 2 }, storage: { minFreeBytes: 0 } }, core)
   for (const s of ['alpha', 'beta']) await register(h, s, { config: { url: `file:///nonexistent/${s}`, ref: 'main' } })
   return h
 }
@@ -106,7 +107,8 @@ t.test('private and loopback receivers are refused unless the server allows them
 })
 
 t.test('a real receiver sees every event, verified; 500 then 2xx is retried; redeliver sends again', async (t) => {
-  const h = await setup(t)
+  const heard: string[] = []
+  const h = await setup(t, { onWebhookDelivery: (webhook, result) => heard.push(`${webhook} ${result}`) })
   const r = await startReceiver(t)
   const res = await put(h, 'all', { url: r.url, events: ['build.queued', 'build.started', 'build.phase', 'build.finished'] })
   r.setSecret(res.json().secret)
@@ -139,6 +141,10 @@ t.test('a real receiver sees every event, verified; 500 then 2xx is retried; red
   const resent = await until('the redelivery recorded', 10_000, async () =>
     (await deliveries(h, 'all')).find((d: { id: string, state: string }) => d.id === done.id && d.state === 'delivered'))
   t.equal(resent.attempts.length, 2, 'the first attempt and the redelivery')
+  const attempts = (await deliveries(h, 'all')).reduce((n: number, d: { attempts: unknown[] }) => n + d.attempts.length, 0)
+  t.equal(heard.length, attempts, 'onWebhookDelivery heard every attempt')
+  t.equal(heard[0], 'all retrying', 'the 500')
+  t.equal(heard.filter((x) => x === 'all delivered').length, attempts - 1)
   t.same(r.rejected, [])
 })
 
