@@ -182,3 +182,23 @@ t.test('events and streams filter; a receiver answering 410 disables its webhook
   t.equal(b.hits(), 2, 'events while it was disabled are not delivered')
   t.same([...a.rejected, ...b.rejected], [])
 })
+
+t.test('the URL policy is checked again before each attempt', async (t) => {
+  const h = await setup(t)
+  const r = await startReceiver(t)
+  t.equal((await put(h, 'local', { url: r.url, events: ['build.queued'] })).statusCode, 201)
+  await h.app.close()
+  // The same data directory, now without allowPrivateHosts: the registered loopback URL is refused when sent.
+  const strict = await startApp(t, {
+    dataDir: h.dataDir, webhooks: { ...ALLOW_LOCAL.webhooks, allowPrivateHosts: false }, builds: { defaultImage: INERT_IMAGE }, storage: { minFreeBytes: 0 }
+  })
+  await quickBuild(strict, 'alpha')
+  const [refused] = await until('an attempt', 10_000, async () => {
+    const list = await deliveries(strict, 'local')
+    return list.length > 0 && list[0].attempts.length > 0 && list
+  })
+  t.match(refused.attempts[0], { error: /^refused: url host 127\.0\.0\.1 is a loopback address/ })
+  t.equal(refused.attempts[0].statusCode, undefined)
+  t.equal(refused.state, 'pending', 'retried later: the policy or the address may change')
+  t.equal(r.hits(), 0, 'nothing reached the receiver')
+})
