@@ -168,6 +168,9 @@ t.test('events and streams filter; a receiver answering 410 disables its webhook
   t.same(a.received.map((x) => [x.event.type, x.event.subject]), [['io.cosa-buildd.build.finished', one.id]],
     'only build.finished, and only stream alpha')
   t.not(two.id, one.id)
+  const latency = a.received[0]!.arrivedAt - Date.parse(a.received[0]!.event.time)
+  t.ok(latency < 5000, 'a receiver hears of a finished build at once, not at a poll')
+  t.comment(`build.finished reached its receiver ${latency} ms after it was committed`)
   t.equal(b.hits(), 1, 'nothing more was sent to a receiver that said 410')
   const failed = await deliveries(h, 'gone')
   t.match(failed, [{ state: 'failed', attempts: [{ statusCode: 410 }] }])

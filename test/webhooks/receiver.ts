@@ -22,6 +22,8 @@ export interface Received {
     data: { id: string, stream: string, state: string, [k: string]: unknown }
   }
   headers: IncomingHttpHeaders
+  /** When it arrived (ms since the epoch). */
+  arrivedAt: number
 }
 
 const CE_FIELDS = ['specversion', 'id', 'source', 'type', 'subject', 'time', 'datacontenttype', 'data'] as const
@@ -54,7 +56,7 @@ export async function startReceiver (t: Test, path = '/hook'): Promise<Receiver>
         const event = verifier.verify(body, headers) as Received['event']
         for (const f of CE_FIELDS) if (event[f] === undefined) throw new Error(`CloudEvent without ${f}`)
         if (event.specversion !== '1.0' || req.headers['content-type'] !== 'application/json') throw new Error('not a CloudEvents 1.0 JSON body')
-        const r: Received = { id: headers['webhook-id']!, timestamp: Number(headers['webhook-timestamp']), event, headers: req.headers }
+        const r: Received = { id: headers['webhook-id']!, timestamp: Number(headers['webhook-timestamp']), event, headers: req.headers, arrivedAt: Date.now() }
         received.push(r)
         res.writeHead(status(r, received.length)).end()
       } catch (err) {
