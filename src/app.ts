@@ -21,6 +21,7 @@ import requestLog from './http/request-log.js'
 import results from './http/results.js'
 import streams from './http/streams.js'
 import { VERSION } from './version.js'
+import webhooks from './http/webhooks.js'
 
 // The application as a plugin: server.ts listens with it, tests inject into it.
 
@@ -60,6 +61,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
         { name: 'builds', description: 'Build requests, their state, logs and results' },
         { name: 'artifacts', description: 'Published builds: downloads, cosa\'s store layout, pins' },
         { name: 'events', description: 'Server-Sent Events of every build change' },
+        { name: 'webhooks', description: 'Signed HTTP deliveries of build events (admin)' },
         { name: 'health', description: 'Liveness and readiness' }
       ],
       components: {
@@ -93,6 +95,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   await fastify.register(events)
   await fastify.register(results)
   await fastify.register(artifacts)
+  await fastify.register(webhooks)
 }
 
 export default fp(app, { name: 'cosa-buildd' })

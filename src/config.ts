@@ -4,6 +4,9 @@ import { z } from 'zod'
 
 // Validated once at start-up: defaults < JSON file (COSA_BUILDD_CONFIG) < env.
 
+// Standard Webhooks' schedule (5 s … 10 h), stretched to about 3 days: 71.6 h in 10 retries.
+export const RETRY_SECONDS = [5, 300, 1800, 7200, 18_000, 36_000, 36_000, 50_400, 50_400, 57_600]
+
 const tokenList = z.array(z.string().min(16, 'tokens must have at least 16 characters')).default([])
 
 export const configSchema = z.strictObject({
@@ -106,6 +109,21 @@ export const configSchema = z.strictObject({
     buildDays: z.coerce.number().positive().default(90),
     logDays: z.coerce.number().positive().default(90),
     pruneIntervalMinutes: z.coerce.number().positive().default(60)
+  }).prefault({}),
+  // Webhooks (docs/events.md). URLs pass the same checks as config
+  // repositories (src/git/config-url.ts) with their own policy: http(s) only,
+  // and private receivers allowed separately from private git servers.
+  webhooks: z.strictObject({
+    schemes: z.array(z.enum(['https', 'http'])).min(1).default(['https']),
+    allowPrivateHosts: z.boolean().default(false),
+    allowedPrefixes: z.array(z.string().min(1)).default([]),
+    // One attempt may take this long, answer included; then it counts as failed.
+    timeoutMs: z.coerce.number().int().min(100).default(10_000),
+    // Attempts in flight at once, over all webhooks.
+    concurrency: z.coerce.number().int().min(1).max(64).default(4),
+    // The waits after the 1st, 2nd… failed attempt (±20 % jitter); when they
+    // run out the delivery has failed. The default spans about 3 days.
+    retrySeconds: z.array(z.number().min(0)).max(50).default(RETRY_SECONDS)
   }).prefault({})
 })
 
@@ -182,3 +200,11 @@ export const fileUrlsAllowed = (config: Config) =>
   config.allowFileUrls ?? (!hasTokens(config) && isLoopback(config.host))
 
 export const urlPolicy = (config: Config) => ({ ...config.repositories, allowFileUrls: fileUrlsAllowed(config) })
+
+export const webhookUrlPolicy = (config: Config) => ({
+  schemes: config.webhooks.schemes,
+  allowPrivateHosts: config.webhooks.allowPrivateHosts,
+  allowedPrefixes: config.webhooks.allowedPrefixes,
+  allowFileUrls: false,
+  label: 'url'
+})

@@ -28,6 +28,9 @@ import { SqliteStore } from './store/sqlite-store.js'
 import type { Store } from './store/store.js'
 import { StreamRemoval } from './streams/stream-removal.js'
 import { StreamService } from './streams/stream-service.js'
+import type { DeliveryResult } from './webhooks/model.js'
+import { openWebhooks } from './webhooks/open-webhooks.js'
+import type { WebhookService } from './webhooks/webhook-service.js'
 
 // The application's services, wired once: the store, the engine, the build
 // lifecycle and the services routes call. Background work (reconcile, then
@@ -51,6 +54,8 @@ export interface Core {
   /** GET /v1/events: the outbox as Server-Sent Events. */
   events: EventFeed
   eventTokens: EventTokens
+  /** The admin routes' webhooks; a dispatcher delivers in the background. */
+  webhooks: WebhookService
   /** Aborts when the server starts closing: long responses (log follows) end so that it can. */
   closing: AbortSignal
 }
@@ -69,6 +74,8 @@ export interface CoreOptions {
   reconcileIntervalMs?: number
   /** false: serve requests only (no scheduling, no result socket), e.g. to print the OpenAPI document. */
   background?: boolean
+  /** Told of every webhook attempt's result (for metrics). */
+  onWebhookDelivery?: (webhook: string, result: DeliveryResult) => void
 }
 
 /**
@@ -137,7 +144,8 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   const artifactStore = await openArtifactStore(config)
   const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
   const lifecycle = new BuildLifecycle({ store, now, logger })
-  const metrics = serviceMetrics({ config, store, engine, lifecycle })
+  // Webhooks are opened below; the lag is read at scrape time.
+  const metrics = serviceMetrics({ config, store, engine, lifecycle, outboxLagSeconds: () => webhooks.lagSeconds() })
   const publisher = new Publisher({
     store: artifactStore, guard: space, logger, now, onStored: (bytes, seconds) => metrics.published(bytes, seconds)
   })
@@ -151,6 +159,12 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   const housekeeping = new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
   const builds = new BuildService({
     store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now
+  })
+  const webhooks = openWebhooks({
+    config, database: dataDir.database, store, lifecycle, now, logger, onDelivery: (webhook, result) => {
+      metrics.webhookDelivered(webhook, result)
+      opts.onWebhookDelivery?.(webhook, result)
+    }
   })
   const closing = new AbortController()
   app.addHook('preClose', async () => closing.abort())
@@ -169,6 +183,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     results: new ResultIntake({ store, lifecycle, dataDir }),
     artifacts: new ArtifactService({ store, artifacts: artifactStore }),
     ...eventServices(config, dataDir, store, lifecycle, now),
+    webhooks: webhooks.service,
     closing: closing.signal
   } satisfies Core)
 
@@ -184,6 +199,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       logger.error({ err }, 'reconciling builds with the Docker engine failed')
     }
     scheduler.start()
+    webhooks.start()
     timers = [
       repeat(opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs, 'periodic reconcile', logger, () => reconciler.reconcile()),
       repeat(config.retention.pruneIntervalMinutes * 60_000, 'housekeeping', logger, () => housekeeping.prune())
@@ -192,6 +208,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   app.addHook('onClose', async () => {
     scheduler.stop()
     for (const timer of timers) clearInterval(timer)
+    await webhooks.close()
     await runner.detachAll()
     await new Promise((resolve) => socketServer ? socketServer.close(resolve) : resolve(undefined))
     await store.close()

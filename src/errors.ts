@@ -8,7 +8,8 @@ export const ERROR_CODES = [
   'BLD_METHOD_NOT_ALLOWED', 'BLD_BUILD_NOT_RUNNING', 'BLD_NOT_PUBLISHED', 'BLD_ARTIFACT_PRUNED',
   'BLD_PAYLOAD_TOO_LARGE', 'BLD_UNSUPPORTED_MEDIA_TYPE', 'BLD_RANGE_NOT_SATISFIABLE', 'BLD_IDEMPOTENCY_MISMATCH',
   'BLD_CONFIG_URL_REFUSED', 'BLD_STREAM_UNFIT', 'BLD_RESULT_REJECTED', 'BLD_RATE_LIMITED', 'BLD_STORAGE_LOW',
-  'BLD_STORE_UNAVAILABLE', 'BLD_STREAM_BUSY', 'BLD_INTERNAL'
+  'BLD_STORE_UNAVAILABLE', 'BLD_STREAM_BUSY', 'BLD_WEBHOOK_NOT_FOUND', 'BLD_DELIVERY_NOT_FOUND', 'BLD_WEBHOOK_URL_REFUSED',
+  'BLD_INTERNAL'
 ] as const
 export type ErrorCode = typeof ERROR_CODES[number]
 
@@ -38,6 +39,11 @@ export const errors = {
   forbidden: define('BLD_FORBIDDEN', 403, (needed: string) => `this token may not ${needed}`),
   streamNotFound: define('BLD_STREAM_NOT_FOUND', 404, (stream: string) =>
     `stream ${JSON.stringify(stream)} does not exist: register it with PUT /v1/streams/{stream}`),
+  webhookNotFound: define('BLD_WEBHOOK_NOT_FOUND', 404, (name: string) =>
+    `webhook ${JSON.stringify(name)} does not exist: register it with PUT /v1/webhooks/{name}`),
+  deliveryNotFound: define('BLD_DELIVERY_NOT_FOUND', 404, (webhook: string, id: string) =>
+    `webhook ${JSON.stringify(webhook)} has no delivery ${JSON.stringify(id)}`),
+  webhookUrlRefused: define('BLD_WEBHOOK_URL_REFUSED', 422, (why: string) => why),
   buildNotFound: define('BLD_BUILD_NOT_FOUND', 404, (id: string) => `build ${JSON.stringify(id)} does not exist`),
   metaNotFound: define('BLD_META_NOT_FOUND', 404, (id: string) =>
     `build ${id} has no meta.json (it made no build, or has not finished)`),

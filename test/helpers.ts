@@ -10,6 +10,7 @@ import type { Test } from 'tap'
 import app from '../src/app.js'
 import { serverOptions } from '../src/server.js'
 import { loadConfig } from '../src/config.js'
+import type { CoreOptions } from '../src/core.js'
 
 /** For services under test whose log lines nobody reads. */
 export const silentLogger = pino({ level: 'silent' })
@@ -88,11 +89,11 @@ export interface TestApp {
   waitFor: (id: string, states: string[], timeoutMs?: number) => Promise<any>
 }
 
-export async function startApp (t: Test, overrides: Record<string, unknown> = {}): Promise<TestApp> {
+export async function startApp (t: Test, overrides: Record<string, unknown> = {}, core: Partial<CoreOptions> = {}): Promise<TestApp> {
   const dataDir = (overrides.dataDir as string | undefined) ?? await tempDir(t, 'cosa-buildd-data-')
   const config = loadConfig({}, { dataDir, allowFileUrls: true, logLevel: 'silent', ...overrides })
   const fastify = Fastify({ logger: false, ...serverOptions(config) })
-  await fastify.register(app, { config, reconcileIntervalMs: 1000 })
+  await fastify.register(app, { config, reconcileIntervalMs: 1000, ...core })
   let closed = false
   fastify.addHook('onClose', async () => { closed = true })
   await fastify.ready()

@@ -412,6 +412,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a webhook
+         * @description The webhook, without its secret.
+         */
+        get: operations["getWebhook"];
+        /**
+         * Register or change a webhook
+         * @description 201 with the signing secret when it created the webhook: the only time it is shown. 200 when it changed one: the secret stays (and is not shown) unless `rotateSecret=true`, which answers the new one. A PUT enables a webhook a receiver disabled with 410. The URL is checked against the server's policy (422 `BLD_WEBHOOK_URL_REFUSED`). A new webhook gets the events after its creation.
+         */
+        put: operations["putWebhook"];
+        post?: never;
+        /**
+         * Remove a webhook
+         * @description Removes the webhook and its deliveries; an attempt in flight ends unrecorded.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhooks
+         * @description Every webhook, without secrets.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{name}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A webhook's deliveries, newest first, with their attempts
+         * @description Each delivery is one event for this webhook; each attempt says when, the receiver's status code, how long it took and what went wrong.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{name}/deliveries/{id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivery again
+         * @description 202: the delivery is pending and due now, with the retry schedule from its start. It is the same message (same `webhook-id` and body, a new timestamp and signature); its earlier attempts stay listed.
+         */
+        post: operations["redeliverWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -422,7 +510,7 @@ export interface components {
              * @example BLD_STREAM_NOT_FOUND
              * @enum {string}
              */
-            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_STREAM_BUSY" | "BLD_INTERNAL";
+            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_STREAM_BUSY" | "BLD_WEBHOOK_NOT_FOUND" | "BLD_DELIVERY_NOT_FOUND" | "BLD_WEBHOOK_URL_REFUSED" | "BLD_INTERNAL";
             message: string;
         };
         BuildRequest: {
@@ -618,6 +706,70 @@ export interface components {
             updatedAt: string;
             /** @description the newest build that made or found a cosa build: `readlink builds/latest` */
             latestBuild?: components["schemas"]["Build"];
+        };
+        WebhookRegistration: {
+            /** @description where deliveries are POSTed: https (http only where `webhooks.schemes` allows it), a public host unless `webhooks.allowPrivateHosts`, under a `webhooks.allowedPrefixes` entry when there are any */
+            url: string;
+            /** @description the event types to deliver */
+            events: ("build.queued" | "build.started" | "build.phase" | "build.cancel_requested" | "build.requeued" | "build.finished")[];
+            /** @description deliver only these streams' events; absent or empty: every stream */
+            streams?: string[];
+        };
+        Webhook: {
+            name: string;
+            url: string;
+            events: ("build.queued" | "build.started" | "build.phase" | "build.cancel_requested" | "build.requeued" | "build.finished")[];
+            streams: string[];
+            /** @description false once a receiver answered 410 Gone; a PUT enables it again */
+            enabled: boolean;
+            disabledReason?: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            updatedAt: string;
+            /** @description the signing secret (`whsec_…`): only in the answer that created it or rotated it (?rotateSecret=true) */
+            secret?: string;
+        };
+        WebhookDelivery: {
+            /** @description the `webhook-id` header: the same on every attempt and redelivery */
+            id: string;
+            webhook: string;
+            /** @description the event's sequence number (GET /v1/events `id:`, the CloudEvent `id`) */
+            eventSeq: number;
+            /** @enum {string} */
+            type: "build.queued" | "build.started" | "build.phase" | "build.cancel_requested" | "build.requeued" | "build.finished";
+            buildId: string;
+            /** @enum {string} */
+            state: "pending" | "delivered" | "failed";
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description while pending: when it is sent next
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            nextAttemptAt?: string;
+            attempts: {
+                /**
+                 * Format: date-time
+                 * @example 2026-11-30T17:00:00.000Z
+                 */
+                at: string;
+                /** @description the receiver's answer; absent when there was none */
+                statusCode?: number;
+                durationMs: number;
+                /** @description why there was no answer: refused by the URL policy, connection error, timeout */
+                error?: string;
+            }[];
         };
         /**
          * CoreOS Assember v1 meta.json schema
@@ -3976,6 +4128,544 @@ export interface operations {
             };
             /** @description Default Response */
             409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putWebhook: {
+        parameters: {
+            query?: {
+                /** @description replace the signing secret and answer the new one */
+                rotateSecret?: "true" | "false";
+            };
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookRegistration"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Default Response */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description removed */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        webhooks: components["schemas"]["Webhook"][];
+                    };
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        deliveries: components["schemas"]["WebhookDelivery"][];
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    redeliverWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                name: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;

@@ -32,6 +32,8 @@ export interface UrlPolicy {
   /** When non-empty, the normalised URL must start with one of these, e.g. 'https://github.com/coreos/'. */
   allowedPrefixes: string[]
   allowFileUrls: boolean
+  /** How messages name the URL (default `config.url`; webhooks say `url`). */
+  label?: string
 }
 
 /** Resolves a hostname to every address it has. */
@@ -50,37 +52,37 @@ interface Target { scheme: string, user: string, host: string, port: string, pat
 
 type Parsed = { problem: string } | { target: Target }
 
-function parse (url: string): Parsed {
-  if (/[\s\0]/.test(url)) return { problem: 'config.url must not contain whitespace or NUL' }
-  if (url.startsWith('-')) return { problem: 'config.url must not start with "-"' }
-  if (REMOTE_HELPER.test(url)) return { problem: 'config.url must not use a git remote helper (transport::address)' }
+function parse (url: string, label = 'config.url'): Parsed {
+  if (/[\s\0]/.test(url)) return { problem: `${label} must not contain whitespace or NUL` }
+  if (url.startsWith('-')) return { problem: `${label} must not start with "-"` }
+  if (REMOTE_HELPER.test(url)) return { problem: `${label} must not use a git remote helper (transport::address)` }
   const scp = SCP_LIKE.exec(url)
   if (scp) return { target: { scheme: 'ssh', user: scp[1]!, host: scp[2]!, port: '', path: '/' + scp[3]! } }
   let parsed: URL
   try {
     parsed = new URL(url)
   } catch {
-    return { problem: 'config.url is not a URL: use https://host/repo.git or ssh://git@host/repo.git' }
+    return { problem: `${label} is not a URL: use https://host/repo.git or ssh://git@host/repo.git` }
   }
   const scheme = parsed.protocol.replace(/:$/, '')
   if (scheme !== 'file') {
-    if (!parsed.hostname) return { problem: 'config.url has no host' }
-    if (parsed.password) return { problem: 'config.url must not embed a password; configure credentials on the server' }
+    if (!parsed.hostname) return { problem: `${label} has no host` }
+    if (parsed.password) return { problem: `${label} must not embed a password; configure credentials on the server` }
   }
   return { target: { scheme, user: parsed.username, host: parsed.hostname, port: parsed.port, path: parsed.pathname + parsed.search + parsed.hash } }
 }
 
-function schemeProblem (t: Target, schemes: string[], allowFileUrls: boolean): string | undefined {
+function schemeProblem (t: Target, schemes: string[], allowFileUrls: boolean, label: string): string | undefined {
   if (t.scheme === 'file') {
-    if (!allowFileUrls) return 'file:// config repositories are not allowed on this server (set allowFileUrls for local development)'
+    if (!allowFileUrls) return `file:// ${label === 'config.url' ? 'config repositories' : label + ' URLs'} are not allowed on this server (set allowFileUrls for local development)`
     if (t.host) return 'file:// URLs take no host: file:///absolute/path'
     return undefined
   }
   if (!FETCH_SCHEMES.has(t.scheme) || !schemes.includes(t.scheme)) {
-    return `config.url scheme ${t.scheme} is not allowed: use ${schemes.filter((s) => FETCH_SCHEMES.has(s)).join(' or ') || 'https'}`
+    return `${label} scheme ${t.scheme} is not allowed: use ${schemes.filter((s) => FETCH_SCHEMES.has(s)).join(' or ') || 'https'}`
   }
   // ssh would read a leading "-" in the user or host as an option (CVE-2017-1000117).
-  if (t.user.startsWith('-') || t.host.startsWith('-')) return 'config.url user and host must not start with "-"'
+  if (t.user.startsWith('-') || t.host.startsWith('-')) return `${label} user and host must not start with "-"`
   return undefined
 }
 
@@ -95,28 +97,28 @@ function normalisePrefix (prefix: string): string {
   return 'target' in p ? normalise(p.target) : prefix
 }
 
-function prefixProblem (t: Target, prefixes: string[]): string | undefined {
+function prefixProblem (t: Target, prefixes: string[], label: string): string | undefined {
   if (prefixes.length === 0) return undefined
-  if (PATH_TRICKS.test(t.path)) return 'config.url must not contain "." or ".." path segments or encoded "/" or "\\"'
+  if (PATH_TRICKS.test(t.path)) return `${label} must not contain "." or ".." path segments or encoded "/" or "\\"`
   const url = normalise(t)
   // A prefix without a trailing "/" ends at a path boundary: https://github.com/coreos
   // must not admit https://github.com/coreos-evil.
   const ok = prefixes.map(normalisePrefix).some((p) => url.startsWith(p) &&
     (p.endsWith('/') || url.length === p.length || url[p.length] === '/' || url === p + '.git'))
-  return ok ? undefined : `config.url is not under an allowed repository prefix (${prefixes.join(', ')})`
+  return ok ? undefined : `${label} is not under an allowed repository prefix (${prefixes.join(', ')})`
 }
 
-async function hostProblem (rawHost: string, lookup: Lookup): Promise<string | undefined> {
+async function hostProblem (rawHost: string, lookup: Lookup, label: string): Promise<string | undefined> {
   const host = rawHost.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '')
-  const refused = (what: string): string => `config.url host ${rawHost} ${what}; this server only fetches from public addresses`
+  const refused = (what: string): string => `${label} host ${rawHost} ${what}; this server only fetches from public addresses`
   // WHATWG URL rewrites 0x7f000001, 2130706433, 0177.0.0.1 and 127.1 to 127.0.0.1 for
   // https only; ssh, git and scp-like hosts arrive raw, and resolvers accept those forms.
   const literal = host.includes(':') || NUMERIC_LABEL.test(host.split('.').pop()!)
   if (literal) {
-    if (!ipaddr.isValid(host)) return `config.url host ${rawHost} is neither a hostname nor a valid IP address`
+    if (!ipaddr.isValid(host)) return `${label} host ${rawHost} is neither a hostname nor a valid IP address`
     return isPublicAddress(host) ? undefined : refused(`is a ${ipaddr.process(host).range()} address`)
   }
-  if (!HOSTNAME.test(host)) return `config.url host ${rawHost} is not a valid hostname`
+  if (!HOSTNAME.test(host)) return `${label} host ${rawHost} is not a valid hostname`
   if (INTERNAL_NAMES.has(host) || host.endsWith('.localhost')) return refused('is an internal name')
   let addresses: string[]
   try {
@@ -124,7 +126,7 @@ async function hostProblem (rawHost: string, lookup: Lookup): Promise<string | u
   } catch {
     addresses = []
   }
-  if (addresses.length === 0) return `config.url host ${rawHost} does not resolve`
+  if (addresses.length === 0) return `${label} host ${rawHost} does not resolve`
   // Any private answer refuses: git may connect to whichever address it picks.
   // The address itself is not echoed, so clients cannot map internal DNS.
   const bad = addresses.find((a) => !isPublicAddress(a))
@@ -136,10 +138,11 @@ async function hostProblem (rawHost: string, lookup: Lookup): Promise<string | u
  * client), or undefined when it may be used.
  */
 export async function configUrlRefusal (url: string, policy: UrlPolicy, lookup: Lookup = systemLookup): Promise<string | undefined> {
-  const p = parse(url)
+  const label = policy.label ?? 'config.url'
+  const p = parse(url, label)
   if ('problem' in p) return p.problem
   const t = p.target
-  const problem = schemeProblem(t, policy.schemes, policy.allowFileUrls) ?? prefixProblem(t, policy.allowedPrefixes)
+  const problem = schemeProblem(t, policy.schemes, policy.allowFileUrls, label) ?? prefixProblem(t, policy.allowedPrefixes, label)
   if (problem !== undefined || t.scheme === 'file' || policy.allowPrivateHosts) return problem
-  return await hostProblem(t.host, lookup)
+  return await hostProblem(t.host, lookup, label)
 }

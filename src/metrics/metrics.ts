@@ -26,6 +26,8 @@ export interface MetricsSources {
   activeBuilds: () => Promise<{ streams: string[], counts: Array<{ stream: string, state: 'queued' | 'running', count: number }> }>
   /** Whether each engine answers, by name. */
   enginesUp: () => Promise<Record<string, boolean>>
+  /** Seconds since the oldest event not yet delivered to a webhook was made (0: none waits). */
+  outboxLagSeconds: () => Promise<number>
 }
 
 const seconds = (from: string | undefined, to: string | undefined) =>
@@ -39,6 +41,7 @@ export class Metrics {
   readonly #publishBytes: Counter
   readonly #publishDuration: Histogram
   readonly #http: Histogram<'method' | 'route' | 'status'>
+  readonly #webhooks: Counter<'webhook' | 'result'>
   // prom-client hashes the labels of every observation; an answer's labels repeat, so its child is kept.
   readonly #httpChildren = new Map<string, { observe: (v: number) => void }>()
 
@@ -89,6 +92,18 @@ export class Metrics {
       buckets: HTTP_BUCKETS,
       registers
     })
+    this.#webhooks = new Counter({
+      name: `${PREFIX}webhook_deliveries_total`,
+      help: 'Webhook delivery attempts by result: delivered, retrying, failed (gave up), gone (410: disabled)',
+      labelNames: ['webhook', 'result'],
+      registers
+    })
+    new Gauge({
+      name: `${PREFIX}events_outbox_lag_seconds`,
+      help: 'Age of the oldest build event not yet delivered to a webhook (0: none waits)',
+      registers,
+      async collect () { this.set(await sources.outboxLagSeconds()) }
+    })
     this.#activeGauges(sources)
     new Gauge({
       name: `${PREFIX}engine_up`,
@@ -137,6 +152,10 @@ export class Metrics {
   published (bytes: number, durationSeconds: number) {
     this.#publishBytes.inc(bytes)
     this.#publishDuration.observe(durationSeconds)
+  }
+
+  webhookDelivered (webhook: string, result: string) {
+    this.#webhooks.inc({ webhook, result })
   }
 
   answered (method: string, route: string, status: number, durationSeconds: number) {
