@@ -5,7 +5,7 @@
 # sfdisk, debugfs, fsck.vfat, and qemu to boot the bootable example). Only
 # what is missing is installed.
 set -euo pipefail
-packages=(docker.io mmdebstrap debian-archive-keyring ostree qemu-utils qemu-system-x86 fdisk e2fsprogs dosfstools mtools git curl ca-certificates)
+packages=(docker.io mmdebstrap debian-archive-keyring ostree qemu-utils qemu-system-x86 fdisk e2fsprogs dosfstools mtools git curl ca-certificates chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -20,7 +20,12 @@ function ApiLink ({ path, filename, children }: { path: string, filename?: strin
 
 function Copy ({ text, label }: { text: string, label: string }) {
   const [done, setDone] = useState(false)
-  const copy = () => navigator.clipboard.writeText(text).then(() => setDone(true), () => setDone(false))
+  // The clipboard API exists only in secure contexts (https, localhost); elsewhere the browser's prompt offers the text to copy.
+  const fallback = () => { window.prompt(label, text) }
+  const copy = () => {
+    if (navigator.clipboard === undefined) return fallback()
+    navigator.clipboard.writeText(text).then(() => setDone(true), fallback)
+  }
   return <button type="button" class="small" onClick={copy} aria-label={label}>{done ? 'Copied' : 'Copy'}</button>
 }
 
@@ -127,6 +132,9 @@ function Log ({ build }: { build: Build }) {
     v.open(!isFinished(build)).catch(setError)
     return () => v.close()
   }, [build.id])
+  useEffect(() => {
+    if (build.state === 'failed' && state.follow === 'ended') view.current?.markFailedStep()
+  }, [build.state, state.follow, state.end])
   const path = `/v1/builds/${encodeURIComponent(build.id)}/log`
   const bottom = () => { box.current!.scrollTop = box.current!.scrollHeight }
   return (

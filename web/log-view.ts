@@ -193,6 +193,16 @@ export class LogView {
     this.#body.append(div)
   }
 
+  /**
+   * Marks where a failed build stopped: the step the server names, or
+   * else the last recipe step the log shows.
+   */
+  markFailedStep () {
+    const steps = [...this.#el.querySelectorAll<HTMLDetailsElement>('details.step')]
+    if (steps.some((s) => s.classList.contains('failed-step'))) return
+    steps.at(-1)?.classList.add('failed-step')
+  }
+
   #onScroll () {
     if (this.#follow === 'ended' || this.#follow === 'loading') return
     const atBottom = this.#el.scrollHeight - this.#el.scrollTop - this.#el.clientHeight < 8

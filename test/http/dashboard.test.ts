@@ -155,7 +155,8 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   await page.getByRole('alert').filter({ hasText: 'exit_code' }).waitFor()
   await page.locator('h1', { hasText: /^Failed in / }).waitFor()
   if (failed.failedStep !== undefined) t.match(await page.getByRole('alert').textContent(), failed.failedStep, 'names the failed step')
-  await page.locator('.log .line', { hasText: 'about to fail' }).waitFor()
+  await page.locator('.log details.failed-step > summary', { hasText: 'echo about to fail' }).waitFor()
+  t.pass('the log marks the step the build failed in')
 
   await streams.locator('tr.failed-last[data-stream="broken"]').waitFor({ timeout: 10_000 })
   t.match(await streams.locator('tr[data-stream="broken"]').textContent(), /last build failed/, 'a failed stream says so in words')
