@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { getJson, type Build, type BuildList } from './api.js'
 import { BuildLink, ErrorNote, Layout, StateBadge, Time, useNow } from './components.js'
 import { duration, runTime, waitingText, waitTime } from './format.js'
@@ -7,15 +7,22 @@ import { subscribe, type LiveStatus } from './live-source.js'
 // `/builds` and `/streams/{s}`: newest first, older pages by the API's
 // keyset cursor, and live: a build appears and moves without a reload.
 
-const PAGE = 25
+/** Rows per page: `?limit=` (1-500, the API's bounds), else 25. */
+function pageSize () {
+  const asked = Number(new URLSearchParams(location.search).get('limit'))
+  return Number.isInteger(asked) && asked >= 1 && asked <= 500 ? asked : 25
+}
 
-/** `builds` with `build` put in its place: replaced if known, else in order of creation. */
-export function merge (builds: Build[], build: Build): Build[] {
+/**
+ * `builds` with `build` put in its place: replaced if known, else in order
+ * of creation; left out when it is older than every build shown and older
+ * pages exist (it is on one of those).
+ */
+export function merge (builds: Build[], build: Build, morePages: boolean): Build[] {
   const at = builds.findIndex((b) => b.id === build.id)
   if (at >= 0) return builds.map((b, i) => i === at ? build : b)
   const newer = builds.filter((b) => b.createdAt > build.createdAt || (b.createdAt === build.createdAt && b.id > build.id))
-  // Older than the whole page loaded so far: it belongs to a page not shown yet.
-  if (newer.length === builds.length && builds.length > 0) return builds
+  if (newer.length === builds.length && morePages) return builds
   return [...newer, build, ...builds.slice(newer.length)]
 }
 
@@ -39,14 +46,17 @@ export function BuildsPage ({ stream }: { stream?: string }) {
   const now = useNow()
   const [builds, setBuilds] = useState<Build[]>()
   const [cursor, setCursor] = useState<string>()
+  // Read by the event handler, which outlives renders.
+  const morePages = useRef(false)
+  morePages.current = cursor !== undefined
   const [error, setError] = useState<unknown>()
   const [live, setLive] = useState<LiveStatus>('connecting')
-  const base = `/v1/builds?limit=${PAGE}` + (stream === undefined ? '' : `&stream=${encodeURIComponent(stream)}`)
+  const base = `/v1/builds?limit=${pageSize()}` + (stream === undefined ? '' : `&stream=${encodeURIComponent(stream)}`)
 
   useEffect(() => {
     getJson<BuildList>(base).then((page) => { setBuilds(page.builds); setCursor(page.nextCursor) }, setError)
     const sub = subscribe(stream === undefined ? {} : { stream },
-      (event) => setBuilds((list) => list === undefined ? list : merge(list, event.build)), setLive)
+      (event) => setBuilds((list) => list === undefined ? list : merge(list, event.build, morePages.current)), setLive)
     return () => sub.close()
   }, [base])
 

@@ -47,15 +47,15 @@ function pathOf (filter: LiveFilter) {
 }
 
 /**
- * Calls `onEvent` for each build that changes after the call (the current
- * state is the caller's first fetch), and `onStatus` as the source connects,
- * fails and recovers.
+ * Calls `onEvent` for each build that changes, starting with the state at
+ * the first poll (a page's own first fetch may be older: pages apply events
+ * by build id, so a repeat is harmless and a change is never missed), and
+ * `onStatus` as the source connects, fails and recovers.
  */
 export function subscribe (filter: LiveFilter, onEvent: (event: BuildEvent) => void,
   onStatus: (status: LiveStatus) => void = () => {}): Subscription {
   const known = new Map<string, Build>()
   let seq = 0
-  let first = true
   let stopped = false
   let timer: ReturnType<typeof setTimeout> | undefined
   const path = pathOf(filter)
@@ -64,16 +64,13 @@ export function subscribe (filter: LiveFilter, onEvent: (event: BuildEvent) => v
     try {
       const { body, changed } = await poll<Build | BuildList>(path)
       const builds = 'builds' in body ? body.builds : [body]
-      if (changed || first) {
+      if (changed) {
         for (const build of builds) {
           const type = eventType(known.get(build.id), build)
           known.set(build.id, build)
-          if (type !== undefined && !first) {
-            onEvent({ seq: ++seq, type, buildId: build.id, stream: build.stream, time: new Date().toISOString(), build })
-          }
+          if (type !== undefined) onEvent({ seq: ++seq, type, buildId: build.id, stream: build.stream, time: new Date().toISOString(), build })
         }
       }
-      if (first) first = false
       onStatus('live')
     } catch {
       onStatus('reconnecting')

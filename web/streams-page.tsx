@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { getJson, poll, type Build, type BuildList, type Stream } from './api.js'
 import { BuildLink, ErrorNote, Layout, StateBadge, Time, useNow } from './components.js'
 import { duration, runTime, waitingText } from './format.js'
@@ -43,13 +43,20 @@ export function StreamsPage () {
   const [live, setLive] = useState<LiveStatus>('connecting')
 
   const refresh = (name: string) => summarize(name).then((s) => setSummaries((all) => ({ ...all, [name]: s })), setError)
+  // Events come in bursts (the first poll reports every recent build): one refresh per stream and burst.
+  const pending = useRef(new Set<string>())
+  const refreshSoon = (name: string) => {
+    if (pending.current.has(name)) return
+    pending.current.add(name)
+    setTimeout(() => { pending.current.delete(name); void refresh(name) }, 200)
+  }
 
   useEffect(() => {
     getJson<{ streams: Stream[] }>('/v1/streams').then((list) => {
       setStreams(list.streams)
       for (const s of list.streams) void refresh(s.name)
     }, setError)
-    const sub = subscribe({}, (event) => { void refresh(event.stream) }, setLive)
+    const sub = subscribe({}, (event) => refreshSoon(event.stream), setLive)
     return () => sub.close()
   }, [])
 

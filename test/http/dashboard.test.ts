@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { buildDashboard } from '../../scripts/build-dashboard.js'
 import { CONTENT_SECURITY_POLICY } from '../../src/http/dashboard.js'
 import { configRepo, requireDocker, ROOT, tempDir } from '../helpers.js'
-import { startServer, until, type Server } from '../server-process.js'
+import { floodScript, startServer, until, type Server } from '../server-process.js'
 
 // The dashboard in a real browser (Debian's chromium, driven by
 // playwright-core) against the real server and real cosa-lite builds.
@@ -18,6 +18,8 @@ export const SCREENSHOTS = join(ROOT, '.screenshots')
 const WIDTHS = [{ name: 'wide', width: 1280, height: 800 }, { name: 'phone', width: 390, height: 844 }] as const
 const TOKENS = { read: 'read-token-0123456789', submit: 'submit-token-0123456789', admin: 'admin-token-0123456789' }
 const FINAL = ['succeeded', 'unchanged', 'failed', 'cancelled']
+/** MAX_LINES of web/log-view.ts (browser code, not importable here). */
+const MAX_LINES = 5000
 
 /** Prints `ticks` bursts of 20 lines a second apart, then builds: a log that grows while it is watched. */
 const chattyRecipe = (ticks: number) => [
@@ -26,6 +28,14 @@ const chattyRecipe = (ticks: number) => [
   ['fetch'],
   ['build', '{build-flags}'],
   ['osbuild', '{platforms}']
+]
+
+/** Waits, then prints FLOOD_LINES lines in bursts: more than the log view may hold, arriving while it is open. */
+const FLOOD_LINES = 12_000
+const floodRecipe = [
+  ['shell', '--', 'bash', '-c', `sleep 4; ${floodScript(FLOOD_LINES, { pauseEvery: 1000 })}`],
+  ['init', '--force', '--branch', '{ref}', '--commit', '{commit}', '{url}'],
+  ['build', '{build-flags}']
 ]
 
 async function call (server: Server, path: string, init: { method?: string, body?: unknown, token?: string } = {}) {
@@ -87,6 +97,7 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
     body: { config: { url: repo.url, ref: 'main' }, recipe: [['init', '--force', '--branch', '{ref}', '--commit', '{commit}', '{url}'], ['shell', '--', 'bash', '-c', 'echo about to fail; exit 3'], ['build', '{build-flags}']] }
   })
   await call(server, '/v1/streams/chatty', { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe: chattyRecipe(12) } })
+  await call(server, '/v1/streams/flood', { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe: floodRecipe } })
   const browser = await launch(t)
 
   const shell = await fetch(server.url + '/')
@@ -97,7 +108,7 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   const streams = await newPage(t, browser)
   await streams.goto(server.url + '/')
   await streams.locator('tr[data-stream="demo"]').waitFor()
-  t.same((await streams.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-stream')))).sort(), ['broken', 'chatty', 'demo'])
+  t.same((await streams.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-stream')))).sort(), ['broken', 'chatty', 'demo', 'flood'])
   t.equal(await streams.getByText('A token is needed').count(), 0, 'no token prompt when the server has no tokens')
   await streams.getByLabel('Filter by name').fill('dem')
   t.equal(await streams.locator('tbody tr').count(), 1, 'filtering by name')
@@ -108,6 +119,9 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   await list.goto(server.url + '/builds')
   await list.getByText('No builds yet.').waitFor()
   const chatty = await call(server, '/v1/streams/chatty/builds', { method: 'POST', body: {} })
+  const flood = await call(server, '/v1/streams/flood/builds', { method: 'POST', body: {} })
+  const floodPage = await newPage(t, browser)
+  await floodPage.goto(`${server.url}/builds/${flood.id}`)
   const row = list.locator(`tr[data-build="${chatty.id}"]`)
   await row.waitFor({ timeout: 10_000 })
 
@@ -133,6 +147,22 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   t.pass('the header says how it ended and how long it took')
   await row.and(list.locator('[data-state="succeeded"]')).waitFor({ timeout: 10_000 })
   t.pass('the list showed the build succeed without a reload')
+
+  // A log larger than the view may hold: the oldest lines leave the page, and come back on demand.
+  await waitState(server, flood.id, FINAL)
+  await floodPage.locator('[data-follow="ended"]').first().waitFor({ timeout: 30_000 })
+  const held = await floodPage.locator('.log .line').count()
+  t.ok(held <= MAX_LINES && held > 1000, `the page holds ${held} of the log's ${FLOOD_LINES}+ lines`)
+  t.ok(await floodPage.locator('.log .line', { hasText: `line ${FLOOD_LINES} ` }).count(), 'down to the last line')
+  await floodPage.getByRole('button', { name: /^Load earlier/ }).click()
+  await until('earlier lines', 10_000, async () => (await floodPage.locator('.log .line').count()) > held)
+
+  // Older pages by the API's cursor.
+  await list.goto(server.url + '/builds?limit=1')
+  await list.locator('tr[data-build]').first().waitFor()
+  t.equal(await list.locator('tr[data-build]').count(), 1)
+  await list.getByRole('button', { name: 'Older builds' }).click()
+  await until('the next page', 10_000, async () => (await list.locator('tr[data-build]').count()) === 2)
 
   // Downloads give the published bytes.
   const built = await call(server, `/v1/builds/${chatty.id}`)
