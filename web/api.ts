@@ -1,16 +1,9 @@
-import type { components } from '../src/cli/api-types.js'
 
 // The JSON API as the dashboard uses it: the caller's token (pasted on the
 // token page, kept in sessionStorage) on every request, and conditional GETs
 // so that polling an unchanged resource costs a 304.
 
-export type Build = components['schemas']['Build'] & {
-  /** Announced by the event-stream work: rendered when the server sends them. */
-  phase?: string
-  failedStep?: string
-}
-export type Stream = components['schemas']['Stream']
-export interface BuildList { builds: Build[], nextCursor?: string }
+export type { Build, BuildList, Stream } from './types.js'
 
 const TOKEN_KEY = 'cosa-buildd.token'
 

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { getJson, type Build, type BuildList } from './api.js'
 import { BuildLink, ErrorNote, Layout, StateBadge, Time, useNow } from './components.js'
 import { duration, runTime, waitingText, waitTime } from './format.js'
+import { merge } from './build-list.js'
 import { subscribe, type LiveStatus } from './live-source.js'
 
 // `/builds` and `/streams/{s}`: newest first, older pages by the API's
@@ -13,18 +14,6 @@ function pageSize () {
   return Number.isInteger(asked) && asked >= 1 && asked <= 500 ? asked : 25
 }
 
-/**
- * `builds` with `build` put in its place: replaced if known, else in order
- * of creation; left out when it is older than every build shown and older
- * pages exist (it is on one of those).
- */
-export function merge (builds: Build[], build: Build, morePages: boolean): Build[] {
-  const at = builds.findIndex((b) => b.id === build.id)
-  if (at >= 0) return builds.map((b, i) => i === at ? build : b)
-  const newer = builds.filter((b) => b.createdAt > build.createdAt || (b.createdAt === build.createdAt && b.id > build.id))
-  if (newer.length === builds.length && morePages) return builds
-  return [...newer, build, ...builds.slice(newer.length)]
-}
 
 function Row ({ build, now, showStream }: { build: Build, now: number, showStream: boolean }) {
   const run = runTime(build, now)

@@ -1,4 +1,4 @@
-import type { Build } from './api.js'
+import type { Build } from './types.js'
 
 // Times, durations and sizes as people read them.
 

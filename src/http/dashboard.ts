@@ -9,7 +9,7 @@ import { z } from 'zod'
 // these routes are public. Nothing is loaded from elsewhere, and the CSP
 // says so to the browser.
 
-const ASSETS = new URL('../../dist/dashboard/', import.meta.url)
+const BUNDLE = new URL('../../dist/dashboard/', import.meta.url)
 const FILES = {
   'app.js': 'text/javascript; charset=utf-8',
   'app.js.map': 'application/json',
@@ -44,7 +44,8 @@ function secure (reply: FastifyReply) {
     .header('cache-control', 'no-cache')
 }
 
-const dashboard: FastifyPluginAsyncZod = async (app) => {
+const dashboard: FastifyPluginAsyncZod<{ bundle?: URL }> = async (app, opts) => {
+  const bundle = opts.bundle ?? BUNDLE
   for (const url of PAGES) {
     app.get(url, { schema: { hide: true } }, async (_request, reply) => secure(reply).type('text/html; charset=utf-8').send(SHELL))
   }
@@ -52,7 +53,7 @@ const dashboard: FastifyPluginAsyncZod = async (app) => {
     schema: { hide: true, params: z.object({ file: z.enum(Object.keys(FILES) as [keyof typeof FILES]) }) }
   }, async (request, reply) => {
     const { file } = request.params
-    const body = await readFile(new URL(file, ASSETS)).catch(() => undefined)
+    const body = await readFile(new URL(file, bundle)).catch(() => undefined)
     // A server run from a checkout without `npm run build`: say what to do.
     if (body === undefined) {
       return secure(reply).code(503).type('text/plain; charset=utf-8').send('the dashboard is not built: run npm run build:dashboard\n')

@@ -4,8 +4,11 @@ import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildDashboard } from '../../scripts/build-dashboard.js'
-import { CONTENT_SECURITY_POLICY } from '../../src/http/dashboard.js'
-import { configRepo, requireDocker, ROOT, tempDir } from '../helpers.js'
+import Fastify from 'fastify'
+import { validatorCompiler } from 'fastify-type-provider-zod'
+import { pathToFileURL } from 'node:url'
+import dashboard, { CONTENT_SECURITY_POLICY } from '../../src/http/dashboard.js'
+import { configRepo, requireDocker, ROOT, startApp, tempDir } from '../helpers.js'
 import { floodScript, startServer, until, type Server } from '../server-process.js'
 
 // The dashboard in a real browser (Debian's chromium, driven by
@@ -86,6 +89,34 @@ async function screenshots (browser: Browser, t: Test, name: string, url: string
 }
 
 t.before(async () => { await buildDashboard() })
+
+t.test('the pages and assets, the API beside them', async (t) => {
+  const h = await startApp(t)
+  for (const url of ['/', '/builds', '/builds/some-id', '/streams/some-stream', '/token']) {
+    const res = await h.app.inject({ url })
+    t.equal(res.statusCode, 200, url)
+    t.match(res.headers['content-type'], /^text\/html/)
+    t.equal(res.headers['content-security-policy'], CONTENT_SECURITY_POLICY)
+    t.match(res.body, '<script type="module" src="/assets/app.js">')
+  }
+  const js = await h.app.inject({ url: '/assets/app.js' })
+  t.equal(js.statusCode, 200)
+  t.match(js.headers['content-type'], /^text\/javascript/)
+  t.equal((await h.app.inject({ url: '/assets/other.js' })).statusCode, 400, 'only the bundle\'s files')
+  t.equal((await h.app.inject({ url: '/docs/' })).statusCode, 200, '/docs stays')
+  const paths = Object.keys((await h.app.inject({ url: '/openapi.json' })).json().paths)
+  t.same(paths.filter((p) => ['/', '/token', '/builds', '/builds/{id}', '/streams/{stream}', '/assets/{file}'].includes(p)), [],
+    'the OpenAPI document describes the API alone')
+
+  // A checkout that was never built says what to run.
+  const bare = Fastify()
+  bare.setValidatorCompiler(validatorCompiler)
+  await bare.register(dashboard, { bundle: pathToFileURL(await tempDir(t) + '/') })
+  const missing = await bare.inject({ url: '/assets/app.js' })
+  t.equal(missing.statusCode, 503)
+  t.match(missing.body, 'npm run build:dashboard')
+  await bare.close()
+})
 
 t.test('without tokens: streams, live builds, the log, failures and downloads', async (t) => {
   if (!(await requireDocker(t))) return
