@@ -232,7 +232,7 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   await screenshots(browser, t, 'build-failed', `${server.url}/builds/${broken.id}`, (p) => p.locator('[data-follow="ended"]').first().waitFor())
 })
 
-t.test('with tokens: the token page, and a read token sees no cancel button', async (t) => {
+t.test('with tokens: the token page, buttons by role, and catching up after the connection drops', async (t) => {
   if (!(await requireDocker(t))) return
   const server = await startServer(t, await tempDir(t), 1, {
     env: { COSA_BUILDD_READ_TOKENS: TOKENS.read, COSA_BUILDD_SUBMIT_TOKENS: TOKENS.submit, COSA_BUILDD_ADMIN_TOKENS: TOKENS.admin }
@@ -240,7 +240,10 @@ t.test('with tokens: the token page, and a read token sees no cancel button', as
   const repo = await configRepo(t)
   await call(server, '/v1/streams/slow', { method: 'PUT', token: TOKENS.admin, body: { config: { url: repo.url, ref: 'main' }, recipe: chattyRecipe(120) } })
   const build = await call(server, '/v1/streams/slow/builds', { method: 'POST', token: TOKENS.submit, body: {} })
-  t.teardown(() => call(server, `/v1/builds/${build.id}/cancel`, { method: 'POST', token: TOKENS.submit }).catch(() => undefined))
+  const next = await call(server, '/v1/streams/slow/builds', { method: 'POST', token: TOKENS.submit, body: {} })
+  t.teardown(async () => {
+    for (const b of [build, next]) await call(server, `/v1/builds/${b.id}/cancel`, { method: 'POST', token: TOKENS.submit }).catch(() => undefined)
+  })
   const browser = await launch(t)
   const page = await newPage(t, browser)
 
@@ -256,7 +259,21 @@ t.test('with tokens: the token page, and a read token sees no cancel button', as
 
   await page.evaluate((token) => sessionStorage.setItem('cosa-buildd.token', token), TOKENS.submit)
   await page.reload()
+  await page.getByRole('button', { name: 'Cancel build' }).waitFor()
+  t.pass('a submit token sees the cancel button')
+
+  // The build ends while the browser is cut off; the page catches up once it is back.
+  await page.context().setOffline(true)
+  await page.getByRole('status').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 10_000 })
+  await call(server, `/v1/builds/${build.id}/cancel`, { method: 'POST', token: TOKENS.submit })
+  await waitState(server, build.id, FINAL, TOKENS.read)
+  await page.context().setOffline(false)
+  await page.locator('h1', { hasText: /^Cancelled/ }).waitFor({ timeout: 15_000 })
+  await page.locator('[data-follow="ended"]').first().waitFor({ timeout: 15_000 })
+  t.pass('the state change made while offline shows once back online, and the log completes')
+
+  await page.goto(`${server.url}/builds/${next.id}`)
   await page.getByRole('button', { name: 'Cancel build' }).click()
   await page.locator('h1', { hasText: /^Cancelled/ }).waitFor({ timeout: 60_000 })
-  t.equal((await waitState(server, build.id, FINAL, TOKENS.read)).state, 'cancelled', 'a submit token cancels from the page')
+  t.equal((await waitState(server, next.id, FINAL, TOKENS.read)).state, 'cancelled', 'a submit token cancels from the page')
 })
