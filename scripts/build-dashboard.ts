@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url'
 
 // Typechecks the dashboard's sources (browser code: their own tsconfig, with
 // the DOM library) and bundles them into dist/dashboard/, which
-// src/http/dashboard.ts serves. Run by `npm run build`, before `npm start`
-// and `npm test`, and by the browser test itself.
+// src/http/dashboard.ts serves. Run by `npm run build`, before `npm start`,
+// and by the browser test itself (so a fresh clone's `npm test` has it).
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-export const DASHBOARD_OUT = join(ROOT, 'dist', 'dashboard')
+const DASHBOARD_OUT = join(ROOT, 'dist', 'dashboard')
 
 export async function buildDashboard () {
   await execa('npx', ['tsc', '-p', join(ROOT, 'web', 'tsconfig.json')], { cwd: ROOT, stdio: 'inherit' })

@@ -1,22 +1,12 @@
 import { Fragment, type ComponentChildren } from 'preact'
-import { useEffect, useRef, useState } from 'preact/hooks'
-import { getJson, openWithToken, postJson, request, token, type Access, type Build } from './api.js'
-import { ErrorNote, Layout, StateBadge, Time, useNow } from './components.js'
+import { useEffect, useState } from 'preact/hooks'
+import { getJson, postJson, request, type Access, type Build } from './api.js'
+import { ApiLink, ErrorNote, Layout, StateBadge, Time, useNow } from './components.js'
 import { bytes, headline, isFinished, waitingText } from './format.js'
 import { subscribe, type LiveStatus } from './live-source.js'
-import { LogView, type FollowState } from './log-view.js'
+import { LogPanel } from './log-panel.js'
 
 // `/builds/{id}`: what a build is, what it made, and its log.
-
-/** A link to a file of the API that works with a token too. */
-function ApiLink ({ path, filename, children }: { path: string, filename?: string, children: string }) {
-  const onClick = (e: MouseEvent) => {
-    if (token.get() === undefined) return
-    e.preventDefault()
-    void openWithToken(path, filename)
-  }
-  return <a href={path} download={filename} onClick={onClick}>{children}</a>
-}
 
 function Copy ({ text, label }: { text: string, label: string }) {
   const [done, setDone] = useState(false)
@@ -112,47 +102,6 @@ function Actions ({ build, access, onBuild }: { build: Build, access: Access | u
   )
 }
 
-const FOLLOW_WORDS: Record<FollowState, string> = {
-  loading: 'Loading the log…',
-  following: 'Following the log',
-  paused: 'Paused: scroll to the bottom to follow',
-  ended: 'The log is complete'
-}
-
-function Log ({ build }: { build: Build }) {
-  const box = useRef<HTMLDivElement>(null)
-  const view = useRef<LogView>(undefined)
-  const latest = useRef(build)
-  latest.current = build
-  const [state, setState] = useState<{ follow: FollowState, first: number, end: number }>({ follow: 'loading', first: 0, end: 0 })
-  const [error, setError] = useState<unknown>()
-  useEffect(() => {
-    const v = new LogView({ buildId: build.id, element: box.current!, onChange: setState, failedStep: () => latest.current.failedStep })
-    view.current = v
-    v.open(!isFinished(build)).catch(setError)
-    return () => v.close()
-  }, [build.id])
-  useEffect(() => {
-    if (build.state === 'failed' && state.follow === 'ended') view.current?.markFailedStep()
-  }, [build.state, state.follow, state.end])
-  const path = `/v1/builds/${encodeURIComponent(build.id)}/log`
-  const bottom = () => { box.current!.scrollTop = box.current!.scrollHeight }
-  return (
-    <section aria-labelledby="log">
-      <h2 id="log">Log</h2>
-      <div class="log-tools">
-        <span role="status" class="follow" data-follow={state.follow}>{FOLLOW_WORDS[state.follow]}</span>
-        {state.first > 0 && <button type="button" onClick={() => { view.current?.loadEarlier().catch(setError) }}>Load earlier ({bytes(state.first)} before)</button>}
-        {state.follow === 'paused' && <button type="button" onClick={bottom}>Jump to the end</button>}
-        <ApiLink path={path}>Raw</ApiLink>
-        <ApiLink path={path} filename={`${build.id}.log`}>Download</ApiLink>
-      </div>
-      {error !== undefined && <ErrorNote error={error} />}
-      <div class="log" ref={box} role="log" aria-label="build log" tabIndex={0} />
-    </section>
-  )
-}
-
 export function BuildPage ({ id, access }: { id: string, access: Access | undefined }) {
   const now = useNow()
   const [build, setBuild] = useState<Build>()
@@ -176,7 +125,7 @@ export function BuildPage ({ id, access }: { id: string, access: Access | undefi
       <Facts build={build} now={now} />
       <Artifacts build={build} />
       <Meta build={build} />
-      <Log build={build} />
+      <LogPanel build={build} />
     </Layout>
   )
 }

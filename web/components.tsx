@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import type { Build } from './api.js'
+import { openWithToken, token, type Build } from './api.js'
 import { ago, stateWord } from './format.js'
 import type { LiveStatus } from './live-source.js'
 
@@ -57,4 +57,14 @@ export function ErrorNote ({ error }: { error: unknown }) {
 
 export function BuildLink ({ build }: { build: Build }) {
   return <a href={`/builds/${encodeURIComponent(build.id)}`}>{build.result?.cosaBuildId ?? build.request.version ?? build.id}</a>
+}
+
+/** A link to a file of the API that works with a token too. */
+export function ApiLink ({ path, filename, children }: { path: string, filename?: string, children: string }) {
+  const onClick = (e: MouseEvent) => {
+    if (token.get() === undefined) return
+    e.preventDefault()
+    void openWithToken(path, filename)
+  }
+  return <a href={path} download={filename} onClick={onClick}>{children}</a>
 }

@@ -34,6 +34,18 @@ function BuildCell ({ build, now }: { build: Build | undefined, now: number }) {
   )
 }
 
+function StreamRow ({ name, summary, now }: { name: string, summary: Summary | undefined, now: number }) {
+  const failed = summary?.latest?.state === 'failed'
+  return (
+    <tr class={failed ? 'failed-last' : ''} data-stream={name}>
+      <th scope="row"><a href={`/streams/${encodeURIComponent(name)}`}>{name}</a>{failed && <span class="warn"> (last build failed)</span>}</th>
+      <td data-label="Latest">{summary === undefined ? '…' : <BuildCell build={summary.latest} now={now} />}</td>
+      <td data-label="Before">{summary === undefined ? '…' : <BuildCell build={summary.previous} now={now} />}</td>
+      <td data-label="Queued" class="queued-count">{summary === undefined ? '…' : summary.queued >= QUEUED_LIMIT ? `${QUEUED_LIMIT}+` : summary.queued}</td>
+    </tr>
+  )
+}
+
 export function StreamsPage () {
   const now = useNow()
   const [streams, setStreams] = useState<Stream[]>()
@@ -79,18 +91,7 @@ export function StreamsPage () {
             <table class="streams">
               <thead><tr><th scope="col">Stream</th><th scope="col">Latest build</th><th scope="col">Before it</th><th scope="col">Queued</th></tr></thead>
               <tbody>
-                {shown.map((s) => {
-                  const sum = summaries[s.name]
-                  const failed = sum?.latest?.state === 'failed'
-                  return (
-                    <tr key={s.name} class={failed ? 'failed-last' : ''} data-stream={s.name}>
-                      <th scope="row"><a href={`/streams/${encodeURIComponent(s.name)}`}>{s.name}</a>{failed && <span class="warn"> (last build failed)</span>}</th>
-                      <td data-label="Latest">{sum === undefined ? '…' : <BuildCell build={sum.latest} now={now} />}</td>
-                      <td data-label="Before">{sum === undefined ? '…' : <BuildCell build={sum.previous} now={now} />}</td>
-                      <td data-label="Queued" class="queued-count">{sum === undefined ? '…' : sum.queued >= QUEUED_LIMIT ? `${QUEUED_LIMIT}+` : sum.queued}</td>
-                    </tr>
-                  )
-                })}
+                {shown.map((s) => <StreamRow key={s.name} name={s.name} summary={summaries[s.name]} now={now} />)}
               </tbody>
             </table>
             )}
