@@ -77,6 +77,8 @@ export class LogView {
     this.#first = this.#end = start
     this.#setFollow(live ? 'following' : 'ended')
     await this.#read(start, live, start > 0)
+    // A finished build's log opens at its end too: that is where it failed.
+    if (!live) this.#el.scrollTop = this.#el.scrollHeight
   }
 
   /** The 64 KiB before the first line held. */

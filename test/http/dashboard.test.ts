@@ -220,6 +220,10 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   await page.locator('h1', { hasText: /^Failed in / }).waitFor()
   if (failed.failedStep !== undefined) t.match(await page.getByRole('alert').textContent(), failed.failedStep, 'names the failed step')
   await page.locator('.log details.failed-step > summary', { hasText: 'echo about to fail' }).waitFor()
+  await page.goto(`${server.url}/builds/${chatty.id}`)
+  await page.locator('[data-follow="ended"]').first().waitFor()
+  t.ok(await log.evaluate((el) => el.scrollHeight > el.clientHeight), 'a log longer than its box')
+  t.ok(await atBottom(), 'a finished build\'s log opens at its end')
   t.pass('the log marks the step the build failed in')
 
   await streams.locator('tr.failed-last[data-stream="broken"]').waitFor({ timeout: 10_000 })
