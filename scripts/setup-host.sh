@@ -6,7 +6,7 @@
 # from prometheus to check the metrics). Only
 # what is missing is installed.
 set -euo pipefail
-packages=(docker.io mmdebstrap debian-archive-keyring ostree qemu-utils qemu-system-x86 fdisk e2fsprogs dosfstools mtools git curl jq ca-certificates prometheus)
+packages=(docker.io mmdebstrap debian-archive-keyring ostree qemu-utils qemu-system-x86 fdisk e2fsprogs dosfstools mtools git curl jq ca-certificates prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -8,7 +8,7 @@ source scripts/ensure-node.sh || { echo "0 passed, 1 failed"; exit 1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-if ! npx tsc --noEmit; then
+if ! npx tsc --noEmit || ! npx tsc -p web/tsconfig.json; then
   echo "typecheck failed"
   echo "0 passed, 1 failed"
   exit 1

@@ -10,6 +10,7 @@ import { parseJson } from './http/json-body.js'
 import artifacts from './http/artifacts.js'
 import auth from './http/auth.js'
 import builds from './http/builds.js'
+import dashboard from './http/dashboard.js'
 import errorHandler from './http/error-handler.js'
 import health from './http/health.js'
 import logs from './http/logs.js'
@@ -96,6 +97,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   await fastify.register(results)
   await fastify.register(artifacts)
   await fastify.register(webhooks)
+  await fastify.register(dashboard)
 }
 
 export default fp(app, { name: 'cosa-buildd' })
