@@ -33,6 +33,10 @@ RUN npm ci --cache /tmp/npm-cache --prefer-offline --no-audit --no-fund --ignore
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts
+# better-sqlite3 needs its compiled module alone, not the 26 MB of SQLite
+# sources and object files it was built from.
+RUN cd node_modules/better-sqlite3 && mv build/Release/better_sqlite3.node /tmp/ \
+    && rm -rf build deps src && mkdir -p build/Release && mv /tmp/better_sqlite3.node build/Release/
 
 FROM ${BASE}
 # git fetches config repositories. The slim public base lacks these packages;
