@@ -66,7 +66,7 @@ t.test('the service image builds offline, runs a build, and keeps it across a re
     if (owner && stdout.trim()) await execa('docker', ['rm', '-f', ...stdout.split('\n')], { reject: false })
   })
   // cosa-lite builds as root: the service then runs as root too (deploy/README.md).
-  await execa('docker', ['run', '-d', '--name', name, '--init', '--user', '0', '--group-add', socketGid,
+  await execa('docker', ['run', '-d', '--name', name, '--init', '--stop-timeout', '40', '--user', '0', '--group-add', socketGid,
     ...await networkArgs(port),
     '-v', '/var/run/docker.sock:/var/run/docker.sock',
     '-v', `${dataDir}:${dataDir}`, '-e', `COSA_BUILDD_DATA_DIR=${dataDir}`,
