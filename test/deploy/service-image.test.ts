@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ROOT, configRepo, requireDocker, tempDir } from '../helpers.js'
 import { sleep, until } from '../server-process.js'
 
@@ -40,12 +40,29 @@ async function networkArgs (port: number) {
 
 const sha256 = (bytes: ArrayBuffer) => createHash('sha256').update(Buffer.from(bytes)).digest('hex')
 
-t.test('the service image builds offline, runs a build, and keeps it across a restart', async (t) => {
-  if (!await requireDocker(t)) return
+/** The API on the published port, with a bearer token. */
+function client (port: number) {
+  const call = async (path: string, token: string, init: { method?: string, body?: unknown } = {}) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { authorization: `Bearer ${token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
+    })
+    return { status: res.status, bytes: await res.arrayBuffer() }
+  }
+  const ready = () => until('the service to be ready', 60_000, async () =>
+    (await call('/readyz', TOKENS.read).catch(() => ({ status: 0 }))).status === 200)
+  return { call, ready }
+}
+
+const json = (r: { bytes: ArrayBuffer }) => JSON.parse(Buffer.from(r.bytes).toString('utf8'))
+
+/** Builds the image and checks what it is made of; false when it did not build. */
+async function buildImage (t: Test) {
   const started = Date.now()
   const built = await execa('bash', [join(ROOT, 'scripts/build-service-image.sh'), TAG], { all: true, reject: false })
   t.equal(built.exitCode, 0, `the image builds:\n${built.all?.slice(-3000)}`)
-  if (built.exitCode !== 0) return
+  if (built.exitCode !== 0) return false
   const inspect = JSON.parse((await execa('docker', ['image', 'inspect', TAG])).stdout)[0]
   t.comment(`image ${TAG}: ${(inspect.Size / 1e6).toFixed(0)} MB, built in ${((Date.now() - started) / 1000).toFixed(0)} s`)
   t.equal(inspect.Config.User, 'node', 'the image runs as the node user')
@@ -53,10 +70,11 @@ t.test('the service image builds offline, runs a build, and keeps it across a re
   const tools = await execa('docker', ['run', '--rm', '--entrypoint', 'sh', TAG, '-c',
     'command -v g++ cc make python3 npm || true'])
   t.equal(tools.stdout, '', 'no build toolchain or npm in the final stage')
+  return true
+}
 
-  const dataDir = await tempDir(t, 'cbd-image-')
-  const repo = await configRepo(t)
-  const port = await freePort()
+/** `docker run` as deploy/README.md says; returns the container's name and a reader of its log. */
+async function runService (t: Test, dataDir: string, repoDir: string, port: number) {
   const name = `cosa-buildd-test-deploy-${process.pid}`
   const socketGid = (await execa('stat', ['-c', '%g', '/var/run/docker.sock'])).stdout.trim()
   t.teardown(async () => {
@@ -73,22 +91,19 @@ t.test('the service image builds offline, runs a build, and keeps it across a re
     '-e', `COSA_BUILDD_ADMIN_TOKENS=${TOKENS.admin}`, '-e', `COSA_BUILDD_SUBMIT_TOKENS=${TOKENS.submit}`,
     '-e', `COSA_BUILDD_READ_TOKENS=${TOKENS.read}`,
     // The example's config repository is a local one: mounted read-only, and file:// allowed.
-    '-v', `${repo.dir}:${repo.dir}:ro`, '-e', 'COSA_BUILDD_ALLOW_FILE_URLS=1', '-e', 'COSA_BUILDD_MIN_FREE_BYTES=0',
+    '-v', `${repoDir}:${repoDir}:ro`, '-e', 'COSA_BUILDD_ALLOW_FILE_URLS=1', '-e', 'COSA_BUILDD_MIN_FREE_BYTES=0',
     TAG])
   const logs = async () => (await execa('docker', ['logs', name], { all: true, reject: false })).all ?? ''
+  return { name, logs }
+}
 
-  const base = `http://127.0.0.1:${port}`
-  const call = async (path: string, token: string, init: { method?: string, body?: unknown } = {}) => {
-    const res = await fetch(base + path, {
-      method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
-    })
-    return { status: res.status, bytes: await res.arrayBuffer() }
-  }
-  const json = (r: { bytes: ArrayBuffer }) => JSON.parse(Buffer.from(r.bytes).toString('utf8'))
-  const ready = () => until('the service to be ready', 60_000, async () =>
-    (await call('/readyz', TOKENS.read).catch(() => ({ status: 0 }))).status === 200)
+t.test('the service image builds offline, runs a build, and keeps it across a restart', async (t) => {
+  if (!await requireDocker(t) || !await buildImage(t)) return
+  const dataDir = await tempDir(t, 'cbd-image-')
+  const repo = await configRepo(t)
+  const port = await freePort()
+  const { name, logs } = await runService(t, dataDir, repo.dir, port)
+  const { call, ready } = client(port)
   await ready().catch(async (err) => { throw new Error(`${err.message}\n${await logs()}`) })
 
   const reg = await call('/v1/streams/minimal', TOKENS.admin, {
