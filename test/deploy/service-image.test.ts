@@ -1,6 +1,6 @@
 import { execa } from 'execa'
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { chown, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -10,7 +10,8 @@ import { sleep, until } from '../server-process.js'
 // The service image from the real Dockerfile, built with no registry and no
 // network in the build (scripts/build-service-image.sh), run the way
 // deploy/README.md says: Docker socket, the data directory at the same path
-// inside and out, tokens, --init (and root, as cosa-lite builds as root). A build runs in a sibling
+// inside and out, tokens, --init; as root for cosa-lite (which builds as
+// root), as the image's own user for a builder that builds as uid 1000. A build runs in a sibling
 // container on the same engine and reports over the mounted Unix socket;
 // after a restart of the service container the build and its artifacts
 // are still there.
@@ -74,8 +75,8 @@ async function buildImage (t: Test) {
 }
 
 /** `docker run` as deploy/README.md says; returns the container's name and a reader of its log. */
-async function runService (t: Test, dataDir: string, repoDir: string, port: number) {
-  const name = `cosa-buildd-test-deploy-${process.pid}`
+async function runService (t: Test, dataDir: string, repoDir: string, port: number, asRoot: boolean) {
+  const name = `cosa-buildd-test-deploy-${process.pid}-${port}`
   const socketGid = (await execa('stat', ['-c', '%g', '/var/run/docker.sock'])).stdout.trim()
   t.teardown(async () => {
     await execa('docker', ['rm', '-f', name], { reject: false })
@@ -83,8 +84,8 @@ async function runService (t: Test, dataDir: string, repoDir: string, port: numb
     const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
     if (owner && stdout.trim()) await execa('docker', ['rm', '-f', ...stdout.split('\n')], { reject: false })
   })
-  // cosa-lite builds as root: the service then runs as root too (deploy/README.md).
-  await execa('docker', ['run', '-d', '--name', name, '--init', '--stop-timeout', '40', '--user', '0', '--group-add', socketGid,
+  await execa('docker', ['run', '-d', '--name', name, '--init', '--stop-timeout', '40', ...(asRoot ? ['--user', '0'] : []),
+    '--group-add', socketGid,
     ...await networkArgs(port),
     '-v', '/var/run/docker.sock:/var/run/docker.sock',
     '-v', `${dataDir}:${dataDir}`, '-e', `COSA_BUILDD_DATA_DIR=${dataDir}`,
@@ -102,7 +103,8 @@ t.test('the service image builds offline, runs a build, and keeps it across a re
   const dataDir = await tempDir(t, 'cbd-image-')
   const repo = await configRepo(t)
   const port = await freePort()
-  const { name, logs } = await runService(t, dataDir, repo.dir, port)
+  // cosa-lite builds as root: the service then runs as root too (deploy/README.md).
+  const { name, logs } = await runService(t, dataDir, repo.dir, port, true)
   const { call, ready } = client(port)
   await ready().catch(async (err) => { throw new Error(`${err.message}\n${await logs()}`) })
 
@@ -133,4 +135,37 @@ t.test('the service image builds offline, runs a build, and keeps it across a re
   const again = await call(`/v1/builds/${id}/artifacts/qemu`, TOKENS.read)
   t.equal(again.status, 200, 'its artifact too')
   t.equal(sha256(again.bytes), sha256(qemu.bytes), 'with the same bytes')
+})
+
+// Real cosa builds as uid 1000 (`builder`), the image's own user: the service
+// runs as `node`, with the Docker socket's group alone.
+const BUILDER_UID_1000 = 'cosa-buildd-test-builder-uid1000:0'
+
+t.test('not root: the service as node runs a build of an image that builds as uid 1000', async (t) => {
+  if (!await requireDocker(t) || !await buildImage(t)) return
+  const context = await tempDir(t, 'cbd-builder-')
+  await writeFile(join(context, 'Dockerfile'), 'FROM cosa-lite:latest\nRUN useradd --uid 1000 --create-home builder\nUSER builder\n')
+  await execa('docker', ['build', '-q', '--network=none', '-t', BUILDER_UID_1000, context])
+  // What deploy/README.md says: the data directory belongs to uid 1000.
+  const dataDir = await tempDir(t, 'cbd-image-')
+  await chown(dataDir, 1000, 1000)
+  const repo = await configRepo(t)
+  // git refuses a repository another user owns ("dubious ownership").
+  await execa('chown', ['-R', '1000:1000', repo.dir])
+  const port = await freePort()
+  const { name, logs } = await runService(t, dataDir, repo.dir, port, false)
+  const { call, ready } = client(port)
+  await ready().catch(async (err) => { throw new Error(`${err.message}\n${await logs()}`) })
+  t.equal((await execa('docker', ['exec', name, 'id', '-u'])).stdout, '1000', 'the service runs as uid 1000')
+  const reg = await call('/v1/streams/minimal', TOKENS.admin, {
+    method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, image: BUILDER_UID_1000, platforms: ['qemu'] }
+  })
+  t.ok(reg.status < 300, `the stream registers (${reg.status})`)
+  const id = json(await call('/v1/streams/minimal/builds', TOKENS.submit, { method: 'POST', body: {} })).id as string
+  const build = await until('the build to finish', 10 * 60_000, async () => {
+    const b = json(await call(`/v1/builds/${id}`, TOKENS.read))
+    return ['succeeded', 'unchanged', 'failed', 'cancelled'].includes(b.state) && b
+  })
+  t.equal(build.state, 'succeeded', `the build succeeds: ${build.message ?? ''}`)
+  t.equal((await call(`/v1/builds/${id}/artifacts/qemu`, TOKENS.read)).status, 200, 'its artifact downloads')
 })
