@@ -2,11 +2,14 @@
 # Installs the Debian packages cosa-buildd needs on the host: the Docker
 # engine, mmdebstrap (to build the cosa-lite image without a registry), and
 # the tools the tests use to check artifacts independently (ostree, qemu-img,
-# sfdisk, debugfs, fsck.vfat, qemu to boot the bootable example, and promtool
-# from prometheus to check the metrics). Only
-# what is missing is installed.
+# sfdisk, debugfs, fsck.vfat, qemu to boot the bootable example, promtool from
+# prometheus to check the metrics, chromium for the dashboard's browser tests),
+# and the checkers of the deploy files (shellcheck, docker-compose; systemd for
+# systemd-analyze verify, which needs no running systemd). Only what is missing
+# is installed.
 set -euo pipefail
-packages=(docker.io mmdebstrap debian-archive-keyring ostree qemu-utils qemu-system-x86 fdisk e2fsprogs dosfstools mtools git curl jq ca-certificates prometheus chromium)
+packages=(docker.io mmdebstrap debian-archive-keyring ostree qemu-utils qemu-system-x86 fdisk e2fsprogs dosfstools mtools git curl jq ca-certificates
+  prometheus chromium shellcheck systemd docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -7,14 +7,17 @@ import { z } from 'zod'
 // Standard Webhooks' schedule (5 s … 10 h), stretched to about 3 days: 71.6 h in 10 retries.
 export const RETRY_SECONDS = [5, 300, 1800, 7200, 18_000, 36_000, 36_000, 50_400, 50_400, 57_600]
 
-const tokenList = z.array(z.string().min(16, 'tokens must have at least 16 characters')).default([])
+const token = z.string().min(16, 'tokens must have at least 16 characters')
+  // deploy/env.example's placeholders must not reach production by a copy.
+  .refine((t) => !/change-?me/i.test(t), 'a placeholder token (deploy/env.example): set a real one')
+const tokenList = z.array(token).default([])
 
 export const configSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: z.coerce.number().int().min(0).max(65535).default(8080),
   dataDir: z.string().default('./data'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  tokens: z.strictObject({ read: tokenList, submit: tokenList, admin: tokenList }).default({ read: [], submit: [], admin: [] }),
+  tokens: z.strictObject({ read: tokenList, submit: tokenList, admin: tokenList }).prefault({}),
   // file:// config repositories are for local development and the bundled
   // example; the default allows them only when the server is loopback-only.
   allowFileUrls: z.boolean().optional(),
@@ -24,14 +27,14 @@ export const configSchema = z.strictObject({
     // Loopback, private, link-local and metadata addresses: local development only.
     allowPrivateHosts: z.boolean().default(false),
     allowedPrefixes: z.array(z.string().min(1)).default([])
-  }).default({ schemes: ['https', 'ssh'], allowPrivateHosts: false, allowedPrefixes: [] }),
+  }).prefault({}),
   docker: z.strictObject({
     socketPath: z.string().default('/var/run/docker.sock'),
     callTimeoutMs: z.coerce.number().int().positive().default(30_000),
     // While a build runs, the engine is pinged this often: a wait on an
     // engine that died may otherwise never end.
     heartbeatMs: z.coerce.number().int().positive().default(5000)
-  }).default({ socketPath: '/var/run/docker.sock', callTimeoutMs: 30_000, heartbeatMs: 5000 }),
+  }).prefault({}),
   builds: z.strictObject({
     maxConcurrent: z.coerce.number().int().min(1).default(2),
     defaultImage: z.string().default('cosa-lite:latest'),
@@ -81,19 +84,19 @@ export const configSchema = z.strictObject({
         requestTimeoutMs: z.coerce.number().int().positive().default(60_000)
       })
     ]).default({ kind: 'local' })
-  }).default({ minFreeBytes: 2 * 1024 ** 3, artifacts: { kind: 'local' } }),
+  }).prefault({}),
   // GET /metrics on the API takes a read token; a listener of its own, when
   // a port is set, serves it to Prometheus without one (keep it off the API's network).
   metrics: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.coerce.number().int().min(0).max(65535).optional()
-  }).default({ host: '127.0.0.1' }),
+  }).prefault({}),
   http: z.strictObject({
     bodyLimit: z.coerce.number().int().positive().default(1024 * 1024),
     requestTimeoutMs: z.coerce.number().int().positive().default(30_000),
     // Per token (per address without tokens); 0 turns the limit off.
     submitsPerMinute: z.coerce.number().int().min(0).default(120)
-  }).default({ bodyLimit: 1024 * 1024, requestTimeoutMs: 30_000, submitsPerMinute: 120 }),
+  }).prefault({}),
   // GET /v1/events (docs/events.md).
   events: z.strictObject({
     // A comment line this often keeps an idle stream open through proxies.
@@ -129,48 +132,91 @@ export const configSchema = z.strictObject({
 
 export type Config = z.infer<typeof configSchema>
 
-const splitTokens = (value: string | undefined) => value?.split(',').map((t) => t.trim()).filter(Boolean)
+const splitTokens = (value: string) => value.split(',').map((t) => t.trim()).filter(Boolean)
+const flag = (value: string) => ['1', 'true', 'yes'].includes(value)
+
+/** Each environment variable and the file key it sets; written once, for loading and for error messages. */
+const ENV: Record<string, { path: string[], parse?: (value: string) => unknown }> = {
+  COSA_BUILDD_HOST: { path: ['host'] },
+  COSA_BUILDD_PORT: { path: ['port'] },
+  COSA_BUILDD_DATA_DIR: { path: ['dataDir'] },
+  COSA_BUILDD_LOG_LEVEL: { path: ['logLevel'] },
+  COSA_BUILDD_READ_TOKENS: { path: ['tokens', 'read'], parse: splitTokens },
+  COSA_BUILDD_SUBMIT_TOKENS: { path: ['tokens', 'submit'], parse: splitTokens },
+  COSA_BUILDD_ADMIN_TOKENS: { path: ['tokens', 'admin'], parse: splitTokens },
+  COSA_BUILDD_ALLOW_FILE_URLS: { path: ['allowFileUrls'], parse: flag },
+  COSA_BUILDD_REPOSITORY_PREFIXES: { path: ['repositories', 'allowedPrefixes'], parse: splitTokens },
+  COSA_BUILDD_ALLOW_PRIVATE_HOSTS: { path: ['repositories', 'allowPrivateHosts'], parse: flag },
+  DOCKER_HOST: { path: ['docker', 'socketPath'], parse: dockerSocket },
+  COSA_BUILDD_MAX_CONCURRENT: { path: ['builds', 'maxConcurrent'] },
+  COSA_BUILDD_IMAGE: { path: ['builds', 'defaultImage'] },
+  COSA_BUILDD_SECURITY_PROFILE: { path: ['builds', 'securityProfile'] },
+  COSA_BUILDD_NETWORK_MODE: { path: ['builds', 'networkMode'] },
+  COSA_BUILDD_RESULT_URL: { path: ['builds', 'resultUrl'] },
+  COSA_BUILDD_MIN_FREE_BYTES: { path: ['storage', 'minFreeBytes'] },
+  COSA_BUILDD_SUBMITS_PER_MINUTE: { path: ['http', 'submitsPerMinute'] },
+  COSA_BUILDD_METRICS_HOST: { path: ['metrics', 'host'] },
+  COSA_BUILDD_METRICS_PORT: { path: ['metrics', 'port'] },
+  COSA_BUILDD_EVENTS_HEARTBEAT_SECONDS: { path: ['events', 'heartbeatSeconds'] },
+  COSA_BUILDD_EVENT_TOKEN_TTL_SECONDS: { path: ['events', 'tokenTtlSeconds'] },
+  COSA_BUILDD_STORE: { path: ['storage', 'artifacts', 'kind'] },
+  COSA_BUILDD_STORE_PATH: { path: ['storage', 'artifacts', 'path'] },
+  COSA_BUILDD_S3_BUCKET: { path: ['storage', 'artifacts', 'bucket'] },
+  COSA_BUILDD_S3_PREFIX: { path: ['storage', 'artifacts', 'prefix'] },
+  COSA_BUILDD_S3_ENDPOINT: { path: ['storage', 'artifacts', 'endpoint'] },
+  COSA_BUILDD_S3_REGION: { path: ['storage', 'artifacts', 'region'] },
+  COSA_BUILDD_S3_PATH_STYLE: { path: ['storage', 'artifacts', 'forcePathStyle'], parse: flag }
+}
+
+/**
+ * Build containers are created with bind mounts of the data directory, which
+ * the engine resolves on its own host: only a local engine can run them.
+ */
+function dockerSocket (value: string) {
+  if (value.startsWith('unix://')) return value.slice('unix://'.length)
+  throw new Error(`DOCKER_HOST=${value} is not supported: cosa-buildd bind-mounts its data directory into build ` +
+    'containers, so the engine must run on the same host; use unix:// (or unset DOCKER_HOST)')
+}
+
+/** Read by other parts (the CLI, build containers, the config file's path), not by the server's schema. */
+const OTHER_ENV = ['COSA_BUILDD_CONFIG', 'COSA_BUILDD_URL', 'COSA_BUILDD_TOKEN', 'COSA_BUILDD_BUILD_ID', 'COSA_BUILDD_RESULT_SOCKET']
 
 function fromEnv (env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, any> = {}
-  const set = (path: string[], value: unknown) => {
-    if (value === undefined || value === '') return
+  for (const [name, { path, parse }] of Object.entries(ENV)) {
+    const raw = env[name]
+    if (raw === undefined || raw === '') continue
     let node = out
     for (const key of path.slice(0, -1)) node = node[key] ??= {}
-    node[path.at(-1)!] = value
+    node[path.at(-1)!] = parse ? parse(raw) : raw
   }
-  set(['host'], env.COSA_BUILDD_HOST)
-  set(['port'], env.COSA_BUILDD_PORT)
-  set(['dataDir'], env.COSA_BUILDD_DATA_DIR)
-  set(['logLevel'], env.COSA_BUILDD_LOG_LEVEL)
-  set(['tokens', 'read'], splitTokens(env.COSA_BUILDD_READ_TOKENS))
-  set(['tokens', 'submit'], splitTokens(env.COSA_BUILDD_SUBMIT_TOKENS))
-  set(['tokens', 'admin'], splitTokens(env.COSA_BUILDD_ADMIN_TOKENS))
-  if (env.COSA_BUILDD_ALLOW_FILE_URLS) set(['allowFileUrls'], ['1', 'true', 'yes'].includes(env.COSA_BUILDD_ALLOW_FILE_URLS))
-  set(['repositories', 'allowedPrefixes'], splitTokens(env.COSA_BUILDD_REPOSITORY_PREFIXES))
-  if (env.COSA_BUILDD_ALLOW_PRIVATE_HOSTS) {
-    set(['repositories', 'allowPrivateHosts'], ['1', 'true', 'yes'].includes(env.COSA_BUILDD_ALLOW_PRIVATE_HOSTS))
-  }
-  set(['docker', 'socketPath'], env.DOCKER_HOST?.startsWith('unix://') ? env.DOCKER_HOST.slice(7) : undefined)
-  set(['builds', 'maxConcurrent'], env.COSA_BUILDD_MAX_CONCURRENT)
-  set(['builds', 'defaultImage'], env.COSA_BUILDD_IMAGE)
-  set(['builds', 'securityProfile'], env.COSA_BUILDD_SECURITY_PROFILE)
-  set(['builds', 'networkMode'], env.COSA_BUILDD_NETWORK_MODE)
-  set(['builds', 'resultUrl'], env.COSA_BUILDD_RESULT_URL)
-  set(['storage', 'minFreeBytes'], env.COSA_BUILDD_MIN_FREE_BYTES)
-  set(['http', 'submitsPerMinute'], env.COSA_BUILDD_SUBMITS_PER_MINUTE)
-  set(['metrics', 'host'], env.COSA_BUILDD_METRICS_HOST)
-  set(['metrics', 'port'], env.COSA_BUILDD_METRICS_PORT)
-  set(['events', 'heartbeatSeconds'], env.COSA_BUILDD_EVENTS_HEARTBEAT_SECONDS)
-  set(['events', 'tokenTtlSeconds'], env.COSA_BUILDD_EVENT_TOKEN_TTL_SECONDS)
-  set(['storage', 'artifacts', 'kind'], env.COSA_BUILDD_STORE)
-  set(['storage', 'artifacts', 'path'], env.COSA_BUILDD_STORE_PATH)
-  set(['storage', 'artifacts', 'bucket'], env.COSA_BUILDD_S3_BUCKET)
-  set(['storage', 'artifacts', 'prefix'], env.COSA_BUILDD_S3_PREFIX)
-  set(['storage', 'artifacts', 'endpoint'], env.COSA_BUILDD_S3_ENDPOINT)
-  set(['storage', 'artifacts', 'region'], env.COSA_BUILDD_S3_REGION)
-  if (env.COSA_BUILDD_S3_PATH_STYLE) set(['storage', 'artifacts', 'forcePathStyle'], ['1', 'true', 'yes'].includes(env.COSA_BUILDD_S3_PATH_STYLE))
   return out
+}
+
+const distance = (a: string, b: string) => {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    row = next
+  }
+  return row[b.length]!
+}
+
+/** COSA_BUILDD_* variables nothing reads (a misspelling is otherwise silently ignored), each with the nearest known name. */
+export function unknownEnv (env: NodeJS.ProcessEnv): Array<{ name: string, nearest: string }> {
+  const known = [...Object.keys(ENV).filter((n) => n.startsWith('COSA_BUILDD_')), ...OTHER_ENV]
+  return Object.keys(env).filter((name) => name.startsWith('COSA_BUILDD_') && !known.includes(name)).map((name) => ({
+    name,
+    nearest: known.reduce((best, k) => distance(name, k) < distance(name, best) ? k : best)
+  }))
+}
+
+/** "builds.maxConcurrent (COSA_BUILDD_MAX_CONCURRENT)": what an operator can search for either way. */
+function describePath (path: PropertyKey[]) {
+  const key = path.join('.')
+  const name = Object.entries(ENV).find(([, e]) => `${key}.`.startsWith(`${e.path.join('.')}.`))?.[0]
+  return (key || '(root)') + (name ? ` (${name})` : '')
 }
 
 function merge (base: any, over: any): any {
@@ -182,12 +228,24 @@ function merge (base: any, over: any): any {
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {
   const file = env.COSA_BUILDD_CONFIG ? JSON.parse(readFileSync(env.COSA_BUILDD_CONFIG, 'utf8')) : {}
-  const parsed = configSchema.safeParse(merge(merge(file, fromEnv(env)), overrides))
+  let fromEnvironment
+  try {
+    fromEnvironment = fromEnv(env)
+  } catch (err) {
+    throw new Error(`invalid configuration: ${(err as Error).message}`)
+  }
+  const parsed = configSchema.safeParse(merge(merge(file, fromEnvironment), overrides))
   if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+    const detail = parsed.error.issues.map((i) => `${describePath(i.path)}: ${i.message}`).join('; ')
     throw new Error(`invalid configuration: ${detail}`)
   }
-  return { ...parsed.data, dataDir: resolve(parsed.data.dataDir) }
+  return deepFreeze({ ...parsed.data, dataDir: resolve(parsed.data.dataDir) })
+}
+
+/** The loaded configuration is read everywhere and changed nowhere. */
+function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null) for (const v of Object.values(value)) deepFreeze(v)
+  return Object.freeze(value)
 }
 
 export const hasTokens = (config: Config) =>

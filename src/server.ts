@@ -1,3 +1,4 @@
+import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { realpathSync } from 'node:fs'
 import { STATUS_CODES } from 'node:http'
@@ -6,13 +7,20 @@ import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import app from './app.js'
 import { requestId } from './http/request-log.js'
-import { hasTokens, isLoopback, loadConfig, type Config } from './config.js'
+import { hasTokens, isLoopback, loadConfig, unknownEnv, type Config } from './config.js'
 
 // The process: configuration, logger, listen, and a graceful shutdown that
 // finishes in-flight requests, answers new ones 503, and leaves running
 // builds for the next start to adopt.
 
 export const MAX_PARAM_LENGTH = 3 * 255
+
+/**
+ * A shutdown that has not finished by then exits 1 anyway: a stuck request or
+ * engine call must not hold a stop forever. Below the 40 s systemd and
+ * Kubernetes are given (deploy/), so the service, not SIGKILL, ends it.
+ */
+export const SHUTDOWN_DEADLINE_MS = 30_000
 
 /**
  * Fastify's options for this service, for the process and for tests alike:
@@ -83,18 +91,16 @@ export async function main () {
   if (!hasTokens(config)) {
     server.log.warn('no tokens configured: listening on loopback only, and every caller has every right')
   }
-  let closing = false
-  const shutdown = (signal: string) => {
-    if (closing) return
-    closing = true
-    server.log.info({ signal }, 'shutting down; running builds keep running and are adopted at the next start')
-    server.close().then(() => process.exit(0), (err) => {
-      server.log.error({ err }, 'shutdown failed')
-      process.exit(1)
-    })
+  for (const { name, nearest } of unknownEnv(process.env)) {
+    server.log.warn({ variable: name, nearest }, `unknown environment variable ${name} is ignored (did you mean ${nearest}?)`)
   }
-  process.on('SIGTERM', () => shutdown('SIGTERM'))
-  process.on('SIGINT', () => shutdown('SIGINT'))
+  // Signals and uncaught errors alike: finish in-flight requests (new ones get
+  // 503), leave running builds to the next start; exit 1 past the deadline.
+  closeWithGrace({ delay: SHUTDOWN_DEADLINE_MS, logger: server.log }, async ({ signal, err }) => {
+    if (err) server.log.fatal({ err }, 'uncaught error: shutting down')
+    else server.log.info({ signal }, 'shutting down; running builds keep running and are adopted at the next start')
+    await server.close()
+  })
   await server.listen({ host: config.host, port: config.port })
 }
 

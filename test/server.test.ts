@@ -24,11 +24,11 @@ t.test('without tokens it refuses to listen beyond loopback', async (t) => {
 t.test('a bad setting stops the start with its name', async (t) => {
   const r = await server({ COSA_BUILDD_PORT: 'eighty', COSA_BUILDD_DATA_DIR: await tempDir(t) })
   t.equal(r.exitCode, 1)
-  t.match(r.all, /invalid configuration: port/)
+  t.match(r.all, /invalid configuration: port \(COSA_BUILDD_PORT\)/)
 })
 
-t.test('it serves on loopback, says it is open, and stops on SIGTERM', async (t) => {
-  const child = server({ COSA_BUILDD_PORT: '0', COSA_BUILDD_DATA_DIR: await tempDir(t) })
+t.test('it serves on loopback, says it is open, warns of unknown variables, and stops on SIGTERM', async (t) => {
+  const child = server({ COSA_BUILDD_PORT: '0', COSA_BUILDD_DATA_DIR: await tempDir(t), COSA_BUILDD_MAX_CONCURENT: '3' })
   let out = ''
   const url = await new Promise<string>((resolve, reject) => {
     child.all!.on('data', (d) => {
@@ -39,6 +39,7 @@ t.test('it serves on loopback, says it is open, and stops on SIGTERM', async (t)
     setTimeout(() => reject(new Error(`no listen line: ${out}`)), 20_000).unref()
   })
   t.match(out, /no tokens configured: listening on loopback only/)
+  t.match(out, /unknown environment variable COSA_BUILDD_MAX_CONCURENT is ignored \(did you mean COSA_BUILDD_MAX_CONCURRENT\?\)/)
   // The binary the server really runs on, not the one that spawned it: scripts/ensure-node.sh must reach the children.
   const version = (await execa(await readlink(`/proc/${child.pid}/exe`), ['--version'])).stdout
   t.comment(`server runs on node ${version}`)
