@@ -103,7 +103,7 @@ export function subscribe (filter: LiveFilter, onBuild: OnBuild, onStatus: (stat
     try {
       const { body } = await poll<Build | BuildList>(refreshPath(filter))
       for (const build of 'builds' in body ? body.builds : [body]) {
-        if ((lastEvent.get(build.id) ?? -1) >= startedAt) { stale = true; continue }
+        if ((lastEvent.get(build.id) ?? 0) > startedAt) { stale = true; continue }
         known.set(build.id, build)
         if (!stopped) onBuild(build)
       }

@@ -8,7 +8,7 @@ const TOKENS = { read: 'read-token-0123456789', submit: 'submit-token-0123456789
 t.test('each token gets its highest rank; no token or an event token is refused', async (t) => {
   const both = 'submit-and-admin-0123456789'
   const { app } = await startApp(t, { tokens: { read: [TOKENS.read], submit: [TOKENS.submit, both], admin: [TOKENS.admin, both] } })
-  for (const [token, role] of [[TOKENS.read, 'read'], [TOKENS.submit, 'submit'], [TOKENS.admin, 'admin'], [both, 'admin']]) {
+  for (const [token, role] of [[TOKENS.read, 'read'], [TOKENS.submit, 'submit'], [TOKENS.admin, 'admin'], [both, 'admin']] as const) {
     const res = await app.inject({ url: '/v1/whoami', headers: { authorization: `Bearer ${token}` } })
     t.equal(res.statusCode, 200, role)
     t.same(res.json(), { role }, `${token} is ${role}`)
