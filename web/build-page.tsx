@@ -125,6 +125,17 @@ function Actions ({ build, access, onBuild }: { build: Build, access: Access | u
   )
 }
 
+/**
+ * Whether `next` is history the replay from seq 0 brings (for the timeline)
+ * that is older than the build shown: a finished build never runs again, and
+ * a running one goes back to the queue only by `build.requeued`.
+ */
+function isReplay (shown: Build | undefined, next: Build, event: BuildEvent | undefined) {
+  if (shown === undefined) return false
+  if (isFinished(shown)) return !isFinished(next)
+  return shown.state === 'running' && next.state === 'queued' && event?.type === 'build.queued'
+}
+
 export function BuildPage ({ id, access }: { id: string, access: Access | undefined }) {
   const now = useNow()
   const [build, setBuild] = useState<Build>()
@@ -136,7 +147,7 @@ export function BuildPage ({ id, access }: { id: string, access: Access | undefi
     getJson<Build>(`/v1/builds/${encodeURIComponent(id)}`).then(setBuild, setError)
     // From seq 0: the build's whole history first (its timeline), then its changes as they come.
     const sub = subscribe({ build: id, since: 0 }, (b, event) => {
-      setBuild(b)
+      setBuild((shown) => isReplay(shown, b, event) ? shown : b)
       if (event !== undefined) setEvents((all) => [...all, event])
     }, setLive)
     return () => sub.close()

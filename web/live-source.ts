@@ -9,8 +9,9 @@ import { eventTypes, type BuildEvent, type BuildEventType } from './types.js'
 //   `?token=`; the long-lived token never goes in a URL. A server with no
 //   tokens needs none.
 // - No lost change: EventSource reconnects by itself with Last-Event-ID (the
-//   outbox seq). When it gives up (a 401 once the minted token expired, or
-//   any non-200) a new EventSource with a fresh token resumes with `?since=`
+//   outbox seq). When it gives up (the server refused it, e.g. a 401 once
+//   the minted token expired), or the connection drops with the token near
+//   its expiry, a new EventSource with a fresh token resumes with `?since=`
 //   the last seq seen.
 // - Events carry no queuePosition, waitingFor or pinned (they move without an
 //   event of the build). Those come from an ETag poll of the page's path (a
@@ -153,10 +154,10 @@ export function subscribe (filter: LiveFilter, onBuild: OnBuild, onStatus: (stat
       onStatus('reconnecting')
       // EventSource retries by itself (with Last-Event-ID) unless the server
       // refused it; a token about to lapse would be refused on that retry.
-      const refused = es.readyState === EventSource.CLOSED
-      if (refused || expires - Date.now() < TOKEN_MARGIN_MS) {
+      // Either way a new one comes after the same pause as EventSource's own.
+      if (es.readyState === EventSource.CLOSED || expires - Date.now() < TOKEN_MARGIN_MS) {
         es.close()
-        later(() => { void open() }, refused ? REOPEN_MS : 0)
+        later(() => { void open() }, REOPEN_MS)
       }
     }
   }

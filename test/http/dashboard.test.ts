@@ -270,7 +270,9 @@ t.test('with tokens: the token page, buttons by role, and catching up after the 
   // A fixed port, so that the page reconnects to the same address after a restart.
   const env = {
     COSA_BUILDD_READ_TOKENS: TOKENS.read, COSA_BUILDD_SUBMIT_TOKENS: TOKENS.submit, COSA_BUILDD_ADMIN_TOKENS: TOKENS.admin,
-    COSA_BUILDD_PORT: String(await freePort())
+    COSA_BUILDD_PORT: String(await freePort()),
+    // Shorter than the margin at which the page mints a new one: every reconnect needs a fresh token.
+    COSA_BUILDD_EVENT_TOKEN_TTL_SECONDS: '10'
   }
   const dataDir = await tempDir(t)
   let server = await startServer(t, dataDir, 1, { env })
@@ -315,9 +317,12 @@ t.test('with tokens: the token page, buttons by role, and catching up after the 
   t.equal(await page.locator('h1', { hasText: /^Cancelled/ }).count(), 0, 'cut off, the page has not heard of it')
   await page.unroute(events)
   await page.locator('h1', { hasText: /^Cancelled/ }).waitFor({ timeout: 15_000 })
+  // The events missed, not just the state: build.finished closes the running phase of the timeline.
+  await page.locator('.timeline li.running').waitFor({ state: 'detached', timeout: 5000 })
   await page.locator('[data-follow="ended"]').first().waitFor({ timeout: 15_000 })
   t.pass('the state change made while the stream was down shows once it is back, and the log completes')
   t.ok(urls.some((u) => /\/v1\/events\?.*token=evt1\./.test(u)), 'the event stream is opened with a minted token')
+  t.ok(urls.some((u) => /\/v1\/events\?.*since=[1-9]\d*&token=evt1\./.test(u)), 'reopened with a fresh token from the last event seen')
   t.notOk(urls.some((u) => Object.values(TOKENS).some((token) => u.includes(token))), 'no long-lived token in any URL')
 
   await page.goto(`${server.url}/builds/${next.id}`)
