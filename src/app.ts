@@ -13,6 +13,7 @@ import builds from './http/builds.js'
 import dashboard from './http/dashboard.js'
 import errorHandler from './http/error-handler.js'
 import health from './http/health.js'
+import whoami from './http/whoami.js'
 import logs from './http/logs.js'
 import metrics from './http/metrics.js'
 import events from './http/events.js'
@@ -63,7 +64,8 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
         { name: 'artifacts', description: 'Published builds: downloads, cosa\'s store layout, pins' },
         { name: 'events', description: 'Server-Sent Events of every build change' },
         { name: 'webhooks', description: 'Signed HTTP deliveries of build events (admin)' },
-        { name: 'health', description: 'Liveness and readiness' }
+        { name: 'health', description: 'Liveness and readiness' },
+        { name: 'auth', description: 'What the caller\'s token may do' }
       ],
       components: {
         securitySchemes: {
@@ -89,6 +91,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
     errorResponseBuilder: (_request, context) => errors.rateLimited(context.max, Math.ceil(context.ttl / 1000))
   })
   await fastify.register(health)
+  await fastify.register(whoami)
   await fastify.register(metrics)
   await fastify.register(streams)
   await fastify.register(builds)

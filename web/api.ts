@@ -56,17 +56,13 @@ export async function poll<T> (path: string): Promise<{ body: T, changed: boolea
 
 export type Access = 'token-needed' | 'read' | 'submit'
 
-/**
- * What the caller may do. The API has no "who am I" route; the auth hook
- * answers before a route's own checks, so a cancel of a build that cannot
- * exist says 403 to a read token and 404 to one that may submit (or to
- * anyone, when the server has no tokens).
- */
+/** What the caller may do, from GET /v1/whoami: submit and admin tokens (and anyone on a server without tokens) see Cancel and Pin. */
 export async function access (): Promise<Access> {
-  const read = await fetch('/v1/streams', { headers: authHeaders() })
-  if (read.status === 401) return 'token-needed'
-  const probe = await fetch('/v1/builds/-access-probe-/cancel', { method: 'POST', headers: authHeaders() })
-  return probe.status === 403 || probe.status === 401 ? 'read' : 'submit'
+  const res = await fetch('/v1/whoami', { headers: authHeaders() })
+  if (res.status === 401) return 'token-needed'
+  if (!res.ok) throw await failure(res)
+  const { role } = await res.json() as { role: 'read' | 'submit' | 'admin' | 'open' }
+  return role === 'read' ? 'read' : 'submit'
 }
 
 /**

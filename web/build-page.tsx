@@ -2,9 +2,10 @@ import { Fragment, type ComponentChildren } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { getJson, postJson, request, type Access, type Build } from './api.js'
 import { ApiLink, ErrorNote, Layout, StateBadge, Time, useNow } from './components.js'
-import { bytes, headline, isFinished, waitingText } from './format.js'
-import { subscribe, type LiveStatus } from './live-source.js'
+import { bytes, duration, headline, isFinished, waitingText } from './format.js'
+import { subscribe, type BuildEvent, type LiveStatus } from './live-source.js'
 import { LogPanel } from './log-panel.js'
+import { timeline } from './timeline.js'
 
 // `/builds/{id}`: what a build is, what it made, and its log.
 
@@ -41,6 +42,28 @@ function Facts ({ build, now }: { build: Build, now: number }) {
     <dl class="facts">
       {rows.filter(([, v]) => v !== undefined && v !== false && v !== '').map(([k, v]) => <Fragment key={k}><dt>{k}</dt><dd>{v}</dd></Fragment>)}
     </dl>
+  )
+}
+
+/** The phases, from the build's events; the running one counts up, a failed one is marked in words. */
+function Timeline ({ events, now }: { events: BuildEvent[], now: number }) {
+  const steps = timeline(events)
+  if (steps.length === 0) return null
+  return (
+    <section aria-labelledby="phases">
+      <h2 id="phases">Phases</h2>
+      <ol class="timeline">
+        {steps.map((s) => (
+          <li key={s.start + s.phase} data-phase={s.phase} class={s.failed ? 'failed' : s.end === undefined ? 'running' : ''}>
+            <code>{s.phase}</code>{' '}
+            <time dateTime={s.start} title={new Date(s.start).toLocaleString()}>{new Date(s.start).toLocaleTimeString()}</time>{' '}
+            <span class="muted">{duration((s.end === undefined ? now : Date.parse(s.end)) - Date.parse(s.start))}</span>
+            {s.failed && <strong> ← failed here</strong>}
+            {s.end === undefined && <span class="muted"> (running)</span>}
+          </li>
+        ))}
+      </ol>
+    </section>
   )
 }
 
@@ -102,14 +125,31 @@ function Actions ({ build, access, onBuild }: { build: Build, access: Access | u
   )
 }
 
+/**
+ * Whether `next` is history the replay from seq 0 brings (for the timeline)
+ * that is older than the build shown: a finished build never runs again, and
+ * a running one goes back to the queue only by `build.requeued`.
+ */
+function isReplay (shown: Build | undefined, next: Build, event: BuildEvent | undefined) {
+  if (shown === undefined) return false
+  if (isFinished(shown)) return !isFinished(next)
+  return shown.state === 'running' && next.state === 'queued' && event?.type === 'build.queued'
+}
+
 export function BuildPage ({ id, access }: { id: string, access: Access | undefined }) {
   const now = useNow()
   const [build, setBuild] = useState<Build>()
   const [error, setError] = useState<unknown>()
   const [live, setLive] = useState<LiveStatus>('connecting')
+  const [events, setEvents] = useState<BuildEvent[]>([])
   useEffect(() => {
+    setEvents([])
     getJson<Build>(`/v1/builds/${encodeURIComponent(id)}`).then(setBuild, setError)
-    const sub = subscribe({ build: id }, (event) => setBuild(event.build), setLive)
+    // From seq 0: the build's whole history first (its timeline), then its changes as they come.
+    const sub = subscribe({ build: id, since: 0 }, (b, event) => {
+      setBuild((shown) => isReplay(shown, b, event) ? shown : b)
+      if (event !== undefined) setEvents((all) => [...all, event])
+    }, setLive)
     return () => sub.close()
   }, [id])
   if (build === undefined) return <Layout title={`Build ${id}`}>{error === undefined ? <p>Loading…</p> : <ErrorNote error={error} />}</Layout>
@@ -123,6 +163,7 @@ export function BuildPage ({ id, access }: { id: string, access: Access | undefi
       )}
       <Actions build={build} access={access} onBuild={setBuild} />
       <Facts build={build} now={now} />
+      <Timeline events={events} now={now} />
       <Artifacts build={build} />
       <Meta build={build} />
       <LogPanel build={build} />

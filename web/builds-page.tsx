@@ -44,8 +44,8 @@ export function BuildsPage ({ stream }: { stream?: string }) {
 
   useEffect(() => {
     getJson<BuildList>(base).then((page) => { setBuilds(page.builds); setCursor(page.nextCursor) }, setError)
-    const sub = subscribe(stream === undefined ? {} : { stream },
-      (event) => setBuilds((list) => list === undefined ? list : merge(list, event.build, morePages.current)), setLive)
+    const sub = subscribe(stream === undefined ? { queue: true } : { stream, queue: true },
+      (build) => setBuilds((list) => list === undefined ? list : merge(list, build, morePages.current)), setLive)
     return () => sub.close()
   }, [base])
 

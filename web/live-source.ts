@@ -1,83 +1,173 @@
-import { poll, type Build, type BuildList } from './api.js'
+import { poll, postJson, token, type Build, type BuildList } from './api.js'
+import { eventTypes, type BuildEvent, type BuildEventType } from './types.js'
 
-// Where the pages learn that builds changed. The shape is that of the event
-// stream (GET /v1/events: `event:` a type, `data:` {seq, type, buildId,
-// stream, time, build}); until the server has it, this module polls the
-// build list and single builds with ETags (a 304 when nothing changed) and
-// derives the same events. Moving to SSE changes this file only.
+// Where the pages learn that builds changed: the event stream, GET /v1/events
+// (docs/events.md), through the browser's EventSource.
+//
+// - Auth: EventSource cannot send headers, so with a token the stream is
+//   opened with a short-lived read-only one from POST /v1/event-tokens in
+//   `?token=`; the long-lived token never goes in a URL. A server with no
+//   tokens needs none.
+// - No lost change: EventSource reconnects by itself with Last-Event-ID (the
+//   outbox seq). When it gives up (the server refused it, e.g. a 401 once
+//   the minted token expired), or the connection drops with the token near
+//   its expiry, a new EventSource with a fresh token resumes with `?since=`
+//   the last seq seen.
+// - Events carry no queuePosition, waitingFor or pinned (they move without an
+//   event of the build). Those come from an ETag poll of the page's path (a
+//   304 when nothing changed): once at each (re)connect, which also covers a
+//   change between the page's first fetch and the stream's start; after each
+//   event that moves a queue (`queue: true`); every few seconds while the one
+//   build shown waits in the queue. A running build is never polled.
 
-export type BuildEventType = 'build.queued' | 'build.started' | 'build.phase' | 'build.finished' | 'build.cancel_requested'
-
-export interface BuildEvent {
-  seq: number
-  type: BuildEventType
-  buildId: string
-  stream: string
-  time: string
-  build: Build
-}
+export type { BuildEvent } from './types.js'
 
 export interface LiveFilter {
   stream?: string
   build?: string
+  /** Replay the outbox after this seq first (0: the build's whole history). */
+  since?: number
+  /** Refresh queue positions after events that move the queue (list pages). */
+  queue?: boolean
 }
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting'
 
 export interface Subscription { close: () => void }
 
-const POLL_MS = 1500
-const FINISHED = new Set(['succeeded', 'unchanged', 'failed', 'cancelled'])
+/** Called with a build as it is now; `event` when the change came from the stream, absent after a refresh. */
+export type OnBuild = (build: Build, event?: BuildEvent) => void
 
-/** The event a change from `before` to `after` amounts to, if any. */
-export function eventType (before: Build | undefined, after: Build): BuildEventType | undefined {
-  if (before === undefined) return FINISHED.has(after.state) ? 'build.finished' : after.state === 'running' ? 'build.started' : 'build.queued'
-  if (before.state !== after.state) {
-    if (FINISHED.has(after.state)) return 'build.finished'
-    return after.state === 'running' ? 'build.started' : 'build.queued'
-  }
-  if (before.cancelRequestedAt === undefined && after.cancelRequestedAt !== undefined) return 'build.cancel_requested'
-  if (before.phase !== after.phase || before.queuePosition !== after.queuePosition || before.pinned !== after.pinned) return 'build.phase'
-  return undefined
-}
+const REOPEN_MS = 3000
+const QUEUED_POLL_MS = 5000
+const REFRESH_DEBOUNCE_MS = 300
+/** Mint a new token for a reconnect when the current one has less than this left. */
+const TOKEN_MARGIN_MS = 30_000
+const QUEUE_MOVES = new Set<BuildEventType>(['build.queued', 'build.started', 'build.requeued', 'build.finished'])
 
-function pathOf (filter: LiveFilter) {
+function refreshPath (filter: LiveFilter) {
   if (filter.build !== undefined) return `/v1/builds/${encodeURIComponent(filter.build)}`
   return '/v1/builds?limit=50' + (filter.stream === undefined ? '' : `&stream=${encodeURIComponent(filter.stream)}`)
 }
 
-/**
- * Calls `onEvent` for each build that changes, starting with the state at
- * the first poll (a page's own first fetch may be older: pages apply events
- * by build id, so a repeat is harmless and a change is never missed), and
- * `onStatus` as the source connects, fails and recovers.
- */
-export function subscribe (filter: LiveFilter, onEvent: (event: BuildEvent) => void,
-  onStatus: (status: LiveStatus) => void = () => {}): Subscription {
-  const known = new Map<string, Build>()
-  let seq = 0
-  let stopped = false
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const path = pathOf(filter)
-
-  async function tick () {
-    try {
-      const { body, changed } = await poll<Build | BuildList>(path)
-      const builds = 'builds' in body ? body.builds : [body]
-      if (changed) {
-        for (const build of builds) {
-          const type = eventType(known.get(build.id), build)
-          known.set(build.id, build)
-          if (type !== undefined) onEvent({ seq: ++seq, type, buildId: build.id, stream: build.stream, time: new Date().toISOString(), build })
-        }
-      }
-      onStatus('live')
-    } catch {
-      onStatus('reconnecting')
-    }
-    if (!stopped) timer = setTimeout(() => { void tick() }, POLL_MS)
+async function streamUrl (filter: LiveFilter, since: number | undefined) {
+  const q = new URLSearchParams()
+  if (filter.stream !== undefined) q.set('stream', filter.stream)
+  if (filter.build !== undefined) q.set('build', filter.build)
+  if (since !== undefined) q.set('since', String(since))
+  let expires = Infinity
+  if (token.get() !== undefined) {
+    const minted = await postJson<{ token: string, expiresAt: string }>('/v1/event-tokens')
+    q.set('token', minted.token)
+    expires = Date.parse(minted.expiresAt)
   }
-  onStatus('connecting')
-  void tick()
-  return { close: () => { stopped = true; clearTimeout(timer) } }
+  return { url: `/v1/events?${q.toString()}`, expires }
+}
+
+/**
+ * Calls `onBuild` for each change of a build the filter selects, in the
+ * order the server made them, and `onStatus` as the stream connects, drops
+ * and comes back.
+ */
+export function subscribe (filter: LiveFilter, onBuild: OnBuild, onStatus: (status: LiveStatus) => void = () => {}): Subscription {
+  const known = new Map<string, Build>()
+  /** Per build, the number of the last event applied: a refresh older than it is stale. */
+  const lastEvent = new Map<string, number>()
+  let events = 0
+  let lastSeq = filter.since
+  let source: EventSource | undefined
+  let expires = Infinity
+  let stopped = false
+  const timers = new Set<ReturnType<typeof setTimeout>>()
+  const later = (fn: () => void, ms: number) => {
+    const timer = setTimeout(() => { timers.delete(timer); if (!stopped) fn() }, ms)
+    timers.add(timer)
+  }
+
+  /** The fields events lack, from the last refresh. */
+  function complete (build: Build): Build {
+    const before = known.get(build.id)
+    const queued = build.state === 'queued' && before?.state === 'queued'
+    return {
+      ...build,
+      ...(before?.pinned === undefined ? {} : { pinned: before.pinned }),
+      ...(queued ? { queuePosition: before.queuePosition, waitingFor: before.waitingFor } : {})
+    }
+  }
+
+  let refreshing = false
+  async function refresh () {
+    if (refreshing || stopped) return
+    refreshing = true
+    const startedAt = events
+    let stale = false
+    try {
+      const { body } = await poll<Build | BuildList>(refreshPath(filter))
+      for (const build of 'builds' in body ? body.builds : [body]) {
+        if ((lastEvent.get(build.id) ?? 0) > startedAt) { stale = true; continue }
+        known.set(build.id, build)
+        if (!stopped) onBuild(build)
+      }
+    } catch {
+      // The stream's own status tells of a server that is away.
+    } finally {
+      refreshing = false
+    }
+    if (stale) refreshSoon()
+    const shown = filter.build === undefined ? undefined : known.get(filter.build)
+    if (shown?.state === 'queued') later(() => { void refresh() }, QUEUED_POLL_MS)
+  }
+  let refreshPending = false
+  function refreshSoon () {
+    if (refreshPending) return
+    refreshPending = true
+    later(() => { refreshPending = false; void refresh() }, REFRESH_DEBOUNCE_MS)
+  }
+
+  function receive (message: MessageEvent<string>) {
+    const event = JSON.parse(message.data) as BuildEvent
+    lastSeq = event.seq
+    lastEvent.set(event.buildId, ++events)
+    const build = complete(event.build)
+    known.set(build.id, build)
+    onBuild(build, { ...event, build })
+    if (QUEUE_MOVES.has(event.type) && (filter.queue === true || (filter.build !== undefined && build.state !== 'running'))) refreshSoon()
+  }
+
+  async function open () {
+    source?.close()
+    onStatus(source === undefined ? 'connecting' : 'reconnecting')
+    let next
+    try {
+      next = await streamUrl(filter, lastSeq)
+    } catch {
+      later(() => { void open() }, REOPEN_MS)
+      return
+    }
+    if (stopped) return
+    expires = next.expires
+    const es = new EventSource(next.url)
+    source = es
+    for (const type of eventTypes) es.addEventListener(type, receive)
+    es.onopen = () => { onStatus('live'); refreshSoon() }
+    es.onerror = () => {
+      onStatus('reconnecting')
+      // EventSource retries by itself (with Last-Event-ID) unless the server
+      // refused it; a token about to lapse would be refused on that retry.
+      // Either way a new one comes after the same pause as EventSource's own.
+      if (es.readyState === EventSource.CLOSED || expires - Date.now() < TOKEN_MARGIN_MS) {
+        es.close()
+        later(() => { void open() }, REOPEN_MS)
+      }
+    }
+  }
+
+  void open()
+  return {
+    close: () => {
+      stopped = true
+      source?.close()
+      for (const timer of timers) clearTimeout(timer)
+    }
+  }
 }

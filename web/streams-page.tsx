@@ -55,7 +55,7 @@ export function StreamsPage () {
   const [live, setLive] = useState<LiveStatus>('connecting')
 
   const refresh = (name: string) => summarize(name).then((s) => setSummaries((all) => ({ ...all, [name]: s })), setError)
-  // Events come in bursts (the first poll reports every recent build): one refresh per stream and burst.
+  // Events come in bursts (a connect's refresh reports every recent build): one refresh per stream and burst.
   const pending = useRef(new Set<string>())
   const refreshSoon = (name: string) => {
     if (pending.current.has(name)) return
@@ -68,7 +68,7 @@ export function StreamsPage () {
       setStreams(list.streams)
       for (const s of list.streams) void refresh(s.name)
     }, setError)
-    const sub = subscribe({}, (event) => refreshSoon(event.stream), setLive)
+    const sub = subscribe({}, (build) => refreshSoon(build.stream), setLive)
     return () => sub.close()
   }, [])
 

@@ -1,11 +1,20 @@
+import { eventTypes, type BuildEventType } from '../src/builds/build-event.js'
 import type { components } from '../src/cli/api-types.js'
 
 // The API's types as the dashboard uses them (no DOM here: tests import it).
 
-export type Build = components['schemas']['Build'] & {
-  /** Announced by the event-stream work: rendered when the server sends them. */
-  phase?: string
-  failedStep?: string
-}
+export type Build = components['schemas']['Build']
 export type Stream = components['schemas']['Stream']
 export interface BuildList { builds: Build[], nextCursor?: string }
+
+export { eventTypes, type BuildEventType }
+
+/** One message of GET /v1/events (docs/events.md). */
+export interface BuildEvent {
+  seq: number
+  type: BuildEventType
+  buildId: string
+  stream: string
+  time: string
+  build: Build
+}

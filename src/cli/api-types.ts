@@ -44,6 +44,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the caller's token may do
+         * @description The rank of the bearer token sent: read < submit < admin; `open` on a server with no tokens. 401 without a valid token when the server has tokens.
+         */
+        get: operations["getWhoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -607,6 +627,13 @@ export interface components {
                 /** @description every file the build published (succeeded builds): images, metadata and whatever else cosa wrote */
                 files?: components["schemas"]["PublishedFile"][];
             };
+        };
+        Whoami: {
+            /**
+             * @description the rank of the token sent; `open` when the server has no tokens and every caller may do everything
+             * @enum {string}
+             */
+            role: "read" | "submit" | "admin" | "open";
         };
         EventToken: {
             /** @description pass as ?token= to GET /v1/events, and nowhere else */
@@ -1259,6 +1286,52 @@ export interface operations {
                             };
                         };
                     };
+                };
+            };
+        };
+    };
+    getWhoami: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Whoami"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };

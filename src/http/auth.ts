@@ -25,10 +25,14 @@ declare module 'fastify' {
     clientScope: string
     /** Served without a token because the stream is publicRead: shared caches may keep it. */
     publicRead: boolean
+    /** The rank of the caller's bearer token, once a token route's check has passed. */
+    role?: Role
   }
 }
 
 const RANK = { read: 1, submit: 2, admin: 3 } as const
+export type Role = keyof typeof RANK
+const ROLES = Object.keys(RANK) as Role[]
 const VERB = { read: 'read', submit: 'submit builds', admin: 'change streams' } as const
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex')
@@ -90,6 +94,7 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
         if (rank === undefined) return done(errors.unauthorized())
         if (rank < RANK[access]) return done(errors.forbidden(VERB[access]))
         request.clientScope = key
+        request.role = ROLES[rank - 1]
         done()
       } catch (err) {
         done(err as Error)
@@ -98,6 +103,7 @@ export default fp(async function auth (app: FastifyInstance, opts: { config: Con
 
   app.decorateRequest('clientScope', 'anonymous')
   app.decorateRequest('publicRead', false)
+  app.decorateRequest('role', undefined)
   // Each route gets the check its access needs, decided once here rather
   // than looked up on every request; public routes get none.
   app.addHook('onRoute', (route) => {

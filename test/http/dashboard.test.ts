@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { mkdir, readFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
@@ -60,6 +61,14 @@ const waitState = (server: Server, id: string, states: string[], token?: string)
     const build = await call(server, `/v1/builds/${id}`, { token })
     return states.includes(build.state) ? build : undefined
   })
+
+async function freePort () {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise((resolve) => probe.close(resolve))
+  return port
+}
 
 async function launch (t: Test): Promise<Browser> {
   // Root in a container has no user namespaces for chromium's sandbox.
@@ -155,11 +164,22 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   await floodPage.goto(`${server.url}/builds/${flood.id}`)
   const row = list.locator(`tr[data-build="${chatty.id}"]`)
   await row.waitFor({ timeout: 10_000 })
+  // Driven by the event stream: the list never asks for the build itself.
+  const asked = { build: 0, list: 0 }
+  list.on('request', (r) => {
+    const { pathname } = new URL(r.url())
+    if (pathname === `/v1/builds/${chatty.id}`) asked.build++
+    else if (pathname === '/v1/builds') asked.list++
+  })
+  await list.locator(`tr[data-build="${chatty.id}"][data-state="running"] td[data-label="Detail"]`, { hasText: /\S/ }).waitFor({ timeout: 60_000 })
+  t.pass('the list shows the phase of a running build')
 
   // Its log follows while at the bottom and stops when scrolled up.
   await waitState(server, chatty.id, ['running'])
   const page = await newPage(t, browser)
   await page.goto(`${server.url}/builds/${chatty.id}`)
+  await page.locator('.timeline li.running').waitFor({ timeout: 10_000 })
+  t.equal(await page.locator('.timeline li.running').count(), 1, 'the phase it is in shows while it runs')
   const log = page.getByRole('log', { name: 'build log' })
   await page.locator('.log .line', { hasText: 'tick 3 line 20' }).waitFor({ timeout: 30_000 })
   t.equal(await log.getAttribute('data-follow'), 'following', 'follows a running build')
@@ -180,6 +200,13 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   t.pass('the header says how it ended and how long it took')
   await row.and(list.locator('[data-state="succeeded"]')).waitFor({ timeout: 10_000 })
   t.pass('the list showed the build succeed without a reload')
+  t.comment(`while it ran the list page asked: ${JSON.stringify(asked)}`)
+  t.equal(asked.build, 0, 'no poll of the build: its changes came from the event stream')
+  t.ok(asked.list <= 6, `a refresh of the list only for events that move the queue (${asked.list})`)
+  const phases = await page.locator('.timeline li').evaluateAll((items) => items.map((li) => li.getAttribute('data-phase')))
+  t.same(phases.slice(0, 5), ['preparing', 'shell', 'init', 'fetch', 'build'], `the build's phases in order: ${phases.join(', ')}`)
+  t.equal(phases.at(-1), 'publishing')
+  t.equal(await page.locator('.timeline li.running').count(), 0, 'none runs once it ended')
 
   // A log larger than the view may hold: the oldest lines leave the page, and come back on demand.
   await waitState(server, flood.id, FINAL)
@@ -218,7 +245,9 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
   await page.goto(`${server.url}/builds/${broken.id}`)
   await page.getByRole('alert').filter({ hasText: 'exit_code' }).waitFor()
   await page.locator('h1', { hasText: /^Failed in / }).waitFor()
-  if (failed.failedStep !== undefined) t.match(await page.getByRole('alert').textContent(), failed.failedStep, 'names the failed step')
+  t.equal(failed.failedStep, 'shell', 'the server names the step')
+  t.match(await page.getByRole('alert').textContent(), 'in step shell', 'names the failed step')
+  await page.locator('.timeline li.failed[data-phase="shell"]', { hasText: 'failed here' }).waitFor()
   await page.locator('.log details.failed-step > summary', { hasText: 'echo about to fail' }).waitFor()
   await page.goto(`${server.url}/builds/${chatty.id}`)
   await page.locator('[data-follow="ended"]').first().waitFor()
@@ -238,9 +267,15 @@ t.test('without tokens: streams, live builds, the log, failures and downloads', 
 
 t.test('with tokens: the token page, buttons by role, and catching up after the connection drops', async (t) => {
   if (!(await requireDocker(t))) return
-  const server = await startServer(t, await tempDir(t), 1, {
-    env: { COSA_BUILDD_READ_TOKENS: TOKENS.read, COSA_BUILDD_SUBMIT_TOKENS: TOKENS.submit, COSA_BUILDD_ADMIN_TOKENS: TOKENS.admin }
-  })
+  // A fixed port, so that the page reconnects to the same address after a restart.
+  const env = {
+    COSA_BUILDD_READ_TOKENS: TOKENS.read, COSA_BUILDD_SUBMIT_TOKENS: TOKENS.submit, COSA_BUILDD_ADMIN_TOKENS: TOKENS.admin,
+    COSA_BUILDD_PORT: String(await freePort()),
+    // Shorter than the margin at which the page mints a new one: every reconnect needs a fresh token.
+    COSA_BUILDD_EVENT_TOKEN_TTL_SECONDS: '10'
+  }
+  const dataDir = await tempDir(t)
+  let server = await startServer(t, dataDir, 1, { env })
   const repo = await configRepo(t)
   await call(server, '/v1/streams/slow', { method: 'PUT', token: TOKENS.admin, body: { config: { url: repo.url, ref: 'main' }, recipe: chattyRecipe(120) } })
   const build = await call(server, '/v1/streams/slow/builds', { method: 'POST', token: TOKENS.submit, body: {} })
@@ -250,6 +285,8 @@ t.test('with tokens: the token page, buttons by role, and catching up after the 
   })
   const browser = await launch(t)
   const page = await newPage(t, browser)
+  const urls: string[] = []
+  page.on('request', (r) => urls.push(r.url()))
 
   await page.goto(`${server.url}/builds/${build.id}`)
   await page.getByRole('link', { name: 'Paste one' }).click()
@@ -266,15 +303,27 @@ t.test('with tokens: the token page, buttons by role, and catching up after the 
   await page.getByRole('button', { name: 'Cancel build' }).waitFor()
   t.pass('a submit token sees the cancel button')
 
-  // The build ends while the browser is cut off; the page catches up once it is back.
-  await page.context().setOffline(true)
+  // The event stream drops (the server restarts, ending it) and stays cut
+  // off while the build ends; once back, the page resumes from the last
+  // event it saw and shows the end.
+  const events = (url: URL) => url.pathname === '/v1/events'
+  await page.route(events, (route) => route.abort())
+  server.child.kill('SIGTERM')
+  await server.exited
   await page.getByRole('status').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 10_000 })
+  server = await startServer(t, dataDir, 1, { env })
   await call(server, `/v1/builds/${build.id}/cancel`, { method: 'POST', token: TOKENS.submit })
   await waitState(server, build.id, FINAL, TOKENS.read)
-  await page.context().setOffline(false)
+  t.equal(await page.locator('h1', { hasText: /^Cancelled/ }).count(), 0, 'cut off, the page has not heard of it')
+  await page.unroute(events)
   await page.locator('h1', { hasText: /^Cancelled/ }).waitFor({ timeout: 15_000 })
+  // The events missed, not just the state: build.finished closes the running phase of the timeline.
+  await page.locator('.timeline li.running').waitFor({ state: 'detached', timeout: 5000 })
   await page.locator('[data-follow="ended"]').first().waitFor({ timeout: 15_000 })
-  t.pass('the state change made while offline shows once back online, and the log completes')
+  t.pass('the state change made while the stream was down shows once it is back, and the log completes')
+  t.ok(urls.some((u) => /\/v1\/events\?.*token=evt1\./.test(u)), 'the event stream is opened with a minted token')
+  t.ok(urls.some((u) => /\/v1\/events\?.*since=[1-9]\d*&token=evt1\./.test(u)), 'reopened with a fresh token from the last event seen')
+  t.notOk(urls.some((u) => Object.values(TOKENS).some((token) => u.includes(token))), 'no long-lived token in any URL')
 
   await page.goto(`${server.url}/builds/${next.id}`)
   await page.getByRole('button', { name: 'Cancel build' }).click()
