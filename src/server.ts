@@ -1,5 +1,5 @@
 import closeWithGrace from 'close-with-grace'
-import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { realpathSync } from 'node:fs'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -44,7 +44,7 @@ export function serverOptions (config: Config) {
     clientErrorHandler,
     genReqId: requestId,
     // request-log.ts writes one line per answer instead of fastify's two.
-    disableRequestLogging: true
+    logController: new LogController({ disableRequestLogging: true })
   }
 }
 

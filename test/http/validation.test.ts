@@ -93,10 +93,10 @@ t.test('keyset pagination walks every build once', async (t) => {
 
 t.test('a known path with a method it does not take is 405 with Allow, an unknown path 404', async (t) => {
   const { app } = await startApp(t)
-  const del = await app.inject({ method: 'DELETE', url: '/v1/streams/s' })
-  t.equal(del.statusCode, 405)
-  t.equal(del.headers.allow, 'GET, HEAD, PUT')
-  t.same(del.json(), { code: 'BLD_METHOD_NOT_ALLOWED', message: '/v1/streams/s does not take DELETE: it takes GET, HEAD, PUT' })
+  const patch = await app.inject({ method: 'PATCH', url: '/v1/streams/s' })
+  t.equal(patch.statusCode, 405)
+  t.equal(patch.headers.allow, 'DELETE, GET, HEAD, PUT')
+  t.same(patch.json(), { code: 'BLD_METHOD_NOT_ALLOWED', message: '/v1/streams/s does not take PATCH: it takes DELETE, GET, HEAD, PUT' })
   const post = await app.inject({ method: 'POST', url: '/v1/builds/x/artifacts/qemu' })
   t.equal(post.statusCode, 405)
   t.equal(post.headers.allow, 'GET, HEAD')
