@@ -134,10 +134,14 @@ function expand (step: string[], input: RecipeInput): string[][] {
   return step.some((a) => a.includes('{platform}')) ? input.platforms.map(once) : [once()]
 }
 
-/** kola's exit status (0 passed or skipped, 77 warned, else failed) is the service's to judge, not the script's. */
+/**
+ * kola's exit status (0 passed or skipped, 77 warned, else failed) is the
+ * service's to judge, not the script's; it is written with the build id
+ * tested, so that a file left by another build is never taken for this one's.
+ */
 function bootTestLines (argv: string[]) {
   const cmd = ['cosa', ...argv].map(quote).join(' ')
-  return `step ${quote(cmd)}\nkola_status=0\n${cmd} || kola_status=$?\nmkdir -p ${KOLA_DIR}\necho "$kola_status" > ${KOLA_STATUS}`
+  return `step ${quote(cmd)}\nkola_status=0\n${cmd} || kola_status=$?\nmkdir -p ${KOLA_DIR}\necho "$kola_status $new" > ${KOLA_STATUS}`
 }
 
 /**

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { bootTestStep, DEFAULT_RECIPE, missingImages, recipeProblem, renderScript, requiredImages, stepPhase } from '../../src/cosa/recipe.js'
 import { execa } from 'execa'
+import { readFile } from 'node:fs/promises'
 
 const base = { url: 'file:///run/cosa-buildd/config.git', ref: 'main', commit: 'a'.repeat(40), platforms: ['qemu', 'metal'] }
 
@@ -78,13 +79,15 @@ t.test('the boot test runs after the image steps of a new build, and its exit st
   const [before, after] = script.split('new=$(readlink builds/latest')
   t.match(before, /rm -rf tmp\/kola\n/, 'an earlier report is removed first')
   t.notMatch(before, /cosa kola/)
-  t.match(after, /cosa osbuild qemu metal\n {2}step 'cosa kola run basic[^']*'\n {2}kola_status=0\n {2}cosa kola run basic .* \|\| kola_status=\$\?\n {2}mkdir -p tmp\/kola\n {2}echo "\$kola_status" > tmp\/kola\/exit-status\nelse/)
+  t.match(after, /cosa osbuild qemu metal\n {2}step 'cosa kola run basic[^']*'\n {2}kola_status=0\n {2}cosa kola run basic .* \|\| kola_status=\$\?\n {2}mkdir -p tmp\/kola\n {2}echo "\$kola_status \$new" > tmp\/kola\/exit-status\nelse/)
   t.equal((await execa('bash', ['-n', '-c', script], { reject: false })).exitCode, 0, 'bash parses the script')
   // The failing kola step does not end the script: the result is still posted.
-  const run = await execa('bash', ['-c', 'set -euo pipefail; cd "$1"; cosa() { return 77; }\n' +
-    after!.split('\n').filter((l) => /kola/.test(l) && !/^ *step/.test(l)).join('\n') + '\necho posted', '_', await mkdtempTmp()],
+  const dir = await mkdtempTmp()
+  const run = await execa('bash', ['-c', 'set -euo pipefail; cd "$1"; new=1.0; cosa() { return 77; }\n' +
+    after!.split('\n').filter((l) => /kola/.test(l) && !/^ *step/.test(l)).join('\n') + '\necho posted', '_', dir],
   { reject: false })
   t.equal(run.stdout, 'posted')
+  t.equal(await readFile(`${dir}/tmp/kola/exit-status`, 'utf8'), '77 1.0\n', 'the status and the build tested')
 })
 
 async function mkdtempTmp () {

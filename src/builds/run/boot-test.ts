@@ -19,7 +19,10 @@ export interface BootTestOutcome {
 const EMPTY = { accel: null, durationMs: 0, milestones: {}, systemState: null, failedUnits: [], bootedCommit: null, findings: [] }
 const record = (status: 'failed' | 'skipped', reason: string): BootTestRecord => ({ ...EMPTY, status, reason })
 
-/** Undefined when the build has no boot test: none set, or not a new build (an unchanged one is not tested again). */
+/**
+ * Undefined when the build has no boot test: none set, not a new build (an
+ * unchanged one is not tested again), or the step did not run in it.
+ */
 export async function readBootTest (ctx: RunContext, posted: PostedResult | undefined): Promise<BootTestOutcome | undefined> {
   const { build, stream, deps: { dataDir, logs } } = ctx
   const setting = stream?.bootTest
@@ -29,8 +32,11 @@ export async function readBootTest (ctx: RunContext, posted: PostedResult | unde
     return { mode, record: record('skipped', 'the build makes no qemu image') }
   }
   const workdir = dataDir.workdir(build.stream)
-  const status = await readFile(join(workdir, KOLA_STATUS), 'utf8').then((s) => Number.parseInt(s, 10), () => undefined)
-  if (status === undefined) return { mode, record: record('failed', 'the boot test did not run to its end') }
+  const written = await readFile(join(workdir, KOLA_STATUS), 'utf8').then((s) => /^(\d+) (\S+)\n?$/.exec(s), () => null)
+  // None, or another build's: the step did not run in this build (the
+  // setting was turned on after it started), so there is nothing to judge.
+  if (!written || written[2] !== posted.result.cosaBuildId) return undefined
+  const status = Number(written[1])
   let parsed: BootTestRecord
   try {
     parsed = parseKolaReport(await readFile(join(workdir, KOLA_REPORT), 'utf8'), status)
