@@ -1,7 +1,12 @@
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { configRepo, register, requireDocker, startApp, submit, type TestApp } from '../../helpers.js'
+import { BuildLogs } from '../../../src/builds/build-logs.js'
+import type { PostedResult } from '../../../src/builds/model.js'
+import { readBootTest } from '../../../src/builds/run/boot-test.js'
+import type { RunContext } from '../../../src/builds/run/context.js'
+import { DEFAULT_RECIPE } from '../../../src/cosa/recipe.js'
+import { configRepo, register, requireDocker, startApp, submit, tempDir, type TestApp } from '../../helpers.js'
 
 // The boot test through the real service: examples/bootable built by
 // cosa-lite under the unprivileged profile, then booted by `cosa kola run
@@ -29,6 +34,38 @@ async function qemuIn (containerId: string) {
 }
 
 const alive = (pid: number) => readFile(`/proc/${pid}/cmdline`, 'utf8').then((c) => c.length > 0, () => false)
+
+t.test('what a boot test left in the workdir is read for the build that ran it', async (t) => {
+  const work = await tempDir(t, 'boot-read-')
+  const logs = new BuildLogs(await tempDir(t, 'boot-read-logs-'), 1 << 20)
+  const ctx = (platforms = ['qemu']) => ({
+    build: { id: 'b1', stream: 's', request: { force: false, skipPrune: false } },
+    stream: { recipe: DEFAULT_RECIPE, platforms, bootTest: { enabled: true, mode: 'gate', memoryMiB: 2048 } },
+    deps: { dataDir: { workdir: () => work }, logs }
+  }) as unknown as RunContext
+  const posted = (outcome: 'built' | 'unchanged') => ({ outcome, result: { cosaBuildId: '1.0' } }) as PostedResult
+  const machine = join(work, 'tmp/kola/basic/m1')
+  await mkdir(join(work, 'tmp/kola/reports'), { recursive: true })
+  await mkdir(machine, { recursive: true })
+  await writeFile(join(machine, 'console.txt'), 'Linux version 6.1\n')
+  await writeFile(join(machine, 'journal.txt'), 'a journal\n')
+
+  t.equal(await readBootTest(ctx(), posted('built')), undefined, 'no exit status: the step did not run')
+  await writeFile(join(work, 'tmp/kola/exit-status'), '1 0.9\n')
+  t.equal(await readBootTest(ctx(), posted('built')), undefined, 'another build\'s status is not this build\'s')
+  await writeFile(join(work, 'tmp/kola/exit-status'), '1 1.0\n')
+  t.match(await readBootTest(ctx(), posted('built')),
+    { mode: 'gate', record: { status: 'failed', reason: /kola exited 1 without a readable report/ } })
+  await writeFile(join(work, 'tmp/kola/reports/report.json'), await readFile(new URL('../../cosa/fixtures/kola-report-upstream.json', import.meta.url)))
+  await writeFile(join(work, 'tmp/kola/exit-status'), '77 1.0\n')
+  t.match(await readBootTest(ctx(), posted('built')), { record: { status: 'warned' } }, 'upstream kola\'s 77 is a warning')
+  t.equal(await readFile(logs.attachmentPath('b1', 'console.txt'), 'utf8'), 'Linux version 6.1\n', 'the console is kept with the log')
+  t.equal(await readFile(logs.attachmentPath('b1', 'journal.txt'), 'utf8'), 'a journal\n')
+  t.equal(await readBootTest(ctx(), posted('unchanged')), undefined, 'an unchanged build is not judged')
+  t.match(await readBootTest(ctx(['metal']), posted('built')), { record: { status: 'skipped', reason: 'the build makes no qemu image' } })
+  await logs.remove('b1')
+  t.notOk(await readFile(logs.attachmentPath('b1', 'console.txt')).then(() => true, () => false), 'removed with the log')
+})
 
 t.test('examples/minimal with a boot test: skipped, the build succeeds', async (t) => {
   if (!await requireDocker(t)) return
