@@ -12,6 +12,10 @@ import { Readable } from 'node:stream'
 const READ_BYTES = 64 * 1024
 const TRUNCATED = '==> cosa-buildd: log limit reached; further output is dropped\n'
 
+/** The boot test's files kept with a build's log, whether or not it published anything. */
+export const BOOT_TEST_FILES = ['console.txt', 'journal.txt'] as const
+export type BootTestFile = typeof BOOT_TEST_FILES[number]
+
 /** The last frame kept of one stream: its timestamp, and how many frames were kept with exactly that timestamp. */
 export interface StreamMark { ts: string, n: number }
 export type Marks = Partial<Record<'stdout' | 'stderr', StreamMark>>
@@ -44,6 +48,11 @@ export class BuildLogs {
     return join(this.#dir, `${buildId}.log`)
   }
 
+  /** A file kept with the build's log: the boot test's console and journal (run/boot-test.ts). */
+  attachmentPath (buildId: string, name: BootTestFile) {
+    return join(this.#dir, `${buildId}.${name}`)
+  }
+
   #cursorPath (buildId: string) {
     return join(this.#dir, `${buildId}.cursor`)
   }
@@ -52,6 +61,7 @@ export class BuildLogs {
   async remove (buildId: string) {
     await rm(this.path(buildId), { force: true })
     await rm(this.#cursorPath(buildId), { force: true })
+    for (const name of BOOT_TEST_FILES) await rm(this.attachmentPath(buildId, name), { force: true })
   }
 
   async size (buildId: string) {

@@ -8,6 +8,7 @@ import { SecretRedactor } from './log-sanitizer.js'
 import type { Build, Stream } from './model.js'
 import { failed, isFinal, platformsOf, recipeOf, type RunContext, type RunnerDeps } from './run/context.js'
 import { execute } from './run/execute.js'
+import { readBootTest } from './run/boot-test.js'
 import { decideOutcome } from './run/outcome.js'
 import { prepare, type UserIds } from './run/prepare.js'
 import { publish } from './run/publish.js'
@@ -118,20 +119,26 @@ export class BuildRunner {
   }
 
   async #decide (ctx: RunContext, observed: Observed): Promise<Final> {
-    const { deps: { store, lifecycle }, build, stream } = ctx
+    const { deps: { store, lifecycle, logs }, build, stream } = ctx
     const posted = await store.postedResult(build.id)
+    const bootTest = observed.container !== 'gone' && observed.container !== 'unknown' && observed.container.exitCode === 0
+      ? await readBootTest(ctx, posted)
+      : undefined
     const decision = decideOutcome({
       ...observed,
       posted: posted && { cosaBuildId: posted.result.cosaBuildId, images: JSON.parse(posted.metaJson).images ?? {} },
       // The result intake says why it refused a posted result.
       rejection: posted ? undefined : (await store.getBuild(build.id))?.message,
       requiredImages: stream ? requiredImages(recipeOf(stream), platformsOf(build, stream)) : [],
-      platforms: stream ? platformsOf(build, stream) : []
+      platforms: stream ? platformsOf(build, stream) : [],
+      bootTest: bootTest && { mode: bootTest.mode, status: bootTest.record.status, reason: bootTest.record.reason }
     })
-    if (isFinal(decision)) return decision
+    if (isFinal(decision)) return { ...decision, bootTest: bootTest?.record }
+    if (decision.warning) await logs.note(build.id, decision.warning)
     await ctx.phasesWritten()
     await lifecycle.phase(build.id, PUBLISHING)
-    return publish(ctx, posted!, decision.exitCode)
+    const final = await publish(ctx, posted!, decision.exitCode)
+    return { ...final, bootTest: bootTest?.record, message: final.message ?? decision.warning }
   }
 
   async #finish (ctx: RunContext, final: Final) {

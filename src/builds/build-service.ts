@@ -1,3 +1,5 @@
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { SpaceGuard } from '../artifacts/space-guard.js'
@@ -7,7 +9,7 @@ import type { BuildState } from './build-state.js'
 import { isTerminal } from './build-state.js'
 import { newBuildId } from './build-id.js'
 import { FinishedBuilds } from './finished-builds.js'
-import type { BuildLogs } from './build-logs.js'
+import type { BootTestFile, BuildLogs } from './build-logs.js'
 import type { BuildLifecycle } from './lifecycle.js'
 import type { WaitingFor } from './scheduler.js'
 import type { Build, BuildRequest } from './model.js'
@@ -156,5 +158,14 @@ export class BuildService {
       size: await this.#logs.size(id),
       body: this.#logs.read(id, offset, follow, isDone, signal)
     }
+  }
+
+  /** The boot test's console or journal, kept with the build's log whether or not it published. */
+  async bootTestFile (id: string, name: BootTestFile) {
+    await this.get(id)
+    const path = this.#logs.attachmentPath(id, name)
+    const size = await stat(path).then((s) => s.size, () => undefined)
+    if (size === undefined) throw errors.artifactNotFound(`build ${id} has no boot-test ${name} (no boot test ran, or it left none)`)
+    return { size, body: createReadStream(path) }
   }
 }

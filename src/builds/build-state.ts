@@ -40,7 +40,8 @@ export const failureReasons = [
   'image_unavailable', // the builder image is not on the engine
   'invalid_settings', // the stream's settings or the build's request cannot run (resources beyond the engine, a version the store has)
   'lost', // the container vanished while the build ran
-  'publish_failed' // the build's artifacts could not be stored (store down, full, or not as meta.json says)
+  'publish_failed', // the build's artifacts could not be stored (store down, full, or not as meta.json says)
+  'boot_test' // the image did not pass the boot test of a stream whose bootTest mode is gate
 ] as const
 export const FailureReason = z.enum(failureReasons)
 export type FailureReason = z.infer<typeof FailureReason>

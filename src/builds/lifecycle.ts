@@ -1,3 +1,4 @@
+import type { BootTestRecord } from '../cosa/kola-report.js'
 import type { Logger } from '../logger.js'
 import type { BuildChange, BuildPatch, IdempotencyClaim, NewBuild, QuietPatch, Store } from '../store/store.js'
 import type { BuildEvent, BuildEventType } from './build-event.js'
@@ -23,6 +24,7 @@ export interface Final {
   message?: string | undefined
   exitCode?: number | undefined
   result?: BuildResult | undefined
+  bootTest?: BootTestRecord | undefined
 }
 
 export const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
@@ -107,6 +109,7 @@ export class BuildLifecycle {
       message: final.message,
       exitCode: final.exitCode,
       result: final.result,
+      bootTest: final.bootTest,
       failedStep: final.state === 'failed' ? phase : undefined,
       phase: null,
       resultTokenHash: null

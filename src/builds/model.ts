@@ -1,3 +1,4 @@
+import type { BootTestRecord } from '../cosa/kola-report.js'
 import type { BuildState, FailureReason } from './build-state.js'
 
 /** Builds a stream keeps in the artifact store unless it says otherwise. */
@@ -12,6 +13,17 @@ export interface StreamResources {
   memoryBytes?: number | undefined
   cpus?: number | undefined
   pids?: number | undefined
+}
+
+/** A stream's boot test (docs/boot-test.md): `cosa kola run basic` after the image steps of a new build. */
+export interface BootTestSetting {
+  enabled: boolean
+  /** gate: a failed test fails the build (`boot_test`), nothing published; warn: published, the failure recorded. */
+  mode: 'gate' | 'warn'
+  /** Unset: kola's own default for the accelerator the boot ends up using (300 s TCG, 120 s KVM). */
+  timeoutSeconds?: number | undefined
+  memoryMiB: number
+  allowFailedUnits?: string[] | undefined
 }
 
 export interface Stream {
@@ -29,6 +41,7 @@ export interface Stream {
   publicRead?: boolean | undefined
   /** Environment variables of every build, redacted from its log; never shown by the API. */
   secrets?: Record<string, string> | undefined
+  bootTest?: BootTestSetting | undefined
   createdAt: string
   updatedAt: string
 }
@@ -90,6 +103,8 @@ export interface Build {
   phase?: string | undefined
   /** A failed build: the phase it failed in. */
   failedStep?: string | undefined
+  /** A new build of a stream with a boot test: what the test found. */
+  bootTest?: BootTestRecord | undefined
 }
 
 /** What a build's container reported through POST /v1/builds/{id}/result. */

@@ -252,6 +252,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/builds/{id}/boot-test/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The boot test's serial console or journal (text/plain)
+         * @description What `cosa kola run basic` kept of a new build of a stream with bootTest enabled: the guest's serial console as received, and `journalctl -b`. Kept with the build's log (also when a gated build published nothing) and removed with it (retention.logDays).
+         */
+        get: operations["getBootTestFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/event-tokens": {
         parameters: {
             query?: never;
@@ -524,6 +544,25 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        BootTestSettingInput: {
+            /** @description run `cosa kola run basic` after the image steps of every new build */
+            enabled: boolean;
+            /**
+             * @description gate: a failed test fails the build (reason boot_test) and nothing is published; warn: the build is published and the failure recorded in its bootTest. Default gate
+             * @default gate
+             * @enum {string}
+             */
+            mode: "gate" | "warn";
+            /** @description seconds from qemu's start to the end of the checks; default kola's for the accelerator the boot uses (300 under TCG, 120 under KVM: only a boot decides whether KVM works) */
+            timeoutSeconds?: number;
+            /**
+             * @description guest RAM; the container's memory must cover it + 512 MiB. Default 2048
+             * @default 2048
+             */
+            memoryMiB: number;
+            /** @description units whose failure only warns (kola exit 77): the build is published with the warning */
+            allowFailedUnits?: string[];
+        };
         /** @description Every 4xx and 5xx answer has this shape; `code` is stable. */
         Error: {
             /**
@@ -563,6 +602,32 @@ export interface components {
             sha256: string;
             size: number;
         };
+        BootTest: {
+            /**
+             * @description warned: only units the stream allows to fail failed (kola exit 77); skipped: nothing to boot (no kernel, or no qemu image)
+             * @enum {string}
+             */
+            status: "passed" | "failed" | "warned" | "skipped";
+            /** @description why it did not pass: emergency, kernel-panic, degraded, check, timeout, qemu-exited, … (docs/boot-test.md) */
+            reason: string | null;
+            accel: ("kvm" | "tcg") | null;
+            durationMs: number;
+            /** @description ms from qemu's start: firstOutput, switch-root, shell, multi-user, checked */
+            milestones: {
+                [key: string]: number;
+            };
+            /** @description `systemctl is-system-running`: running, degraded, … */
+            systemState: string | null;
+            failedUnits: string[];
+            /** @description the OSTree commit the guest booted (meta.json ostree-commit when it passed) */
+            bootedCommit: string | null;
+            /** @description console or journal lines that matched a failure pattern */
+            findings: {
+                pattern: string;
+                source: string;
+                line: string;
+            }[];
+        };
         Build: {
             id: string;
             stream: string;
@@ -572,7 +637,7 @@ export interface components {
              * @description why a failed build failed
              * @enum {string}
              */
-            reason?: "exit_code" | "oom" | "timeout" | "infrastructure" | "invalid_result" | "config_unavailable" | "image_unavailable" | "invalid_settings" | "lost" | "publish_failed";
+            reason?: "exit_code" | "oom" | "timeout" | "infrastructure" | "invalid_result" | "config_unavailable" | "image_unavailable" | "invalid_settings" | "lost" | "publish_failed" | "boot_test";
             message?: string;
             exitCode?: number;
             request: {
@@ -627,6 +692,8 @@ export interface components {
                 /** @description every file the build published (succeeded builds): images, metadata and whatever else cosa wrote */
                 files?: components["schemas"]["PublishedFile"][];
             };
+            /** @description a new build of a stream with bootTest enabled: how `cosa kola run basic` ended. The console and journal: GET /v1/builds/{id}/boot-test/{file} */
+            bootTest?: components["schemas"]["BootTest"];
         };
         Whoami: {
             /**
@@ -696,6 +763,8 @@ export interface components {
             recipe?: string[][];
             /** @description serve the published builds (cosa's layout under /v1/streams/{stream}/builds/ and artifact downloads) without a token, for `cosa buildfetch --url`, which sends none; everything else still needs one. Default false */
             publicRead?: boolean;
+            /** @description boot-test each new build's qemu image (docs/boot-test.md) */
+            bootTest?: components["schemas"]["BootTestSettingInput"];
             /** @description environment variables of every build, redacted from build logs; the API never returns their values */
             secrets?: {
                 [key: string]: string;
@@ -721,6 +790,14 @@ export interface components {
             publicRead: boolean;
             /** @description the names of the stream's secrets */
             secrets: string[];
+            bootTest?: {
+                enabled: boolean;
+                /** @enum {string} */
+                mode: "gate" | "warn";
+                timeoutSeconds?: number;
+                memoryMiB: number;
+                allowFailedUnits?: string[];
+            };
             /**
              * Format: date-time
              * @example 2026-11-30T17:00:00.000Z
@@ -2318,6 +2395,95 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getBootTestFile: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                id: string;
+                file: "console.txt" | "journal.txt";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
             /** @description Default Response */

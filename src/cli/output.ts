@@ -28,6 +28,7 @@ export function describeState (build: Build) {
 export function printBuild (io: Io, api: Api, build: Build) {
   if (io.json) return printJson(io, build)
   const lines = [`build ${build.id} of ${build.stream}: ${describeState(build)}`]
+  if (build.bootTest) lines.push(`  ${describeBootTest(build.bootTest)}, console ${api.link(`/v1/builds/${build.id}/boot-test/console.txt`)}`)
   if (build.result) {
     lines.push(`  cosa build ${build.result.cosaBuildId} (${build.result.arch})${build.pinned ? ', pinned' : ''}`)
     for (const a of build.result.artifacts) {
@@ -35,6 +36,11 @@ export function printBuild (io: Io, api: Api, build: Build) {
     }
   }
   io.out.write(lines.join('\n') + '\n')
+}
+
+function describeBootTest (b: NonNullable<Build['bootTest']>) {
+  const why = b.reason ? ` (${b.reason}${b.failedUnits.length ? `: ${b.failedUnits.join(', ')}` : ''})` : ''
+  return `boot test ${b.status}${why}${b.accel ? `, ${b.accel} ${(b.durationMs / 1000).toFixed(1)} s` : ''}`
 }
 
 export function printBuilds (io: Io, builds: Build[]) {

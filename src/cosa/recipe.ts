@@ -1,4 +1,4 @@
-import type { BuildRequest } from '../builds/model.js'
+import type { BootTestSetting, BuildRequest } from '../builds/model.js'
 
 // A stream's recipe is a list of cosa commands. Steps after `build` run only
 // when `build` made a new build: cosa exits 0 either way, and the documented
@@ -86,6 +86,28 @@ export interface RecipeInput {
   commit: string
   request: BuildRequest
   platforms: string[]
+  /** The boot-test step (bootTestStep), run after every other step of a new build. */
+  bootTest?: string[] | undefined
+}
+
+// kola's layout under the workdir (its default --output-dir), which real cosa
+// and cosa-lite share; the exit status is the script's, written after the step.
+export const KOLA_DIR = 'tmp/kola'
+export const KOLA_REPORT = `${KOLA_DIR}/reports/report.json`
+export const KOLA_STATUS = `${KOLA_DIR}/exit-status`
+
+/**
+ * The `cosa kola run basic` step of a stream's boot test, or undefined when
+ * there is none: not enabled, or the build makes no qemu image to boot.
+ * `basic` comes first so that the phase is `kola run basic`. --timeout and
+ * --allow-failed-unit are cosa-lite's (docs/boot-test.md); without a
+ * timeout kola picks its own for the accelerator it ends up using.
+ */
+export function bootTestStep (setting: BootTestSetting | undefined, recipe: Recipe, platforms: readonly string[]) {
+  if (!setting?.enabled || !requiredImages(recipe, platforms).includes('qemu')) return undefined
+  return ['kola', 'run', 'basic', '--qemu-memory', String(setting.memoryMiB),
+    ...(setting.timeoutSeconds ? ['--timeout', String(setting.timeoutSeconds)] : []),
+    ...(setting.allowFailedUnits ?? []).flatMap((unit) => ['--allow-failed-unit', unit])]
 }
 
 export const buildFlags = (r: BuildRequest) => [
@@ -113,6 +135,16 @@ function expand (step: string[], input: RecipeInput): string[][] {
 }
 
 /**
+ * kola's exit status (0 passed or skipped, 77 warned, else failed) is the
+ * service's to judge, not the script's; it is written with the build id
+ * tested, so that a file left by another build is never taken for this one's.
+ */
+function bootTestLines (argv: string[]) {
+  const cmd = ['cosa', ...argv].map(quote).join(' ')
+  return `step ${quote(cmd)}\nkola_status=0\n${cmd} || kola_status=$?\nmkdir -p ${KOLA_DIR}\necho "$kola_status $new" > ${KOLA_STATUS}`
+}
+
+/**
  * The bash program the container runs: the cosa steps, then the outcome
  * posted to the API (meta.json as the body). A result that cannot be posted
  * does not fail the script: the service then ends the build `invalid_result`.
@@ -124,11 +156,12 @@ export function renderScript (input: RecipeInput): string {
   }).join('\n')
   const buildAt = input.recipe.findIndex((s) => s[0] === 'build')
   const before = input.recipe.slice(0, buildAt + 1).map(lines).join('\n')
-  const after = input.recipe.slice(buildAt + 1).map(lines).join('\n') || ':'
+  const after = [...input.recipe.slice(buildAt + 1).map(lines), ...(input.bootTest ? [bootTestLines(input.bootTest)] : [])]
+    .join('\n') || ':'
   return `set -euo pipefail
 cd /srv
 step() { printf '==> %s\\n' "$1"; }
-# cosa init keeps an existing src/config; start from the resolved commit.
+${input.bootTest ? `# A report left by an earlier build must not pass for this one's.\nrm -rf ${KOLA_DIR}\n` : ''}# cosa init keeps an existing src/config; start from the resolved commit.
 rm -rf src/config src/config-git
 prev=$(readlink builds/latest 2>/dev/null || true)
 ${before}

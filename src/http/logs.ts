@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { BOOT_TEST_FILES } from '../builds/build-logs.js'
 import { BuildParams } from './schemas/build.js'
 import { errorResponses } from './schemas/common.js'
 
@@ -52,6 +53,27 @@ const logs: FastifyPluginAsyncZod = async (app) => {
       .header('cache-control', 'no-store')
       .header('x-accel-buffering', 'no')
       .send(body as unknown as string)
+  })
+
+  app.get('/v1/builds/:id/boot-test/:file', {
+    config: { access: 'read' },
+    schema: {
+      tags: ['builds'],
+      operationId: 'getBootTestFile',
+      summary: 'The boot test\'s serial console or journal (text/plain)',
+      description: 'What `cosa kola run basic` kept of a new build of a stream with bootTest enabled: the guest\'s ' +
+        'serial console as received, and `journalctl -b`. Kept with the build\'s log (also when a gated build ' +
+        'published nothing) and removed with it (retention.logDays).',
+      security: [{ bearerAuth: [] }],
+      params: BuildParams.extend({ file: z.enum(BOOT_TEST_FILES) }),
+      response: {
+        200: z.string().meta({ description: 'text' }),
+        ...errorResponses(400, 401, 403, 404)
+      }
+    }
+  }, async (request, reply) => {
+    const { size, body } = await app.core.builds.bootTestFile(request.params.id, request.params.file)
+    return reply.type('text/plain; charset=utf-8').header('content-length', String(size)).send(body as unknown as string)
   })
 }
 

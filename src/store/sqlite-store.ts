@@ -63,7 +63,8 @@ const migrations = [
      build TEXT NOT NULL
    );
    CREATE INDEX events_build ON events (build_id, seq);
-   CREATE INDEX events_stream ON events (stream, seq);`
+   CREATE INDEX events_stream ON events (stream, seq);`,
+  'ALTER TABLE builds ADD COLUMN boot_test TEXT;'
 ]
 
 const columns: Record<keyof BuildPatch, string> = {
@@ -78,7 +79,8 @@ const columns: Record<keyof BuildPatch, string> = {
   result: 'result',
   resultTokenHash: 'result_token_hash',
   phase: 'phase',
-  failedStep: 'failed_step'
+  failedStep: 'failed_step',
+  bootTest: 'boot_test'
 }
 
 type Row = Record<string, any>
@@ -103,7 +105,8 @@ function toBuild (row: Row): Build {
     finishedAt: optional(row.finished_at),
     cancelRequestedAt: optional(row.cancel_requested_at),
     phase: optional(row.phase),
-    failedStep: optional(row.failed_step)
+    failedStep: optional(row.failed_step),
+    bootTest: row.boot_test ? JSON.parse(row.boot_test) : undefined
   }
 }
 
@@ -115,7 +118,7 @@ const toStream = (doc: string): Stream => ({ keep: DEFAULT_KEEP, ...JSON.parse(d
 
 // Everything a Build has; meta.json (up to megabytes) is read only when asked for.
 const BUILD_COLUMNS = `seq, id, stream, state, reason, message, exit_code, request, config_commit, container_id,
-  result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step`
+  result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step, boot_test`
 
 const placeholders = (n: number) => Array(n).fill('?').join(', ')
 
@@ -289,7 +292,7 @@ export class SqliteStore implements Store {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof BuildPatch, unknown][]
     return {
       sql: entries.map(([k]) => `, ${columns[k]} = ?`).join(''),
-      args: entries.map(([k, v]) => (k === 'result' && v !== null ? JSON.stringify(v) : v))
+      args: entries.map(([k, v]) => ((k === 'result' || k === 'bootTest') && v !== null ? JSON.stringify(v) : v))
     }
   }
 

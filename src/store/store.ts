@@ -35,7 +35,7 @@ export interface BuildQuery {
 
 type BuildFields = Pick<Build,
   'reason' | 'message' | 'exitCode' | 'configCommit' | 'containerId' | 'startedAt' | 'finishedAt' | 'cancelRequestedAt' |
-  'result' | 'phase' | 'failedStep'> & { resultTokenHash: string }
+  'result' | 'phase' | 'failedStep' | 'bootTest'> & { resultTokenHash: string }
 
 /** Fields to set; null clears one. */
 export type BuildPatch = { [K in keyof BuildFields]?: BuildFields[K] | null }

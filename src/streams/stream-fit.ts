@@ -1,4 +1,4 @@
-import type { StreamResources } from '../builds/model.js'
+import type { BootTestSetting, StreamResources } from '../builds/model.js'
 import type { EngineCapacity } from '../runner/docker-engine.js'
 
 // Whether a stream's settings fit the engine that runs its builds. A limit
@@ -7,6 +7,12 @@ import type { EngineCapacity } from '../runner/docker-engine.js'
 // infrastructure failure, should the engine change later.
 
 export const DEFAULT_RESOURCES = { memoryBytes: 4 * 1024 ** 3, cpus: 2, pids: 4096 } as const
+
+// The boot test's guest RAM (cosa kola run --qemu-memory), and what qemu
+// needs besides it in the container: TCG's translation cache (capped at
+// 256 MiB by cosa-lite) and qemu itself.
+export const BOOT_TEST_DEFAULT_MEMORY_MIB = 2048
+export const BOOT_TEST_OVERHEAD_MIB = 512
 
 export interface SettingProblem {
   /** The stream registration's field, e.g. resources.cpus. */
@@ -28,6 +34,19 @@ export function resourceProblems (resources: StreamResources, capacity: EngineCa
     })
   }
   return problems
+}
+
+/** A boot test whose guest does not fit in the build container's memory. */
+export function bootTestProblems (resources: StreamResources, bootTest: BootTestSetting | undefined): SettingProblem[] {
+  if (!bootTest?.enabled) return []
+  const needed = (bootTest.memoryMiB + BOOT_TEST_OVERHEAD_MIB) * 1024 ** 2
+  const memory = resources.memoryBytes ?? DEFAULT_RESOURCES.memoryBytes
+  if (memory >= needed) return []
+  return [{
+    field: 'bootTest.memoryMiB',
+    message: `a ${bootTest.memoryMiB} MiB guest needs ${gib(needed)} of container memory (guest + ${BOOT_TEST_OVERHEAD_MIB} MiB); ` +
+      `resources.memoryBytes gives ${gib(memory)}`
+  }]
 }
 
 /** The limits a build container gets: the stream's, else the defaults, the CPU default no more than the engine has. */

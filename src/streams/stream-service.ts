@@ -1,10 +1,10 @@
 import { errors } from '../errors.js'
 import { DEFAULT_RECIPE, recipeProblem, type Recipe } from '../cosa/recipe.js'
 import { configUrlRefusal, type Lookup, type UrlPolicy } from '../git/config-url.js'
-import { DEFAULT_KEEP, type Build, type Stream, type StreamConfig, type StreamResources } from '../builds/model.js'
+import { DEFAULT_KEEP, type BootTestSetting, type Build, type Stream, type StreamConfig, type StreamResources } from '../builds/model.js'
 import type { DockerEngine } from '../runner/docker-engine.js'
 import type { Store } from '../store/store.js'
-import { describeProblems, resourceProblems, type SettingProblem } from './stream-fit.js'
+import { bootTestProblems, describeProblems, resourceProblems, type SettingProblem } from './stream-fit.js'
 
 export interface StreamInput {
   config: StreamConfig
@@ -17,6 +17,7 @@ export interface StreamInput {
   recipe?: Recipe | undefined
   publicRead?: boolean | undefined
   secrets?: Record<string, string> | undefined
+  bootTest?: BootTestSetting | undefined
 }
 
 export interface StreamView extends Omit<Stream, 'secrets' | 'publicRead'> {
@@ -57,6 +58,8 @@ export class StreamService {
     const recipe = input.recipe ?? DEFAULT_RECIPE
     const problem = recipeProblem(recipe)
     if (problem) throw errors.invalidRequest(`body/recipe: ${problem}`)
+    const tooSmall = bootTestProblems(input.resources ?? {}, input.bootTest)
+    if (tooSmall.length) throw errors.invalidRequest(`body/${tooSmall[0]!.field}: ${tooSmall[0]!.message}`)
     const image = input.image ?? this.#defaults.image
     const unfit = await this.#engineProblems(image, input.resources ?? {})
     if (unfit.length) throw errors.streamUnfit(describeProblems(unfit.map((p) => ({ ...p, field: `body/${p.field}` }))))
@@ -73,6 +76,7 @@ export class StreamService {
       publicRead: input.publicRead ?? false,
       recipe,
       secrets: input.secrets,
+      bootTest: input.bootTest,
       createdAt: now,
       updatedAt: now
     })

@@ -1,6 +1,7 @@
 import t from 'tap'
-import { DEFAULT_RECIPE, missingImages, recipeProblem, renderScript, requiredImages, stepPhase } from '../../src/cosa/recipe.js'
+import { bootTestStep, DEFAULT_RECIPE, missingImages, recipeProblem, renderScript, requiredImages, stepPhase } from '../../src/cosa/recipe.js'
 import { execa } from 'execa'
+import { readFile } from 'node:fs/promises'
 
 const base = { url: 'file:///run/cosa-buildd/config.git', ref: 'main', commit: 'a'.repeat(40), platforms: ['qemu', 'metal'] }
 
@@ -55,6 +56,7 @@ t.test('the phase a step marker names', async (t) => {
     ['==> cosa fetch', 'fetch'],
     ['==> cosa build --force --version 1.2', 'build'],
     ['==> cosa osbuild qemu metal', 'osbuild qemu metal'],
+    ['==> cosa kola run basic --qemu-memory 2048 --timeout 300', 'kola run basic'],
     ['==> cosa buildextend-qemu', 'buildextend-qemu'],
     ["==> cosa shell -- bash -c 'for i in 1; do echo; done'", 'shell'],
     ['==> cosa-buildd: service restarted; following the build container again', undefined],
@@ -65,3 +67,31 @@ t.test('the phase a step marker names', async (t) => {
   for (const [marker, phase] of rows) t.equal(stepPhase(marker), phase, marker)
   t.equal(stepPhase(`==> cosa ${'a'.repeat(100)}`)?.length, 64, 'bounded')
 })
+
+t.test('the boot test runs after the image steps of a new build, and its exit status is kept for the service', async (t) => {
+  const setting = { enabled: true, mode: 'gate' as const, memoryMiB: 1536, allowFailedUnits: ['a.service'] }
+  t.equal(bootTestStep({ ...setting, enabled: false }, DEFAULT_RECIPE, ['qemu']), undefined, 'not enabled: no step')
+  t.equal(bootTestStep(setting, DEFAULT_RECIPE, ['metal']), undefined, 'no qemu image: no step')
+  t.equal(bootTestStep(setting, [['build']], ['qemu']), undefined, 'a recipe without image steps: no step')
+  const step = bootTestStep({ ...setting, timeoutSeconds: 90 }, DEFAULT_RECIPE, ['qemu'])
+  t.same(step, ['kola', 'run', 'basic', '--qemu-memory', '1536', '--timeout', '90', '--allow-failed-unit', 'a.service'])
+  const script = renderScript({ ...base, recipe: DEFAULT_RECIPE, request: { force: false, skipPrune: false }, bootTest: step })
+  const [before, after] = script.split('new=$(readlink builds/latest')
+  t.match(before, /rm -rf tmp\/kola\n/, 'an earlier report is removed first')
+  t.notMatch(before, /cosa kola/)
+  t.match(after, /cosa osbuild qemu metal\n {2}step 'cosa kola run basic[^']*'\n {2}kola_status=0\n {2}cosa kola run basic .* \|\| kola_status=\$\?\n {2}mkdir -p tmp\/kola\n {2}echo "\$kola_status \$new" > tmp\/kola\/exit-status\nelse/)
+  t.equal((await execa('bash', ['-n', '-c', script], { reject: false })).exitCode, 0, 'bash parses the script')
+  // The failing kola step does not end the script: the result is still posted.
+  const dir = await mkdtempTmp()
+  const run = await execa('bash', ['-c', 'set -euo pipefail; cd "$1"; new=1.0; cosa() { return 77; }\n' +
+    after!.split('\n').filter((l) => /kola/.test(l) && !/^ *step/.test(l)).join('\n') + '\necho posted', '_', dir],
+  { reject: false })
+  t.equal(run.stdout, 'posted')
+  t.equal(await readFile(`${dir}/tmp/kola/exit-status`, 'utf8'), '77 1.0\n', 'the status and the build tested')
+})
+
+async function mkdtempTmp () {
+  const { mkdtemp } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  return mkdtemp(`${tmpdir()}/recipe-`)
+}

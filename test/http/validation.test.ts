@@ -19,6 +19,14 @@ t.test('bad input gets a specific 4xx with a clear message', async (t) => {
     ['option injection', () => put('s', { config: { url: '--upload-pack=x', ref: 'main' } }), 422, /must not start with "-"/],
     ['bad ref', () => put('s', { config: { url: 'file:///x', ref: '-x' } }), 400, /ref must be/],
     ['bad recipe', () => put('s', { config: { url: 'file:///x', ref: 'm' }, recipe: [['fetch']] }), 400, /exactly one "build"/],
+    ['boot test guest larger than the container', () => put('s', {
+      config: { url: 'file:///x', ref: 'm' }, resources: { memoryBytes: 2 * 1024 ** 3 }, bootTest: { enabled: true }
+    }), 400, /body\/bootTest\.memoryMiB: a 2048 MiB guest needs 2\.5 GiB/],
+    ['boot test mode', () => put('s', { config: { url: 'file:///x', ref: 'm' }, bootTest: { enabled: true, mode: 'maybe' } }),
+      400, /body\/bootTest\/mode/],
+    ['allowed unit not a unit name', () => put('s', {
+      config: { url: 'file:///x', ref: 'm' }, bootTest: { enabled: true, allowFailedUnits: ['$(reboot)'] }
+    }), 400, /units are systemd unit names/],
     ['wrong type', () => put('s', { config: { url: 'file:///x', ref: 'm' }, timeoutSeconds: 'soon' }), 400, /timeoutSeconds/],
     ['not JSON', () => app.inject({ method: 'PUT', url: '/v1/streams/s', headers: { 'content-type': 'application/json' }, payload: '{' }), 400, /JSON/],
     ['proto poisoning', () => app.inject({ method: 'PUT', url: '/v1/streams/s', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1}}' }), 400, /./],

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DEFAULT_RESOURCES, describeProblems, effectiveResources, resourceProblems } from '../../src/streams/stream-fit.js'
+import { bootTestProblems, DEFAULT_RESOURCES, describeProblems, effectiveResources, resourceProblems } from '../../src/streams/stream-fit.js'
 
 // The rules alone; test/builds/integrity.test.ts checks them against a real engine's `docker info`.
 
@@ -18,4 +18,14 @@ t.test('the CPU default is no more than the engine has', async (t) => {
   t.same(effectiveResources({}, engine), DEFAULT_RESOURCES)
   t.same(effectiveResources({}, { cpus: 1, memoryBytes: 1 }), { ...DEFAULT_RESOURCES, cpus: 1 })
   t.same(effectiveResources({ cpus: 0.5, pids: 100 }, engine), { memoryBytes: DEFAULT_RESOURCES.memoryBytes, cpus: 0.5, pids: 100 })
+})
+
+t.test('a boot test\'s guest must fit in the container with 512 MiB to spare', async (t) => {
+  const on = { enabled: true, mode: 'gate' as const, memoryMiB: 2048 }
+  t.same(bootTestProblems({}, on), [], '2.5 GiB fits the 4 GiB default')
+  t.same(bootTestProblems({ memoryBytes: 1024 ** 3 }, { ...on, enabled: false }), [], 'not enabled: nothing to fit')
+  t.same(bootTestProblems({ memoryBytes: 2560 * 1024 ** 2 }, on), [], 'exactly guest + 512 MiB')
+  t.match(bootTestProblems({ memoryBytes: 2 * 1024 ** 3 }, on), [{
+    field: 'bootTest.memoryMiB', message: /2048 MiB guest needs 2\.5 GiB .*gives 2\.0 GiB/
+  }])
 })

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { renderScript } from '../../cosa/recipe.js'
+import { bootTestStep, renderScript } from '../../cosa/recipe.js'
 import { containerName, containerSpec, MOUNTS } from '../../runner/container-spec.js'
 import { EngineError } from '../../runner/docker-engine.js'
 import type { Final } from '../lifecycle.js'
@@ -63,7 +63,8 @@ function specOf (ctx: RunContext, stream: Stream, prepared: Prepared) {
       ref: stream.config.ref,
       commit: prepared.commit,
       request: prepared.request,
-      platforms: platformsOf(build, stream)
+      platforms: platformsOf(build, stream),
+      bootTest: bootTestStep(stream.bootTest, recipeOf(stream), platformsOf(build, stream))
     }),
     resultToken: prepared.token,
     env: stream.secrets,

@@ -1,3 +1,4 @@
+import type { BootTestStatus } from '../../cosa/kola-report.js'
 import { missingImages } from '../../cosa/recipe.js'
 import { failed, type Final } from '../lifecycle.js'
 
@@ -21,10 +22,12 @@ export interface Observation {
   /** The meta.json images a complete build has (requiredImages in src/cosa/recipe.ts). */
   requiredImages: readonly string[]
   platforms: readonly string[]
+  /** A new build of a stream with a boot test: its mode and how the test ended (run/boot-test.ts). */
+  bootTest?: { mode: 'gate' | 'warn', status: BootTestStatus, reason: string | null } | undefined
 }
 
 /** A final state, or: publish the posted build (then succeeded, unchanged or publish_failed). */
-export type Decision = Final | { publish: true, exitCode: number }
+export type Decision = Final | { publish: true, exitCode: number, warning?: string }
 
 export function decideOutcome (o: Observation): Decision {
   if (o.ending === 'cancelled') return { state: 'cancelled' }
@@ -45,5 +48,16 @@ export function decideOutcome (o: Observation): Decision {
     return failed('invalid_result', `build ${o.posted.cosaBuildId} is incomplete: meta.json has no ${lacking.join(', ')} image ` +
       `(the build asked for ${o.platforms.join(', ')}); nothing was published`, exitCode)
   }
-  return { publish: true, exitCode }
+  return bootTestVerdict(o, exitCode)
+}
+
+/** A failed boot test stops a gated build; warn mode, and kola's warn-only failures (77), publish with a warning. */
+function bootTestVerdict (o: Observation, exitCode: number): Decision {
+  const test = o.bootTest
+  if (!test || test.status === 'passed' || test.status === 'skipped') return { publish: true, exitCode }
+  const what = `the boot test ${test.status === 'warned' ? 'warned' : 'failed'}${test.reason ? ` (${test.reason})` : ''}`
+  if (test.status === 'failed' && test.mode === 'gate') {
+    return failed('boot_test', `${what}; nothing was published (the build's bootTest, console and journal have the details)`, exitCode)
+  }
+  return { publish: true, exitCode, warning: `published although ${what}` }
 }

@@ -30,6 +30,21 @@ export const PublishedFile = z.object({
   size: z.number().int()
 }).meta({ id: 'PublishedFile' })
 
+export const BootTest = z.object({
+  status: z.enum(['passed', 'failed', 'warned', 'skipped']).meta({
+    description: 'warned: only units the stream allows to fail failed (kola exit 77); skipped: nothing to boot (no kernel, or no qemu image)'
+  }),
+  reason: z.string().nullable().meta({ description: 'why it did not pass: emergency, kernel-panic, degraded, check, timeout, qemu-exited, … (docs/boot-test.md)' }),
+  accel: z.enum(['kvm', 'tcg']).nullable(),
+  durationMs: z.number(),
+  milestones: z.record(z.string(), z.number()).meta({ description: 'ms from qemu\'s start: firstOutput, switch-root, shell, multi-user, checked' }),
+  systemState: z.string().nullable().meta({ description: '`systemctl is-system-running`: running, degraded, …' }),
+  failedUnits: z.array(z.string()),
+  bootedCommit: z.string().nullable().meta({ description: 'the OSTree commit the guest booted (meta.json ostree-commit when it passed)' }),
+  findings: z.array(z.object({ pattern: z.string(), source: z.string(), line: z.string() }))
+    .meta({ description: 'console or journal lines that matched a failure pattern' })
+}).meta({ id: 'BootTest' })
+
 export const Build = z.object({
   id: z.string(),
   stream: z.string(),
@@ -72,7 +87,11 @@ export const Build = z.object({
     artifacts: z.array(Artifact),
     files: z.array(PublishedFile).optional()
       .meta({ description: 'every file the build published (succeeded builds): images, metadata and whatever else cosa wrote' })
-  }).optional().meta({ description: 'the cosa build made (succeeded) or found unchanged (unchanged)' })
+  }).optional().meta({ description: 'the cosa build made (succeeded) or found unchanged (unchanged)' }),
+  bootTest: BootTest.optional().meta({
+    description: 'a new build of a stream with bootTest enabled: how `cosa kola run basic` ended. The console and ' +
+      'journal: GET /v1/builds/{id}/boot-test/{file}'
+  })
 }).meta({ id: 'Build' })
 
 export const BuildList = z.object({

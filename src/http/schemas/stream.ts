@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { Build } from './build.js'
-import { DEFAULT_RESOURCES } from '../../streams/stream-fit.js'
+import { BOOT_TEST_DEFAULT_MEMORY_MIB, BOOT_TEST_OVERHEAD_MIB, DEFAULT_RESOURCES } from '../../streams/stream-fit.js'
 import { SafeText, StreamName, Timestamp } from './common.js'
 
 const SECRET_NAME = /^(?!COSA_BUILDD_|GIT_CONFIG_)[A-Z_][A-Z0-9_]{0,63}$/
@@ -22,6 +22,26 @@ const Resources = z.strictObject({
     .meta({ description: `CPU limit, at most the engine's CPUs; default ${DEFAULT_RESOURCES.cpus} (or the engine's CPUs if fewer)` }),
   pids: z.number().int().min(64).optional().meta({ description: `process limit; default ${DEFAULT_RESOURCES.pids}` })
 })
+
+// A unit name as systemd writes it (`systemctl --failed`).
+const UnitName = z.string().regex(/^[A-Za-z0-9:_.\\@-]{1,255}\.(service|socket|mount|target|timer|path|swap|device|scope|slice|automount)$/,
+  'units are systemd unit names like foo.service')
+
+export const BootTestInput = z.strictObject({
+  enabled: z.boolean().meta({ description: 'run `cosa kola run basic` after the image steps of every new build' }),
+  mode: z.enum(['gate', 'warn']).default('gate').meta({
+    description: 'gate: a failed test fails the build (reason boot_test) and nothing is published; warn: the build ' +
+      'is published and the failure recorded in its bootTest. Default gate'
+  }),
+  timeoutSeconds: z.number().int().min(10).max(3600).optional().meta({
+    description: 'seconds from qemu\'s start to the end of the checks; default kola\'s for the accelerator the boot ' +
+      'uses (300 under TCG, 120 under KVM: only a boot decides whether KVM works)'
+  }),
+  memoryMiB: z.number().int().min(256).max(65536).default(BOOT_TEST_DEFAULT_MEMORY_MIB)
+    .meta({ description: `guest RAM; the container's memory must cover it + ${BOOT_TEST_OVERHEAD_MIB} MiB. Default ${BOOT_TEST_DEFAULT_MEMORY_MIB}` }),
+  allowFailedUnits: z.array(UnitName).max(64).optional()
+    .meta({ description: 'units whose failure only warns (kola exit 77): the build is published with the warning' })
+}).meta({ id: 'BootTestSetting' })
 
 export const StreamInput = z.strictObject({
   config: z.strictObject({
@@ -45,6 +65,7 @@ export const StreamInput = z.strictObject({
       'downloads) without a token, for `cosa buildfetch --url`, which sends none; everything else still needs one. ' +
       'Default false'
   }),
+  bootTest: BootTestInput.optional().meta({ description: 'boot-test each new build\'s qemu image (docs/boot-test.md)' }),
   secrets: z.record(z.string(),
     z.string().min(8, 'secrets must have at least 8 characters (shorter ones cannot be redacted safely)').max(65536)
   ).superRefine((record, ctx) => {
@@ -72,6 +93,13 @@ export const Stream = z.object({
   recipe: z.array(z.array(z.string())),
   publicRead: z.boolean(),
   secrets: z.array(z.string()).meta({ description: 'the names of the stream\'s secrets' }),
+  bootTest: z.object({
+    enabled: z.boolean(),
+    mode: z.enum(['gate', 'warn']),
+    timeoutSeconds: z.number().int().optional(),
+    memoryMiB: z.number().int(),
+    allowFailedUnits: z.array(z.string()).optional()
+  }).optional(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
   latestBuild: Build.optional().meta({ description: 'the newest build that made or found a cosa build: `readlink builds/latest`' })

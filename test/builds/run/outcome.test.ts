@@ -34,7 +34,21 @@ const rows: Array<[string, Partial<Observation>, object]> = [
   ['an image asked for is missing', { posted: { cosaBuildId: '1.0', images: { ostree: {} } } },
     { state: 'failed', reason: 'invalid_result', message: /no qemu image \(the build asked for qemu\)/ }],
   ['no platform images asked for', { posted: { cosaBuildId: '1.0', images: { ostree: {} } }, requiredImages: ['ostree'] },
-    { publish: true, exitCode: 0 }]
+    { publish: true, exitCode: 0 }],
+  ['boot test passed', { bootTest: { mode: 'gate', status: 'passed', reason: null } }, { publish: true, exitCode: 0, warning: undefined }],
+  ['boot test skipped (no kernel): published', { bootTest: { mode: 'gate', status: 'skipped', reason: 'not bootable' } },
+    { publish: true, exitCode: 0, warning: undefined }],
+  ['gate, boot test failed: nothing published', { bootTest: { mode: 'gate', status: 'failed', reason: 'emergency' } },
+    { state: 'failed', reason: 'boot_test', exitCode: 0, message: /boot test failed \(emergency\); nothing was published/ }],
+  ['warn, boot test failed: published with a warning', { bootTest: { mode: 'warn', status: 'failed', reason: 'degraded' } },
+    { publish: true, exitCode: 0, warning: /although the boot test failed \(degraded\)/ }],
+  ['gate, only allowed units failed (kola 77): published with a warning', { bootTest: { mode: 'gate', status: 'warned', reason: 'degraded' } },
+    { publish: true, exitCode: 0, warning: /boot test warned/ }],
+  ['an incomplete result wins over a failed boot test', {
+    posted: { cosaBuildId: '1.0', images: { ostree: {} } }, bootTest: { mode: 'gate', status: 'failed', reason: 'timeout' }
+  }, { state: 'failed', reason: 'invalid_result' }],
+  ['cancel during the boot test', { ending: 'cancelled', ...exit(143), bootTest: { mode: 'gate', status: 'failed', reason: 'qemu-exited' } },
+    { state: 'cancelled' }]
 ]
 
 for (const [name, change, expected] of rows) {
