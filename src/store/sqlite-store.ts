@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { openDatabase } from './sqlite-database.js'
 import { publicBuild, type BuildEvent, type EventDraft } from '../builds/build-event.js'
 import type { BuildState } from '../builds/build-state.js'
 import { terminalStates } from '../builds/build-state.js'
@@ -139,11 +140,7 @@ export class SqliteStore implements Store {
   }
 
   constructor (path: string) {
-    this.#db = new Database(path)
-    this.#db.pragma('journal_mode = WAL')
-    this.#db.pragma('synchronous = NORMAL')
-    this.#db.pragma('busy_timeout = 5000')
-    this.#db.pragma('foreign_keys = ON')
+    this.#db = openDatabase(path)
     this.#migrate()
     this.#insertTx = this.#db.transaction(this.#insert)
     this.#changeTx = this.#db.transaction(this.#change)

@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { openDatabase } from './sqlite-database.js'
 import type { Attempt, AttemptOutcome, Delivery, NewDelivery, WebhookInput, WebhookRecord } from '../webhooks/model.js'
 import type { WebhookStore } from './webhook-store.js'
 
@@ -75,11 +76,7 @@ export class SqliteWebhookStore implements WebhookStore {
   readonly #enqueueTx: (name: string, from: number, to: number, deliveries: NewDelivery[], at: string) => boolean
 
   constructor (path: string) {
-    this.#db = new Database(path)
-    this.#db.pragma('journal_mode = WAL')
-    this.#db.pragma('synchronous = NORMAL')
-    this.#db.pragma('busy_timeout = 5000')
-    this.#db.pragma('foreign_keys = ON')
+    this.#db = openDatabase(path)
     this.#migrate()
     this.#enqueueTx = this.#db.transaction(this.#enqueue)
   }
