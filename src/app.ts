@@ -15,7 +15,7 @@ import errorHandler from './http/error-handler.js'
 import health from './http/health.js'
 import whoami from './http/whoami.js'
 import logs from './http/logs.js'
-import metrics from './http/metrics.js'
+import metrics, { observeAnswers } from './http/metrics.js'
 import events from './http/events.js'
 import { transformObject } from './http/openapi.js'
 import { serializerCompiler } from './http/serializer.js'
@@ -52,6 +52,8 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
 
   await fastify.register(requestLog)
   await fastify.register(errorHandler)
+  await fastify.register(core, opts)
+  await fastify.register(observeAnswers)
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -81,7 +83,6 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
   fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
 
-  await fastify.register(core, opts)
   await fastify.register(auth, { config: opts.config })
   // After auth (preHandler), so that the key is the caller's token, not an address a proxy may share.
   await fastify.register(rateLimit, {

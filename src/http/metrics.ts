@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
 import { z } from 'zod'
@@ -31,13 +31,29 @@ async function serveAlone (registry: Registry, host: string, port: number) {
   return server
 }
 
+/**
+ * Observes every answer by route template. Registered before any route, so
+ * that each route, /docs and /openapi.json included, is seen being added.
+ */
+export const observeAnswers = fp(async function observeAnswers (app: FastifyInstance) {
+  const { metrics } = app.core
+  // The route template is known when a route is added: each route observes
+  // its own answers with it, rather than rebuilding request.routeOptions (a
+  // fresh object at every access) on every request. Answers no route took
+  // (the not-found handler's) are observed by a hook of their own.
+  const observe = (route: string) => (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    metrics.answered(request.method, route, reply.statusCode, reply.elapsedTime / 1000)
+    done()
+  }
+  app.addHook('onRoute', (route) => {
+    route.onResponse = [observe(route.url), ...[route.onResponse ?? []].flat()] as typeof route.onResponse
+  })
+  const unmatched = observe('(unmatched)')
+  app.addHook('onResponse', (request, reply, done) => request.is404 ? unmatched(request, reply, done) : done())
+}, { name: 'observe-answers', dependencies: ['core'] })
+
 export default fp(async function metrics (app: FastifyInstance) {
   const { metrics, config } = app.core
-  app.addHook('onResponse', (request, reply, done) => {
-    metrics.answered(request.method, request.routeOptions.url ?? '(unmatched)', reply.statusCode, reply.elapsedTime / 1000)
-    done()
-  })
-
   app.get('/metrics', {
     config: { access: 'read' },
     schema: {
