@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { secondsBetween } from '../builds/lifecycle.js'
 import type { Build } from '../builds/model.js'
 
 /** What the build metrics read of a build. */
@@ -30,8 +31,6 @@ export interface MetricsSources {
   outboxLagSeconds: () => Promise<number>
 }
 
-const seconds = (from: string | undefined, to: string | undefined) =>
-  from === undefined || to === undefined ? undefined : Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000)
 
 export class Metrics {
   readonly registry = new Registry()
@@ -139,13 +138,13 @@ export class Metrics {
   }
 
   buildStarted (build: Timed) {
-    const wait = seconds(build.createdAt, build.startedAt)
+    const wait = secondsBetween(build.createdAt, build.startedAt)
     if (wait !== undefined) this.#queueWait.observe({ stream: build.stream }, wait)
   }
 
   buildFinished (build: Timed) {
     this.#builds.inc({ stream: build.stream, state: build.state, reason: build.reason ?? '' })
-    const ran = seconds(build.startedAt, build.finishedAt)
+    const ran = secondsBetween(build.startedAt, build.finishedAt)
     if (ran !== undefined) this.#duration.observe({ stream: build.stream, state: build.state }, ran)
   }
 
