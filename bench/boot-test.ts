@@ -9,7 +9,7 @@ import { execa } from 'execa'
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { UNPRIVILEGED_CAPS } from '../src/runner/container-spec.js'
+import { UNPRIVILEGED_CAPS } from '../src/executor/docker/container-spec.js'
 import { exampleRepo, fmt, median } from './lib.js'
 
 const IMAGE = process.env.COSA_LITE_IMAGE ?? 'cosa-lite:latest'

@@ -8,19 +8,19 @@
 //    stub S3 endpoint (also its own process) that reads and discards every
 //    byte: what publishing costs the client, without s3rver's own work.
 // Each publish runs in a child node that reports the putFile time, the CPU
-// time putFile took and the child's peak RSS (maxRSS); an idle child that only
-// imports the store module is the RSS baseline. When root may drop the page
+// time putFile took and the child's peak RSS (maxRSS, as /usr/bin/time -v
+// reports it) before and after putFile; an idle child that only imports the
+// store module is the RSS baseline. openssl's CPU time is its shell's
+// cutime + cstime from /proc. When root may drop the page
 // cache, every variant is measured cold (sync + drop_caches first) and then
 // warm; otherwise warm only. The order of the variants rotates every round.
 //   npm run bench bench/publish.ts
 // Environment:
 //   BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048);
 //   BENCH_LOCAL: read sizes to run the local variants with, in KiB, 0 = as
-//     the store reads (default 0,1024; see ReadOpts);
-//   BENCH_S3: S3 variants, <s3rver|stub>:<partMiB>x<queueSize>[:hwm<KiB>][:unsigned]
-//     (default s3rver:8x4,stub:8x4,stub:16x4,stub:8x4:hwm1024,stub:8x4:hwm1024:unsigned;
-//     `unsigned`: an experiment that sends UploadPart with UNSIGNED-PAYLOAD, so
-//     that the SDK does not hash each part again to sign it).
+//     the store reads (default 0,1024; see ReadOpts; empty: no local variant);
+//   BENCH_S3: S3 variants, <s3rver|stub>:<partMiB>x<queueSize>
+//     (default s3rver:8x3,stub:8x3,stub:8x4; empty: none).
 import type { PathLike } from 'node:fs'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { link, lstat, mkdtemp, open, readdir, readFile, rm, statfs, unlink, writeFile } from 'node:fs/promises'
@@ -29,7 +29,6 @@ import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { S3Client } from '@aws-sdk/client-s3'
 
 const MiB = 1024 * 1024
 const GiB = 1024 * MiB
@@ -43,7 +42,7 @@ const CONTENT_TYPE = 'application/octet-stream'
  */
 interface ReadOpts { hwmKiB?: number | undefined }
 
-interface S3Opts extends ReadOpts { server: 's3rver' | 'stub', partMiB: number, queue: number, unsigned: boolean }
+interface S3Opts { server: 's3rver' | 'stub', partMiB: number, queue: number }
 
 type ChildSpec =
   | { kind: 'idle-local' }
@@ -52,7 +51,7 @@ type ChildSpec =
   | { kind: 's3', endpoint: string, bucket: string, credentials: { accessKeyId: string, secretAccessKey: string },
     key: string, path: string, sha256: string, size: number } & S3Opts
 
-interface ChildResult { seconds: number, linked: boolean, maxRssKiB: number, cpuSeconds: number }
+interface ChildResult { seconds: number, linked: boolean, maxRssKiB: number, rssBeforeKiB: number, cpuSeconds: number }
 
 // ---------------------------------------------------------------- child side
 // Only node builtins are imported statically, so that the idle child's RSS is
@@ -95,27 +94,16 @@ async function child (spec: ChildSpec): Promise<ChildResult> {
       queueSize: spec.queue,
       requestTimeoutMs: 300_000
     })
-    if (spec.unsigned) {
-      // The signer hashes every Buffer body it signs (a second sha256 pass
-      // over the file, on the event loop) unless the request already
-      // carries x-amz-content-sha256.
-      const client = (store as unknown as { client: S3Client }).client
-      client.middlewareStack.add((next, context) => async (args) => {
-        const request = args.request as { headers?: Record<string, string> }
-        if (context.commandName === 'UploadPartCommand' && request.headers) {
-          request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
-        }
-        return next(args)
-      }, { step: 'build', name: 'benchUnsignedPayload' })
-    }
     put = () => store.putFile(spec.key, spec.path, { sha256: spec.sha256, size: spec.size }, CONTENT_TYPE)
   }
+  // The peak before putFile: start-up's own peak varies by 15-20 MiB from run to run.
+  const rssBeforeKiB = process.resourceUsage().maxRSS
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   const { linked } = await put()
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
-  return { seconds, linked, maxRssKiB: process.resourceUsage().maxRSS, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
+  return { seconds, linked, maxRssKiB: process.resourceUsage().maxRSS, rssBeforeKiB, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
 }
 
 /**
@@ -190,14 +178,12 @@ async function main () {
 
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
   const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 2048) * MiB
-  const LOCAL_READS = (process.env.BENCH_LOCAL ?? '0,1024').split(',').map(Number)
-  const S3_VARIANTS: S3Opts[] = (process.env.BENCH_S3 ?? 's3rver:8x4,stub:8x4,stub:16x4,stub:8x4:hwm1024,stub:8x4:hwm1024:unsigned').split(',').map((s) => {
-    const m = /^(s3rver|stub):(\d+)x(\d+)((?::hwm\d+|:unsigned)*)$/.exec(s.trim())
-    if (!m) throw new Error(`BENCH_S3: "${s}" is not <s3rver|stub>:<partMiB>x<queueSize>[:hwm<KiB>][:unsigned]`)
-    const hwm = /:hwm(\d+)/.exec(m[4]!)
-    return {
-      server: m[1] as 's3rver' | 'stub', partMiB: Number(m[2]), queue: Number(m[3]), hwmKiB: hwm ? Number(hwm[1]) : undefined, unsigned: m[4]!.includes(':unsigned')
-    }
+  const list = (name: string, fallback: string) => (process.env[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean)
+  const LOCAL_READS = list('BENCH_LOCAL', '0,1024').map(Number)
+  const S3_VARIANTS: S3Opts[] = list('BENCH_S3', 's3rver:8x3,stub:8x3,stub:8x4').map((s) => {
+    const m = /^(s3rver|stub):(\d+)x(\d+)$/.exec(s)
+    if (!m) throw new Error(`BENCH_S3: "${s}" is not <s3rver|stub>:<partMiB>x<queueSize>`)
+    return { server: m[1] as 's3rver' | 'stub', partMiB: Number(m[2]), queue: Number(m[3]) }
   })
   // The source, a copy in the store, s3rver's parts and the object it
   // assembles from them (it keeps the parts until the object is written).
@@ -263,7 +249,7 @@ async function main () {
     process.on(signal, () => { void cleanup().finally(() => process.exit(130)) })
   }
 
-  interface Sample { seconds: number, maxRssKiB?: number, cpuSeconds?: number, serverCpuSeconds?: number }
+  interface Sample { seconds: number, maxRssKiB?: number, rssBeforeKiB?: number, cpuSeconds?: number, serverCpuSeconds?: number }
   type Cache = 'cold' | 'warm'
 
   try {
@@ -325,6 +311,10 @@ async function main () {
       }
     }
 
+    // The first children after a change to the code peaked 15-20 MiB higher
+    // before putFile began (tsx compiling it): these warm its cache, which
+    // was not always enough, so the tables also say what putFile added.
+    for (const kind of ['idle-local', 'idle-s3'] as const) await runChild({ kind })
     const loadBefore = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
     const canDrop = await flush(true)
     const caches: Cache[] = canDrop ? ['cold', 'warm'] : ['warm']
@@ -348,19 +338,21 @@ async function main () {
     const variants: Array<{ name: string, run: (n: number) => Promise<Sample> }> = [
       {
         name: '`openssl dgst -sha256` (baseline)',
-        run: async () => {
+        run: async (): Promise<Sample> => {
+          // The shell's own stat, read after openssl has been waited for, holds openssl's CPU time.
           const t = performance.now()
-          const { stdout } = await execa('openssl', ['dgst', '-sha256', '-r', file])
+          const { stdout } = await execa('sh', ['-c', 'openssl dgst -sha256 -r "$1" && cat /proc/$$/stat', 'sh', file])
           const seconds = (performance.now() - t) / 1000
-          if (!stdout.startsWith(sha256)) throw new Error(`openssl: ${stdout}`)
-          return { seconds }
+          const [digest = '', stat = ''] = stdout.split('\n')
+          if (!digest.startsWith(sha256)) throw new Error(`openssl: ${stdout}`)
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+          return { seconds, cpuSeconds: (Number(fields[13]) + Number(fields[14])) / 100 }
         }
       },
       ...LOCAL_READS.map((hwmKiB) => ({ name: `LocalStore.putFile, hard link${reads(hwmKiB)}`, run: localRun(false, hwmKiB) })),
       ...LOCAL_READS.map((hwmKiB) => ({ name: `LocalStore.putFile, copy + fsync${reads(hwmKiB)}`, run: localRun(true, hwmKiB) })),
       ...S3_VARIANTS.map((v) => ({
-        name: `S3Store.putFile → ${v.server === 'stub' ? 'discarding stub' : 's3rver'}, ${v.partMiB} MiB × ${v.queue}` +
-          `${reads(v.hwmKiB)}${v.unsigned ? ', UNSIGNED-PAYLOAD parts (experiment)' : ''}`,
+        name: `S3Store.putFile → ${v.server === 'stub' ? 'discarding stub' : 's3rver'}, ${v.partMiB} MiB × ${v.queue}`,
         run: async (n: number): Promise<Sample> => {
           const server = servers[v.server]!
           const key = `${KEY}.${n}`
@@ -386,7 +378,7 @@ async function main () {
           const k = `${cache}\0${v.name}`
           samples.set(k, [...(samples.get(k) ?? []), s])
           console.error(`round ${round + 1} ${cache} ${v.name}: ${fmt(s.seconds, 2)} s` +
-            (s.maxRssKiB ? `, ${fmt(s.maxRssKiB / 1024)} MiB RSS, ${fmt(s.cpuSeconds ?? 0, 1)} CPU-s` : '') +
+            (s.maxRssKiB ? `, ${fmt(s.maxRssKiB / 1024)} MiB RSS (+${fmt((s.maxRssKiB - s.rssBeforeKiB!) / 1024)}), ${fmt(s.cpuSeconds ?? 0, 1)} CPU-s` : '') +
             (s.serverCpuSeconds !== undefined ? `, server ${fmt(s.serverCpuSeconds, 1)} CPU-s` : ''))
         }
       }
@@ -396,16 +388,17 @@ async function main () {
 
     const out = (line: string) => console.log(line)
     out(`\n${fmt(SIZE / MiB)} MiB, median of ${ROUNDS} rounds. MiB/s: the file's size over the median time. ` +
-      'Peak RSS: the highest maxRSS of the publishing child over its runs. CPU: medians of the CPU time (user + system) ' +
-      'of putFile in the child, and of the S3 server process over the same upload.\n')
+      'Peak RSS: the highest maxRSS of the publishing child over its runs; added: the most putFile raised it over ' +
+      'the peak before it. CPU: medians of the CPU time (user + system) ' +
+      'of putFile in the child (of openssl for the baseline), and of the S3 server process over the same upload.\n')
     out(`Load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter} (${cpus().length} CPUs).\n`)
     out(`Idle child (node + tsx + the store module, no publish): ${fmt(idle.local.maxRssKiB / 1024)} MiB RSS with ` +
       `LocalStore, ${fmt(idle.s3.maxRssKiB / 1024)} MiB with S3Store.\n`)
     for (const cache of caches) {
       const base = median(samples.get(`${cache}\0${variants[0]!.name}`)!.map((s) => s.seconds))
       out(`${cache} cache:\n`)
-      out('| variant | median s | × openssl | MiB/s | peak RSS MiB | putFile CPU s | server CPU s | runs (s) |')
-      out('|---|---:|---:|---:|---:|---:|---:|---|')
+      out('| variant | median s | × openssl | MiB/s | peak RSS MiB | added MiB | CPU s | server CPU s | runs (s) |')
+      out('|---|---:|---:|---:|---:|---:|---:|---:|---|')
       for (const v of variants) {
         const xs = samples.get(`${cache}\0${v.name}`)!
         const m = median(xs.map((s) => s.seconds))
@@ -415,6 +408,7 @@ async function main () {
         }
         out(`| ${v.name} | ${fmt(m, 2)} | ${fmt(m / base, 2)}× | ${fmt(SIZE / MiB / m)} | ` +
           `${col((s) => s.maxRssKiB && s.maxRssKiB / 1024, 0, (ys) => Math.max(...ys))} | ` +
+          `${col((s) => s.maxRssKiB && (s.maxRssKiB - s.rssBeforeKiB!) / 1024, 0, (ys) => Math.max(...ys))} | ` +
           `${col((s) => s.cpuSeconds, 1, median)} | ${col((s) => s.serverCpuSeconds, 1, median)} | ` +
           `${xs.map((s) => fmt(s.seconds, 2)).join(', ')} |`)
       }

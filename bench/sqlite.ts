@@ -1,7 +1,7 @@
 // The store's hot statements on better-sqlite3 and on Node's built-in
 // node:sqlite, side by side in one run: whether the built-in driver could
 // replace the native dependency. Same schema, pragmas, statements and
-// prepared-statement reuse as src/store/sqlite-store.ts, a database on disk.
+// prepared-statement reuse as src/store/sqlite-client.ts, a database on disk.
 //   npm run bench bench/sqlite.ts
 import Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'

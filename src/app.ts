@@ -11,6 +11,7 @@ import artifacts from './http/artifacts.js'
 import auth from './http/auth.js'
 import builds from './http/builds.js'
 import dashboard from './http/dashboard.js'
+import engines from './http/engines.js'
 import errorHandler from './http/error-handler.js'
 import health from './http/health.js'
 import whoami from './http/whoami.js'
@@ -66,6 +67,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
         { name: 'artifacts', description: 'Published builds: downloads, cosa\'s store layout, pins' },
         { name: 'events', description: 'Server-Sent Events of every build change' },
         { name: 'webhooks', description: 'Signed HTTP deliveries of build events (admin)' },
+        { name: 'engines', description: 'The Docker engines builds run on: add, drain, remove (admin)' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'auth', description: 'What the caller\'s token may do' }
       ],
@@ -101,6 +103,7 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   await fastify.register(results)
   await fastify.register(artifacts)
   await fastify.register(webhooks)
+  await fastify.register(engines)
   await fastify.register(dashboard)
 }
 

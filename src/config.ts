@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { z } from 'zod'
 
@@ -12,10 +13,48 @@ const token = z.string().min(16, 'tokens must have at least 16 characters')
   .refine((t) => !/change-?me/i.test(t), 'a placeholder token (deploy/env.example): set a real one')
 const tokenList = z.array(token).default([])
 
+export const ENGINE_NAME = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, ".", "_" and "-", at most 63')
+export const BASEARCHES = ['x86_64', 'aarch64', 's390x', 'ppc64le'] as const
+
+// One Docker engine builds run on: a Unix socket on this host, or TCP with
+// mutual TLS (a remote build host). The same fields come from the config file
+// and from PUT /v1/engines/{name}. TLS is required for TCP (the engine's API
+// is root on its host) and meaningless for a socket, so refused there.
+const engineShape = z.strictObject({
+  host: z.string().regex(/^(unix:\/\/\/\S+|tcp:\/\/[A-Za-z0-9.-]+:\d{1,5})$/, 'unix:///path/to/docker.sock or tcp://host:port'),
+  tls: z.strictObject({
+    ca: z.string().min(1).meta({ description: 'PEM file of the CA that signed the engine\'s certificate' }),
+    cert: z.string().min(1).meta({ description: 'PEM file of this service\'s client certificate' }),
+    key: z.string().min(1).meta({ description: 'PEM file of the client certificate\'s key' })
+  }).optional().meta({ description: 'paths on the service\'s host, read when the engine is added; never shown or logged' }),
+  // For an engine that runs another arch by emulation (arm64 under
+  // qemu-user on an x86_64 host); otherwise the engine's own.
+  arch: z.enum(BASEARCHES).optional(),
+  // One build per engine by default: a cosa build takes a host's disk and
+  // CPUs, and a second one mostly makes both slower.
+  capacity: z.number().int().min(1).max(64).default(1),
+  labels: z.record(z.string().regex(/^[a-z0-9][a-z0-9_./-]{0,62}$/), z.string().max(256)).default({})
+})
+
+function tlsRule (e: { host: string, tls?: unknown }, ctx: z.RefinementCtx) {
+  if (e.host.startsWith('tcp://') && !e.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'a tcp:// engine needs tls {ca, cert, key}: mutual TLS is required' })
+  if (e.host.startsWith('unix://') && e.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'a unix:// engine takes no tls' })
+}
+
+export const engineFields = engineShape.superRefine(tlsRule)
+
+export type EngineFields = z.infer<typeof engineFields>
+
 export const configSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: z.coerce.number().int().min(0).max(65535).default(8080),
   dataDir: z.string().default('./data'),
+  // Unset: SQLite in the data directory. A postgres:// URL: PostgreSQL
+  // (docs/scale-out.md); its password is never logged.
+  database: z.strictObject({
+    url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL').optional(),
+    poolSize: z.coerce.number().int().min(1).max(100).default(10)
+  }).prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   tokens: z.strictObject({ read: tokenList, submit: tokenList, admin: tokenList }).prefault({}),
   // file:// config repositories are for local development and the bundled
@@ -29,20 +68,30 @@ export const configSchema = z.strictObject({
     allowedPrefixes: z.array(z.string().min(1)).default([])
   }).prefault({}),
   docker: z.strictObject({
+    // The engine's name, recorded on every build it runs (the build's `engine`).
+    name: ENGINE_NAME.default('local'),
     socketPath: z.string().default('/var/run/docker.sock'),
     callTimeoutMs: z.coerce.number().int().positive().default(30_000),
     // While a build runs, the engine is pinged this often: a wait on an
     // engine that died may otherwise never end.
     heartbeatMs: z.coerce.number().int().positive().default(5000)
   }).prefault({}),
+  // The engines builds run on (docs/engines.md). Unset: the one local engine
+  // of `docker`, with room for builds.maxConcurrent builds. Admins add more
+  // at run time (PUT /v1/engines/{name}); these are seeded at every start.
+  engines: z.array(engineShape.extend({ name: ENGINE_NAME }).superRefine(tlsRule)).min(1).optional()
+    .refine((list) => !list || new Set(list.map((e) => e.name)).size === list.length, 'engine names must be unique'),
   builds: z.strictObject({
     maxConcurrent: z.coerce.number().int().min(1).default(2),
+    // A stream's build waits this long for its home engine (the one holding
+    // its workdir and cache) to have room, then goes to another engine of its arch.
+    homeEngineWaitMs: z.coerce.number().int().min(0).default(10 * 60_000),
     defaultImage: z.string().default('cosa-lite:latest'),
     defaultTimeoutSeconds: z.coerce.number().int().positive().default(6 * 3600),
     stopGraceSeconds: z.coerce.number().int().min(0).default(10),
     // After a container dies by a signal the service did not send, how long
     // to watch whether the engine is shutting down (then: infrastructure).
-    engineProbeMs: z.coerce.number().int().min(0).default(5000),
+    engineProbeMs: z.coerce.number().int().min(0).default(15_000),
     // How often running builds and owned containers are reconciled.
     reconcileIntervalMs: z.coerce.number().int().positive().default(30_000),
     logMaxBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
@@ -113,6 +162,15 @@ export const configSchema = z.strictObject({
     logDays: z.coerce.number().positive().default(90),
     pruneIntervalMinutes: z.coerce.number().positive().default(60)
   }).prefault({}),
+  // Several replicas on one PostgreSQL (docs/scale-out.md): each supervises
+  // its builds under leases renewed every third of leaseSeconds; a build
+  // whose replica died is taken over within leaseSeconds and one sweep.
+  replicas: z.strictObject({
+    // Unique per replica. A process restarted with its id takes its builds
+    // back at once; another waits for their leases to expire.
+    id: z.string().regex(/^[\w.@:-]{1,128}$/, 'letters, digits and . _ - @ : (at most 128)').default(hostname()),
+    leaseSeconds: z.coerce.number().min(1).max(3600).default(30)
+  }).prefault({}),
   // Webhooks (docs/events.md). URLs pass the same checks as config
   // repositories (src/git/config-url.ts) with their own policy: http(s) only,
   // and private receivers allowed separately from private git servers.
@@ -140,6 +198,7 @@ const ENV: Record<string, { path: string[], parse?: (value: string) => unknown }
   COSA_BUILDD_HOST: { path: ['host'] },
   COSA_BUILDD_PORT: { path: ['port'] },
   COSA_BUILDD_DATA_DIR: { path: ['dataDir'] },
+  COSA_BUILDD_DATABASE_URL: { path: ['database', 'url'] },
   COSA_BUILDD_LOG_LEVEL: { path: ['logLevel'] },
   COSA_BUILDD_READ_TOKENS: { path: ['tokens', 'read'], parse: splitTokens },
   COSA_BUILDD_SUBMIT_TOKENS: { path: ['tokens', 'submit'], parse: splitTokens },
@@ -155,6 +214,8 @@ const ENV: Record<string, { path: string[], parse?: (value: string) => unknown }
   COSA_BUILDD_RESULT_URL: { path: ['builds', 'resultUrl'] },
   COSA_BUILDD_MIN_FREE_BYTES: { path: ['storage', 'minFreeBytes'] },
   COSA_BUILDD_SUBMITS_PER_MINUTE: { path: ['http', 'submitsPerMinute'] },
+  COSA_BUILDD_REPLICA_ID: { path: ['replicas', 'id'] },
+  COSA_BUILDD_LEASE_SECONDS: { path: ['replicas', 'leaseSeconds'] },
   COSA_BUILDD_METRICS_HOST: { path: ['metrics', 'host'] },
   COSA_BUILDD_METRICS_PORT: { path: ['metrics', 'port'] },
   COSA_BUILDD_EVENTS_HEARTBEAT_SECONDS: { path: ['events', 'heartbeatSeconds'] },
@@ -266,3 +327,10 @@ export const webhookUrlPolicy = (config: Config) => ({
   allowFileUrls: false,
   label: 'url'
 })
+
+export type EngineSettings = EngineFields & { name: string }
+
+/** The engines of the config file; without any, the one local engine of `docker`, with room for every build. */
+export const configuredEngines = (config: Config): EngineSettings[] => config.engines ?? [{
+  name: config.docker.name, host: `unix://${config.docker.socketPath}`, capacity: config.builds.maxConcurrent, labels: {}
+}]

@@ -1,5 +1,3 @@
-import { chmod, rm } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -7,32 +5,38 @@ import { ArtifactService } from './artifacts/artifact-service.js'
 import { openArtifactStore } from './artifacts/open-store.js'
 import { Publisher } from './artifacts/publisher.js'
 import { SpaceGuard } from './artifacts/space-guard.js'
-import { BuildLogs } from './builds/build-logs.js'
 import { BuildRunner } from './builds/build-runner.js'
 import { BuildService } from './builds/build-service.js'
 import { Housekeeping } from './builds/housekeeping.js'
 import { BuildLifecycle } from './builds/lifecycle.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
+import { ResultSocket } from './http/result-socket.js'
 import { Scheduler, type Gate } from './builds/scheduler.js'
-import { urlPolicy, type Config } from './config.js'
+import { configuredEngines, urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
 import type { Logger } from './logger.js'
 import { EventFeed } from './events/event-feed.js'
 import { EventTokens } from './events/event-tokens.js'
 import { ConfigMirror } from './git/config-mirror.js'
+import { openLogStore } from './logs/open-log-store.js'
 import type { Metrics } from './metrics/metrics.js'
 import { serviceMetrics } from './metrics/service-metrics.js'
-import { DockerEngine } from './runner/docker-engine.js'
-import { SqliteStore } from './store/sqlite-store.js'
-import type { Store } from './store/store.js'
+import { EngineHealth } from './engines/engine-health.js'
+import { EngineService, type Connect } from './engines/engine-service.js'
+import { dockerConnection } from './executor/docker/connection.js'
+import { DockerEngine } from './executor/docker/docker-engine.js'
+import { DockerExecutor } from './executor/docker/docker-executor.js'
+import { EngineRegistry, type EngineEntry } from './executor/engine-registry.js'
+import { openDatabase, redactDatabaseUrl } from './store/open-database.js'
+import type { Database } from './store/repositories.js'
 import { StreamRemoval } from './streams/stream-removal.js'
 import { StreamService } from './streams/stream-service.js'
 import type { DeliveryResult } from './webhooks/model.js'
 import { openWebhooks } from './webhooks/open-webhooks.js'
 import type { WebhookService } from './webhooks/webhook-service.js'
 
-// The application's services, wired once: the store, the engine, the build
+// The application's services, wired once: the store, the engines, the build
 // lifecycle and the services routes call. Background work (reconcile, then
 // scheduling) starts when fastify is ready and stops when it closes; running
 // builds are left to the next start to adopt, never killed.
@@ -40,10 +44,13 @@ import type { WebhookService } from './webhooks/webhook-service.js'
 export interface Core {
   config: Config
   dataDir: DataDir
-  store: Store
+  store: Database
   /** The one writer of build state; subscribe() to hear its events. */
   lifecycle: BuildLifecycle
-  engine: DockerEngine
+  /** Where builds run: the engines of the config file and those admins added. */
+  engines: EngineRegistry
+  /** The admin routes' engines: add, drain, remove, and how each is doing. */
+  engineAdmin: EngineService
   space: SpaceGuard
   metrics: Metrics
   streams: StreamService
@@ -66,7 +73,8 @@ declare module 'fastify' {
   }
 }
 
-const RESULT_ROUTE = /^\/v1\/builds\/[^/?]+\/result(\?|$)/
+/** An engine that does not answer a probe in this long counts as unreachable. */
+const ENGINE_PROBE_MS = 5000
 
 export interface CoreOptions {
   config: Config
@@ -79,21 +87,15 @@ export interface CoreOptions {
 }
 
 /**
- * Queued builds wait, rather than fail, while space is low or the engine is
- * down. The answer holds for a second: a burst of submits wakes the
- * scheduler once per submit.
+ * Queued builds wait, rather than fail, while space is low (engines that
+ * are down are placement's: src/engines/placement.ts). The answer holds for
+ * a second: a burst of submits wakes the scheduler once per submit.
  */
-function startable (space: SpaceGuard, engine: DockerEngine) {
+function startable (space: SpaceGuard) {
   let last: { at: number, answer: Promise<Gate> } | undefined
   const ask = async (): Promise<Gate> => {
     const check = await space.check()
-    if (!check.ok) return { ok: false, message: check.message, waitingFor: 'storage_low' }
-    try {
-      await engine.ping()
-      return { ok: true }
-    } catch (err) {
-      return { ok: false, message: `the Docker engine is unavailable: ${(err as Error).message}`, waitingFor: 'engine_unavailable' }
-    }
+    return check.ok ? { ok: true } : { ok: false, message: check.message, waitingFor: 'storage_low' }
   }
   return () => {
     if (!last || Date.now() - last.at >= 1000) last = { at: Date.now(), answer: ask() }
@@ -101,24 +103,8 @@ function startable (space: SpaceGuard, engine: DockerEngine) {
   }
 }
 
-/**
- * Build containers reach the API through this socket (bind-mounted into
- * them), so results arrive even with no container network. It serves the
- * result route alone.
- */
-async function openResultSocket (app: FastifyInstance, path: string) {
-  await rm(path, { force: true })
-  const server = createServer((req, res) => {
-    if (req.method === 'POST' && RESULT_ROUTE.test(req.url ?? '')) return app.routing(req, res)
-    res.writeHead(404, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ code: 'BLD_ROUTE_NOT_FOUND', message: 'this socket serves only POST /v1/builds/{id}/result' }))
-  })
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve))
-  // Whatever uid the image runs as must be able to connect; the per-build
-  // token, not the file mode, is what authorizes a result.
-  await chmod(path, 0o666)
-  return server
-}
+/** Events after which another replica may be able to start a build. */
+const QUEUE_CHANGES = new Set(['build.queued', 'build.finished', 'build.requeued'])
 
 const streamDefaults = (config: Config) =>
   ({ image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds })
@@ -127,41 +113,85 @@ const repeat = (ms: number, what: string, logger: Logger, fn: () => Promise<unkn
   setInterval(() => { fn().catch((err) => logger.warn({ err }, `${what} failed`)) }, ms).unref()
 
 /** The event stream over the outbox, and its tokens for EventSource. */
-const eventServices = (config: Config, dataDir: DataDir, store: Store, lifecycle: BuildLifecycle, now: () => Date) => ({
+const eventServices = (config: Config, dataDir: DataDir, store: Database, lifecycle: BuildLifecycle, now: () => Date) => ({
   events: new EventFeed({ store, lifecycle, heartbeatMs: config.events.heartbeatSeconds * 1000, retryMs: config.events.retryMs }),
   eventTokens: new EventTokens({ keyFile: join(dataDir.root, 'event-token-key'), ttlSeconds: config.events.tokenTtlSeconds, now })
 })
+
+/** The config file's engines, then those admins added (kept in the store). */
+async function openEngines (config: Config, dataDir: DataDir, store: Database, now: () => Date, logger: Logger) {
+  const owner = dataDir.instanceId()
+  const connect: Connect = async (settings) => new DockerExecutor({
+    name: settings.name,
+    engine: new DockerEngine({ ...await dockerConnection(settings), callTimeoutMs: config.docker.callTimeoutMs }),
+    dataDir,
+    owner,
+    builds: config.builds,
+    arch: settings.arch,
+    // A remote engine cannot see the service's disk: its workdirs are volumes on it.
+    workspace: settings.host.startsWith('tcp://') ? 'volume' : 'host'
+  })
+  const configured = configuredEngines(config)
+  const entries = await Promise.all(configured.map(async (s): Promise<EngineEntry> => {
+    try {
+      return { executor: await connect(s), capacity: s.capacity, draining: false }
+    } catch (err) {
+      throw new Error(`invalid configuration: engines: ${s.name}: ${(err as Error).message}`)
+    }
+  }))
+  const engines = new EngineRegistry(entries as [EngineEntry, ...EngineEntry[]])
+  const health = new EngineHealth({ registry: engines, timeoutMs: Math.min(config.docker.callTimeoutMs, ENGINE_PROBE_MS), now })
+  const engineAdmin = new EngineService({ store, registry: engines, health, connect, now, logger })
+  await engineAdmin.load(configured)
+  return { engines, engineAdmin, health }
+}
 
 export default fp(async function core (app: FastifyInstance, opts: CoreOptions) {
   const { config } = opts
   const now = opts.now ?? (() => new Date())
   const logger = app.log
   const dataDir = new DataDir(config.dataDir)
-  const store = new SqliteStore(dataDir.database)
-  const engine = new DockerEngine(config.docker)
-  const logs = new BuildLogs(dataDir.logs, config.builds.logMaxBytes)
-  const owner = dataDir.instanceId()
+  const store = await openDatabase(config.database, dataDir.database)
+  logger.info({ database: config.database.url === undefined ? dataDir.database : redactDatabaseUrl(config.database.url) }, `state on ${store.dialect}`)
+  const { engines, engineAdmin, health } = await openEngines(config, dataDir, store, now, logger)
+  const logs = openLogStore(store, dataDir.logs, config.builds.logMaxBytes)
   const artifactStore = await openArtifactStore(config)
   const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
-  const lifecycle = new BuildLifecycle({ store, now, logger })
+  const lifecycle = new BuildLifecycle({ store, now, logger, lease: { owner: config.replicas.id, ms: config.replicas.leaseSeconds * 1000 } })
   // Webhooks are opened below; the lag is read at scrape time.
-  const metrics = serviceMetrics({ config, store, engine, lifecycle, outboxLagSeconds: () => webhooks.lagSeconds() })
+  const metrics = serviceMetrics({ config, store, engines, lifecycle, outboxLagSeconds: () => webhooks.lagSeconds() })
   const publisher = new Publisher({
-    store: artifactStore, guard: space, logger, now, onStored: (bytes, seconds) => metrics.published(bytes, seconds)
+    store: artifactStore,
+    guard: space,
+    logger,
+    now,
+    onStored: (bytes, seconds) => metrics.published(bytes, seconds),
+    // One replica at a time changes a stream's builds.json (docs/scale-out.md).
+    lockStream: (stream) => lifecycle.leases.lock(`builds.json/${stream}`)
   })
+  const results = new ResultIntake({ store, lifecycle, engines })
   const runner = new BuildRunner({
-    store, lifecycle, engine, logs, dataDir, config, logger, owner, now, publisher, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
+    store, lifecycle, engines, logs, dataDir, config, logger, now, publisher, results, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
   })
   const scheduler = new Scheduler({
-    store, lifecycle, runner, maxConcurrent: config.builds.maxConcurrent, logger, canStart: startable(space, engine)
+    store,
+    lifecycle,
+    runner,
+    maxConcurrent: config.builds.maxConcurrent,
+    logger,
+    engines,
+    health,
+    homeEngineWaitMs: config.builds.homeEngineWaitMs,
+    now,
+    canStart: startable(space)
   })
-  const reconciler = new Reconciler({ store, lifecycle, engine, runner, owner, logger })
+  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger })
   const housekeeping = new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
   const builds = new BuildService({
-    store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), heldBy: () => scheduler.heldBy, now
+    store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), waitingFor: (id) => scheduler.waitingFor(id), now
   })
   const webhooks = openWebhooks({
-    config, database: dataDir.database, store, lifecycle, now, logger, onDelivery: (webhook, result) => {
+    config, store, lifecycle, now, logger, onDelivery: (webhook, result) => {
       metrics.webhookDelivered(webhook, result)
       opts.onWebhookDelivery?.(webhook, result)
     }
@@ -174,43 +204,62 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     dataDir,
     store,
     lifecycle,
-    engine,
+    engines,
+    engineAdmin,
     space,
     metrics,
-    streams: new StreamService({ store, engine, now, defaults: streamDefaults(config), urls: urlPolicy(config) }),
+    streams: new StreamService({ store, engine: engines.default, now, defaults: streamDefaults(config), urls: urlPolicy(config) }),
     builds,
-    streamRemoval: new StreamRemoval({ store, dataDir, artifacts: artifactStore, logs, forget: (s) => builds.forgetStream(s) }),
-    results: new ResultIntake({ store, lifecycle, dataDir }),
+    streamRemoval: new StreamRemoval({ store, dataDir, artifacts: artifactStore, logs, engines, logger, forget: (s) => builds.forgetStream(s) }),
+    results,
     artifacts: new ArtifactService({ store, artifacts: artifactStore }),
     ...eventServices(config, dataDir, store, lifecycle, now),
     webhooks: webhooks.service,
     closing: closing.signal
   } satisfies Core)
 
-  let socketServer: Server | undefined
-  let timers: NodeJS.Timeout[] = []
+  const resultSocket = new ResultSocket(app, dataDir.apiSocket)
+  const timers: NodeJS.Timeout[] = []
+  let stopHints = async () => {}
   app.addHook('onReady', async () => {
     if (opts.background === false) return
-    socketServer = await openResultSocket(app, dataDir.apiSocket)
+    await resultSocket.take()
+    // Leases are renewed three times per lease: two renewals may fail before one is lost.
+    const renewMs = config.replicas.leaseSeconds * 1000 / 3
+    timers.push(repeat(renewMs, 'renewing build leases', logger, async () => {
+      for (const id of await lifecycle.leases.renew()) runner.cancel(id)
+      await resultSocket.take()
+    }))
     try {
       await reconciler.reconcile()
     } catch (err) {
       // An engine that is down now may be back later; the periodic pass retries.
-      logger.error({ err }, 'reconciling builds with the Docker engine failed')
+      logger.error({ err }, 'reconciling builds with the engines failed')
     }
     scheduler.start()
+    // Replicas wake each other when the queue changes; the scheduler's poll is the floor.
+    lifecycle.subscribe((e) => {
+      if (QUEUE_CHANGES.has(e.type)) store.hintQueue().catch((err) => logger.debug({ err }, 'hinting other replicas failed'))
+    })
+    stopHints = store.onQueueHint(() => scheduler.wake())
     webhooks.start()
-    timers = [
+    timers.push(
       repeat(opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs, 'periodic reconcile', logger, () => reconciler.reconcile()),
-      repeat(config.retention.pruneIntervalMinutes * 60_000, 'housekeeping', logger, () => housekeeping.prune())
-    ]
+      // Engines another instance on the same database added, drained or removed.
+      repeat(opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs, 'engine sync', logger, () => engineAdmin.sync()),
+      repeat(config.retention.pruneIntervalMinutes * 60_000, 'housekeeping', logger, async () => {
+        // One replica at a time (a lease row, docs/scale-out.md).
+        if (await lifecycle.leases.duty('housekeeping')) await housekeeping.prune()
+      })
+    )
   })
   app.addHook('onClose', async () => {
     scheduler.stop()
+    await stopHints()
     for (const timer of timers) clearInterval(timer)
     await webhooks.close()
     await runner.detachAll()
-    await new Promise((resolve) => socketServer ? socketServer.close(resolve) : resolve(undefined))
+    await resultSocket.close()
     await store.close()
   })
 }, { name: 'core' })

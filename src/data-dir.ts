@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { API_SOCKET_NAME } from './runner/container-spec.js'
+import { API_SOCKET_NAME } from './executor/docker/container-spec.js'
 
 // Everything the service keeps on disk lives under one data directory.
 // Stream names are validated (^[a-z0-9][a-z0-9._-]{0,62}$) before any path is

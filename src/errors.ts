@@ -9,7 +9,7 @@ export const ERROR_CODES = [
   'BLD_PAYLOAD_TOO_LARGE', 'BLD_UNSUPPORTED_MEDIA_TYPE', 'BLD_RANGE_NOT_SATISFIABLE', 'BLD_IDEMPOTENCY_MISMATCH',
   'BLD_CONFIG_URL_REFUSED', 'BLD_STREAM_UNFIT', 'BLD_RESULT_REJECTED', 'BLD_RATE_LIMITED', 'BLD_STORAGE_LOW',
   'BLD_STORE_UNAVAILABLE', 'BLD_STREAM_BUSY', 'BLD_WEBHOOK_NOT_FOUND', 'BLD_DELIVERY_NOT_FOUND', 'BLD_WEBHOOK_URL_REFUSED',
-  'BLD_INTERNAL'
+  'BLD_ENGINE_NOT_FOUND', 'BLD_ENGINE_CONFIGURED', 'BLD_ENGINE_BUSY', 'BLD_ENGINE_INVALID', 'BLD_INTERNAL'
 ] as const
 export type ErrorCode = typeof ERROR_CODES[number]
 
@@ -44,6 +44,13 @@ export const errors = {
   deliveryNotFound: define('BLD_DELIVERY_NOT_FOUND', 404, (webhook: string, id: string) =>
     `webhook ${JSON.stringify(webhook)} has no delivery ${JSON.stringify(id)}`),
   webhookUrlRefused: define('BLD_WEBHOOK_URL_REFUSED', 422, (why: string) => why),
+  engineNotFound: define('BLD_ENGINE_NOT_FOUND', 404, (name: string) =>
+    `engine ${JSON.stringify(name)} does not exist: add it with PUT /v1/engines/{name}`),
+  engineConfigured: define('BLD_ENGINE_CONFIGURED', 409, (name: string) =>
+    `engine ${name} comes from the configuration file (engines): change or remove it there and restart`),
+  engineBusy: define('BLD_ENGINE_BUSY', 409, (name: string, running: number, what: string) =>
+    `engine ${name} runs ${running} build(s): drain it (POST /v1/engines/${name}/drain), wait for them to end, then ${what}`),
+  engineInvalid: define('BLD_ENGINE_INVALID', 422, (why: string) => why),
   buildNotFound: define('BLD_BUILD_NOT_FOUND', 404, (id: string) => `build ${JSON.stringify(id)} does not exist`),
   metaNotFound: define('BLD_META_NOT_FOUND', 404, (id: string) =>
     `build ${id} has no meta.json (it made no build, or has not finished)`),

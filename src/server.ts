@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import app from './app.js'
+import { requestLogger } from './http/request-logger.js'
 import { requestId } from './http/request-log.js'
 import { hasTokens, isLoopback, loadConfig, unknownEnv, type Config } from './config.js'
 
@@ -43,6 +44,7 @@ export function serverOptions (config: Config) {
     frameworkErrors: frameworkErrors as FastifyServerOptions['frameworkErrors'],
     clientErrorHandler,
     genReqId: requestId,
+    childLoggerFactory: requestLogger,
     // request-log.ts writes one line per answer instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true })
   }

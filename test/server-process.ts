@@ -68,7 +68,7 @@ export async function api (server: Server, path: string, init: { method?: string
     ...(init.body === undefined ? {} : { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } })
   })
   const text = await res.text()
-  return { status: res.status, text, json: () => JSON.parse(text) }
+  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) }
 }
 
 export async function until<T> (what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> {

@@ -55,7 +55,8 @@ export const stateWord = (state: Build['state']) => STATE_WORDS[state]
 const WAITING: Record<string, string> = {
   stream_busy: 'another build of its stream',
   slot: 'a free build slot',
-  engine_unavailable: 'the Docker engine',
+  engine_unavailable: 'a Docker engine of its arch to answer',
+  no_engine_for_arch: 'an engine of its arch',
   storage_low: 'free disk space'
 }
 

@@ -1,5 +1,5 @@
 import { errors } from '../errors.js'
-import type { Store } from '../store/store.js'
+import type { Database } from '../store/repositories.js'
 import type { ArtifactStore, ByteRange, StoredObject } from './artifact-store.js'
 import { buildFileKey, buildKey, buildsJsonKey, isSafePart } from './store-layout.js'
 
@@ -19,7 +19,7 @@ export interface StoredFile {
   mutable: boolean
 }
 
-/** Store faults on reads are 503s with their message, not 500s. */
+/** Database faults on reads are 503s with their message, not 500s. */
 async function storeCall<T> (fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
@@ -29,16 +29,16 @@ async function storeCall<T> (fn: () => Promise<T>): Promise<T> {
 }
 
 export class ArtifactService {
-  readonly #store: Store
+  readonly #store: Database
   readonly #artifacts: ArtifactStore
 
-  constructor (deps: { store: Store, artifacts: ArtifactStore }) {
+  constructor (deps: { store: Database, artifacts: ArtifactStore }) {
     this.#store = deps.store
     this.#artifacts = deps.artifacts
   }
 
   async artifact (buildId: string, name: string): Promise<StoredFile> {
-    const build = await this.#store.getBuild(buildId)
+    const build = await this.#store.builds.getBuild(buildId)
     if (!build) throw errors.buildNotFound(buildId)
     if (build.state !== 'succeeded' && build.state !== 'unchanged') throw errors.notPublished(buildId, build.state)
     const artifact = build.result?.artifacts.find((a) => a.name === name)
@@ -55,7 +55,7 @@ export class ArtifactService {
 
   /** A file of the stream's published builds: builds.json, <id>/<file> or <id>/<arch>/<file>. */
   async layoutFile (stream: string, parts: string[]): Promise<StoredFile> {
-    if (!await this.#store.getStream(stream)) throw errors.streamNotFound(stream)
+    if (!await this.#store.streams.getStream(stream)) throw errors.streamNotFound(stream)
     const shown = parts.join('/')
     if (!parts.every(isSafePart)) throw errors.invalidRequest(`path ${JSON.stringify(shown)} is not a file of cosa's layout`)
     const [a, b, c] = parts as [string, string?, string?]

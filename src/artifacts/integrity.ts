@@ -26,13 +26,20 @@ export function verifier (what: string, expected: Expected) {
     },
     flush (callback) {
       sha256 = hash.digest('hex')
-      if (expected.size !== undefined && expected.size !== size) {
-        error = new IntegrityError(`${what}: ${size} bytes, meta.json says ${expected.size}`)
-      } else if (expected.sha256 !== undefined && sha256 !== expected.sha256.toLowerCase()) {
-        error = new IntegrityError(`${what}: sha256 ${sha256}, meta.json says ${expected.sha256}`)
-      }
+      error = mismatch(what, expected, size, sha256)
       callback(error ?? null)
     }
   })
   return { stream, size: () => size, sha256: () => sha256, error: () => error }
+}
+
+/** The verdict on bytes already hashed: undefined when they are what meta.json says (or it says nothing). */
+export function mismatch (what: string, expected: Expected, size: number, sha256: string): IntegrityError | undefined {
+  if (expected.size !== undefined && expected.size !== size) {
+    return new IntegrityError(`${what}: ${size} bytes, meta.json says ${expected.size}`)
+  }
+  if (expected.sha256 !== undefined && sha256 !== expected.sha256.toLowerCase()) {
+    return new IntegrityError(`${what}: sha256 ${sha256}, meta.json says ${expected.sha256}`)
+  }
+  return undefined
 }

@@ -70,6 +70,7 @@ export class Publisher {
   readonly #now: () => Date
   readonly #onStored: (bytes: number, seconds: number) => void
   readonly #locks = new Map<string, Promise<unknown>>()
+  readonly #lockStream: ((stream: string) => Promise<() => Promise<void>>) | undefined
 
   constructor (deps: {
     store: ArtifactStore
@@ -78,24 +79,36 @@ export class Publisher {
     now: () => Date
     /** Told of each build stored: its bytes and how long storing took (metrics). */
     onStored?: (bytes: number, seconds: number) => void
+    /** Holds a stream's builds.json against other replicas (a lock row); resolves with its release. */
+    lockStream?: (stream: string) => Promise<() => Promise<void>>
   }) {
     this.#store = deps.store
     this.#guard = deps.guard
     this.#logger = deps.logger
     this.#now = deps.now
     this.#onStored = deps.onStored ?? (() => {})
+    this.#lockStream = deps.lockStream
   }
 
   get store () { return this.#store }
 
-  /** Runs `fn` alone among this stream's builds.json writers. */
+  /** Runs `fn` alone among this stream's builds.json writers, of this process and (lockStream) of other replicas. */
   withStreamLock<T> (stream: string, fn: () => Promise<T>): Promise<T> {
     const prior = this.#locks.get(stream) ?? Promise.resolve()
-    const next = prior.catch(() => undefined).then(fn)
+    const next = prior.catch(() => undefined).then(() => this.#acrossReplicas(stream, fn))
     const tail = next.catch(() => undefined)
     this.#locks.set(stream, tail)
     void tail.then(() => { if (this.#locks.get(stream) === tail) this.#locks.delete(stream) })
     return next
+  }
+
+  async #acrossReplicas<T> (stream: string, fn: () => Promise<T>) {
+    const release = await this.#lockStream?.(stream)
+    try {
+      return await fn()
+    } finally {
+      await release?.().catch((err) => this.#logger.warn({ err, stream }, 'releasing the builds.json lock failed; it expires'))
+    }
   }
 
   async readBuildsJson (stream: string): Promise<BuildsJson | undefined> {

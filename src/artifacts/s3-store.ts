@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { pipeline, type Readable } from 'node:stream'
-import { READ, verifier } from './integrity.js'
+import type { Readable } from 'node:stream'
 import {
   DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client
 } from '@aws-sdk/client-s3'
-import { Upload } from '@aws-sdk/lib-storage'
 import {
-  type ArtifactStore, type ByteRange, type Expected, type ObjectBody, type PutResult, type StoredObject
+  IntegrityError, type ArtifactStore, type ByteRange, type Expected, type ObjectBody, type PutResult, type StoredObject
 } from './artifact-store.js'
+import { FileUpload } from './multipart-upload.js'
 
 export interface S3StoreOptions {
   endpoint?: string
@@ -20,6 +18,7 @@ export interface S3StoreOptions {
   /** Absent: the SDK's default chain (environment, profile, instance role). */
   credentials?: { accessKeyId: string, secretAccessKey: string }
   partSizeBytes?: number
+  /** Parts of one upload in flight at most (3). */
   queueSize?: number
   requestTimeoutMs?: number
 }
@@ -53,6 +52,17 @@ function withContentMd5 (command: DeleteObjectsCommand) {
   return command
 }
 
+// A body that carries its own CRC32 (putFile's) is signed as UNSIGNED-PAYLOAD:
+// otherwise the signer hashes every part again with sha256, a second pass
+// over the whole file (docs/benchmarks.md). The server still checks the CRC32.
+function signChecksummedBodiesUnsigned (client: S3Client) {
+  client.middlewareStack.add((next) => async (args) => {
+    const headers = (args.request as { headers?: Record<string, string> }).headers
+    if (headers?.['x-amz-checksum-crc32'] !== undefined) headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
+    return next(args)
+  }, { step: 'build', name: 'cosaUnsignedPayload' })
+}
+
 const quoted = (etag: string | undefined) => etag === undefined || etag.startsWith('"') ? etag ?? '""' : `"${etag}"`
 
 export class S3Store implements ArtifactStore {
@@ -69,7 +79,9 @@ export class S3Store implements ArtifactStore {
     }
     this.partSize = opts.partSizeBytes ?? 8 * MiB
     if (this.partSize < 5 * MiB) throw new Error('S3 part size must be at least 5 MiB (the S3 minimum)')
-    this.queueSize = opts.queueSize ?? 4
+    // Each part in flight holds a part-sized buffer: 3 of 8 MiB keep a 2 GiB
+    // upload under 150 MiB RSS; on loopback 2 or 4 were no faster (docs/benchmarks.md).
+    this.queueSize = opts.queueSize ?? 3
     this.bucket = opts.bucket
     this.prefix = opts.prefix
     const timeout = opts.requestTimeoutMs ?? 60_000
@@ -94,6 +106,7 @@ export class S3Store implements ArtifactStore {
         socketTimeout: timeout
       }
     })
+    signChecksummedBodiesUnsigned(this.client)
   }
 
   private key (key: string) { return this.prefix ? `${this.prefix}/${key}` : key }
@@ -110,35 +123,23 @@ export class S3Store implements ArtifactStore {
   }
 
   async putFile (key: string, path: string, expected: Expected, contentType: string): Promise<PutResult> {
-    // Failing in flush, before the stream ends, keeps lib-storage from
-    // sending the last part (or the single PutObject): nothing completes.
-    const v = verifier(key, expected)
-    // pipeline, not pipe: a read error reaches the uploader, and destroying
-    // the verifier closes the file.
-    pipeline(createReadStream(path, READ), v.stream, () => {})
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key: this.key(key), Body: v.stream, ContentType: contentType, CacheControl: ARTIFACT_CACHE },
-      partSize: this.partSize,
-      queueSize: this.queueSize,
-      leavePartsOnError: false
+    const upload = new FileUpload({
+      client: this.client, bucket: this.bucket, key: this.key(key), contentType, cacheControl: ARTIFACT_CACHE,
+      partSize: this.partSize, queueSize: this.queueSize
     })
     try {
-      await upload.done()
+      return { ...await upload.run(path, key, expected), linked: false }
     } catch (err) {
-      // lib-storage throws a failed AbortMultipartUpload in place of the
-      // stream's error; the caller must see the integrity verdict, with the
-      // abort failure as its cause (parts may be left behind).
-      const integrity = v.error()
-      if (integrity) {
-        if (err !== integrity) integrity.cause = err
-        throw integrity
+      const abortError = await upload.abort()
+      // The caller must see the integrity verdict; a failed abort is its cause.
+      if (err instanceof IntegrityError) {
+        if (abortError) err.cause = abortError
+        throw err
       }
-      throw this.fail('upload to', key, err)
-    } finally {
-      v.stream.destroy()
+      const failed = this.fail('upload to', key, err)
+      if (abortError) failed.message += `; aborting the multipart upload failed too, parts may be left: ${String(abortError)}`
+      throw failed
     }
-    return { size: v.size(), sha256: v.sha256(), linked: false }
   }
 
   async putBytes (key: string, data: Buffer, contentType: string): Promise<void> {

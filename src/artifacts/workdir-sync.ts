@@ -2,6 +2,7 @@ import { lchown, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, sy
 import { join } from 'node:path'
 import { serializeBuildsJson } from '../cosa/builds-json.js'
 import type { Meta } from '../cosa/meta.js'
+import type { WorkspaceSync } from '../executor/executor.js'
 import { METADATA_FILES, type Publisher } from './publisher.js'
 import { buildKey } from './store-layout.js'
 
@@ -25,6 +26,17 @@ export interface SyncResult {
   published: ReadonlySet<string>
   /** The store's latest build for the arch, as builds/latest now has it. */
   latest?: Meta
+  /** What of the workdir this sync decides, for an engine that keeps its own copy of it. */
+  workspace: WorkspaceSync
+}
+
+/** The files the sync writes (present or not), and the build directories that may stay. */
+function workspaceOf (published: ReadonlySet<string>, entry: { id: string } | undefined, arch: string): WorkspaceSync {
+  const dir = entry && `builds/${entry.id}/${arch}`
+  return {
+    paths: ['builds/builds.json', 'builds/latest', ...dir ? ['meta.json', ...METADATA_FILES].map((f) => `${dir}/${f}`) : []],
+    prune: { dir: 'builds', keep: [...published] }
+  }
 }
 
 export async function syncWorkdir (publisher: Publisher, stream: string, workdir: string, arch: string): Promise<SyncResult> {
@@ -35,7 +47,8 @@ export async function syncWorkdir (publisher: Publisher, stream: string, workdir
   const meta = entry && await store.getBytes(buildKey(stream, entry.id, arch, 'meta.json'))
   if (entry && !meta) throw new Error(`the store lists build ${entry.id} (${arch}) but has no meta.json for it`)
   const published = new Set(index?.builds.map((b) => b.id))
-  if (!entry && !await lstat(builds).catch(() => undefined)) return { removed: [], published }
+  const workspace = workspaceOf(published, entry, arch)
+  if (!index && !await lstat(builds).catch(() => undefined)) return { removed: [], published, workspace }
 
   // New files belong to whoever owns the workdir (the image's user).
   const owner = await stat(workdir)
@@ -47,12 +60,12 @@ export async function syncWorkdir (publisher: Publisher, stream: string, workdir
     await rm(join(builds, 'latest'), { recursive: true, force: true })
     if (index) await writeOwned(join(builds, 'builds.json'), serializeBuildsJson(index), own)
     else await rm(join(builds, 'builds.json'), { force: true })
-    return { removed, published }
+    return { removed, published, workspace }
   }
   const latest = JSON.parse(meta.toString('utf8')) as Meta
   const localLatest = await readlink(join(builds, 'latest')).catch(() => undefined)
   const localMeta = await readFile(join(builds, entry.id, arch, 'meta.json')).catch(() => undefined)
-  if (localLatest === entry.id && localMeta?.equals(meta)) return { removed, published, latest }
+  if (localLatest === entry.id && localMeta?.equals(meta)) return { removed, published, latest, workspace }
 
   for (const dir of [join(builds, entry.id), join(builds, entry.id, arch)]) await realDir(dir, own)
   const files: Array<[string, Buffer | undefined]> = [['meta.json', meta]]
@@ -70,7 +83,7 @@ export async function syncWorkdir (publisher: Publisher, stream: string, workdir
     await rm(join(builds, 'latest'), { recursive: true })
   }
   await rename(link, join(builds, 'latest'))
-  return { synced: entry.id, removed, published, latest }
+  return { synced: entry.id, removed, published, latest, workspace }
 }
 
 async function removeUnlisted (builds: string, listed: ReadonlySet<string>) {
@@ -100,10 +113,4 @@ async function writeOwned (path: string, bytes: Buffer, own: (path: string) => P
   await writeFile(tmp, bytes, { flag: 'wx' })
   await own(tmp)
   await rename(tmp, path)
-}
-
-/** The arch cosa builds for on this host (`uname -m` in the container). */
-export function hostArch (nodeArch: string = process.arch) {
-  const map: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ppc64: 'ppc64le', s390x: 's390x' }
-  return map[nodeArch] ?? nodeArch
 }

@@ -1,16 +1,17 @@
 import { requiredImages, stepPhase } from '../cosa/recipe.js'
 import { childLogger } from '../logger.js'
-import { EngineError } from '../runner/docker-engine.js'
+import { EngineError, type Executor } from '../executor/executor.js'
 import type { BuildEvent } from './build-event.js'
 import { PUBLISHING, type Final } from './lifecycle.js'
 import { LogPump } from './log-pump.js'
 import { SecretRedactor } from './log-sanitizer.js'
 import type { Build, Stream } from './model.js'
 import { failed, isFinal, platformsOf, recipeOf, type RunContext, type RunnerDeps } from './run/context.js'
+import { collect } from './run/collect.js'
 import { execute } from './run/execute.js'
 import { readBootTest } from './run/boot-test.js'
 import { decideOutcome } from './run/outcome.js'
-import { prepare, type UserIds } from './run/prepare.js'
+import { prepare } from './run/prepare.js'
 import { publish } from './run/publish.js'
 import { observeExited, supervise, type Observed } from './run/supervise.js'
 
@@ -18,33 +19,37 @@ export type { RunnerDeps } from './run/context.js'
 
 // Runs one build from claim to final state, as a pipeline of steps with one
 // job each: prepare (run/prepare.ts) → execute (run/execute.ts) → supervise
-// (run/supervise.ts) → decide (run/outcome.ts, pure) → publish
+// (run/supervise.ts) → collect (run/collect.ts: what a job on an engine with
+// its own workdir left) → decide (run/outcome.ts, pure) → publish
 // (run/publish.ts) → finish (the lifecycle). This class only tracks which
-// builds this process supervises. Cancel reaches it as an event
-// (`build.cancel_requested`), never as a call. Shutdown detaches without
-// touching the container; the next start adopts it.
+// builds this process supervises, and on which engine: a new build on the
+// one the scheduler placed it on, an adopted build on the one it recorded. Cancel
+// reaches it as an event (`build.cancel_requested`), never as a call.
+// Shutdown detaches without touching the job; the next start adopts it.
 
 export class BuildRunner {
   readonly #deps: RunnerDeps
   readonly #active = new Map<string, AbortController>()
   readonly #settled = new Set<Promise<void>>()
   readonly #shutdown = new AbortController()
-  // Image user name -> ids, resolved once per image (and user) per process.
-  readonly #userIds: UserIds = new Map()
   readonly #logPump: LogPump
 
   constructor (deps: RunnerDeps) {
     this.#deps = deps
     this.#logPump = new LogPump({
-      engine: deps.engine,
       logs: deps.logs,
       logger: deps.logger,
       pollMs: deps.config.builds.logPollMs,
       stallMs: deps.config.docker.callTimeoutMs
     })
     deps.lifecycle.subscribe((event: BuildEvent) => {
-      if (event.type === 'build.cancel_requested') this.#active.get(event.buildId)?.abort()
+      if (event.type === 'build.cancel_requested') this.cancel(event.buildId)
     })
+  }
+
+  /** Stops a build's job: a cancel was requested (here, or through another replica). */
+  cancel (buildId: string) {
+    this.#active.get(buildId)?.abort()
   }
 
   isActive (buildId: string) {
@@ -55,15 +60,15 @@ export class BuildRunner {
     return this.#active.size
   }
 
-  /** Stops supervising without touching containers, for a graceful shutdown. */
+  /** Stops supervising without touching jobs, for a graceful shutdown. */
   async detachAll () {
     this.#shutdown.abort()
     await Promise.allSettled([...this.#settled])
   }
 
-  /** Runs a build the scheduler just claimed (state `running`). */
-  run (build: Build) {
-    return this.#track(build, async (ctx) => {
+  /** Runs a build the scheduler just claimed (state `running`) on the engine it placed it on. */
+  run (build: Build, executor: Executor) {
+    return this.#track(build, executor, async (ctx) => {
       if (!ctx.stream) return this.#finish(ctx, failed('config_unavailable', `stream ${build.stream} no longer exists`))
       try {
         await this.#launch(ctx, ctx.stream)
@@ -74,26 +79,26 @@ export class BuildRunner {
     })
   }
 
-  /** Resumes supervising a build whose container outlived a service restart. */
-  adopt (build: Build, containerId: string) {
-    return this.#track(build, async (ctx) => {
+  /** Resumes supervising a build whose job, on `executor`, outlived a service restart. */
+  adopt (build: Build, executor: Executor, jobId: string) {
+    return this.#track(build, executor, async (ctx) => {
       await this.#deps.logs.note(build.id, 'service restarted; following the build container again')
-      await this.#superviseAndEnd(ctx, containerId)
+      await this.#superviseAndEnd(ctx, jobId)
     })
   }
 
-  /** Decides a build whose container exited while no service supervised it. */
-  finishExited (build: Build, containerId: string) {
-    return this.#track(build, async (ctx) => {
-      const container = observeExited(await this.#deps.engine.inspect(containerId))
-      // What the container printed while no service read its log.
-      if (container !== 'gone') await this.#logPump.start(build.id, containerId, ctx.shutdown, this.#copyOptions(ctx)).finish()
-      await this.#end(ctx, containerId, { ending: 'exited', container, engineWasDown: false, timeoutSeconds: 0 })
+  /** Decides a build whose job, on `executor`, exited while no service supervised it. */
+  finishExited (build: Build, executor: Executor, jobId: string) {
+    return this.#track(build, executor, async (ctx) => {
+      const job = observeExited(await executor.inspect(jobId))
+      // What the job printed while no service read its log.
+      if (job !== 'gone') await this.#logPump.start(build.id, executor, jobId, ctx.shutdown, this.#copyOptions(ctx)).finish()
+      await this.#end(ctx, jobId, { ending: 'exited', job, engineWasDown: false, timeoutSeconds: 0 })
     }, false)
   }
 
   async #launch (ctx: RunContext, stream: Stream) {
-    const prepared = await prepare(ctx, stream, this.#userIds)
+    const prepared = await prepare(ctx, stream)
     if (isFinal(prepared)) return this.#finish(ctx, prepared)
     if (await this.#cancelRequested(ctx)) return this.#finish(ctx, { state: 'cancelled' })
     const started = await execute(ctx, stream, prepared)
@@ -102,33 +107,37 @@ export class BuildRunner {
     await this.#superviseAndEnd(ctx, started)
   }
 
-  async #superviseAndEnd (ctx: RunContext, containerId: string) {
+  async #superviseAndEnd (ctx: RunContext, jobId: string) {
     if (await this.#cancelRequested(ctx)) this.#active.get(ctx.build.id)?.abort()
-    const observed = await supervise(ctx, containerId)
-    if (observed) await this.#end(ctx, containerId, observed)
+    const observed = await supervise(ctx, jobId)
+    if (observed) await this.#end(ctx, jobId, observed)
   }
 
-  /** Decide, publish if so decided, remove the container, write the final state. */
-  async #end (ctx: RunContext, containerId: string, observed: Observed) {
+  /** Collect, decide, publish if so decided, remove the job, write the final state. */
+  async #end (ctx: RunContext, jobId: string, observed: Observed) {
+    if (observed.ending === 'exited' && typeof observed.job === 'object' && observed.job.exitCode === 0) await collect(ctx, jobId)
     const final = await this.#decide(ctx, observed)
-    // Before the final state: a finished build has no container. A failed
+    // The lease was lost: the job is the new supervisor's now, and so is the end.
+    if (!final || this.#deps.lifecycle.leases.isLost(ctx.build.id)) return
+    // Before the final state: a finished build has no job. A failed
     // removal does not hold the build back; the reconciler retries it.
-    await this.#deps.engine.remove(containerId)
-      .catch((err) => ctx.log.warn({ err }, 'removing the build container failed; the reconciler will retry'))
+    await ctx.executor.remove(jobId)
+      .catch((err) => ctx.log.warn({ err }, 'removing the build job failed; the reconciler will retry'))
     await this.#finish(ctx, final)
   }
 
-  async #decide (ctx: RunContext, observed: Observed): Promise<Final> {
+  /** How the build ends; undefined when it is no longer this process's to end (its lease was lost). */
+  async #decide (ctx: RunContext, observed: Observed): Promise<Final | undefined> {
     const { deps: { store, lifecycle, logs }, build, stream } = ctx
-    const posted = await store.postedResult(build.id)
-    const bootTest = observed.container !== 'gone' && observed.container !== 'unknown' && observed.container.exitCode === 0
+    const posted = await store.builds.postedResult(build.id)
+    const bootTest = observed.job !== 'gone' && observed.job !== 'unknown' && observed.job.exitCode === 0
       ? await readBootTest(ctx, posted)
       : undefined
     const decision = decideOutcome({
       ...observed,
       posted: posted && { cosaBuildId: posted.result.cosaBuildId, images: JSON.parse(posted.metaJson).images ?? {} },
       // The result intake says why it refused a posted result.
-      rejection: posted ? undefined : (await store.getBuild(build.id))?.message,
+      rejection: posted ? undefined : (await store.builds.getBuild(build.id))?.message,
       requiredImages: stream ? requiredImages(recipeOf(stream), platformsOf(build, stream)) : [],
       platforms: stream ? platformsOf(build, stream) : [],
       bootTest: bootTest && { mode: bootTest.mode, status: bootTest.record.status, reason: bootTest.record.reason }
@@ -136,7 +145,9 @@ export class BuildRunner {
     if (isFinal(decision)) return { ...decision, bootTest: bootTest?.record }
     if (decision.warning) await logs.note(build.id, decision.warning)
     await ctx.phasesWritten()
-    await lifecycle.phase(build.id, PUBLISHING)
+    // Fenced, like every write of the supervisor: a replica that lost the
+    // build publishes nothing (the one that took it over publishes).
+    if (!await lifecycle.phase(build.id, PUBLISHING)) return undefined
     const final = await publish(ctx, posted!, decision.exitCode)
     return { ...final, bootTest: bootTest?.record, message: final.message ?? decision.warning }
   }
@@ -148,27 +159,30 @@ export class BuildRunner {
   }
 
   async #cancelRequested (ctx: RunContext) {
-    return ctx.cancel.aborted || (await this.#deps.store.getBuild(ctx.build.id))?.cancelRequestedAt !== undefined
+    return ctx.cancel.aborted || (await this.#deps.store.builds.getBuild(ctx.build.id))?.cancelRequestedAt !== undefined
   }
 
   #copyOptions (ctx: RunContext) {
-    return { redact: ctx.redactor.active ? (line: string) => ctx.redactor.redact(line) : undefined, onStep: ctx.onStep }
+    return { redact: ctx.redactor.active ? (line: string) => ctx.redactor.redact(line) : undefined, onStep: ctx.onStep, mayWrite: ctx.mayWrite }
   }
 
-  async #context (build: Build, cancel: AbortController): Promise<RunContext> {
+  async #context (build: Build, executor: Executor, cancel: AbortController): Promise<RunContext> {
     const { store, lifecycle, logger } = this.#deps
-    const stream = await store.getStream(build.stream)
+    const stream = await store.streams.getStream(build.stream)
     const log = childLogger(logger, { buildId: build.id, stream: build.stream })
     let phases = Promise.resolve()
     return {
       deps: this.#deps,
       build,
+      executor,
       stream,
       log,
       cancel: cancel.signal,
-      shutdown: this.#shutdown.signal,
+      // A lost lease detaches the run as a shutdown does: nothing more is written, the job is left alone.
+      shutdown: AbortSignal.any([this.#shutdown.signal, lifecycle.leases.lostSignal(build.id)]),
       pump: this.#logPump,
       redactor: new SecretRedactor(Object.values(stream?.secrets ?? {})),
+      mayWrite: () => lifecycle.leases.mayWrite(build.id),
       // Phases are written in the order the log shows them, each after the last.
       onStep: (line) => {
         const phase = stepPhase(line)
@@ -186,24 +200,28 @@ export class BuildRunner {
    * to the next start, as does a failed decision of an exited build (the
    * reconciler tries it again).
    */
-  #track (build: Build, fn: (ctx: RunContext) => Promise<void>, failOnError = true) {
+  #track (build: Build, executor: Executor, fn: (ctx: RunContext) => Promise<void>, failOnError = true) {
     const buildId = build.id
     if (this.#active.has(buildId)) return Promise.resolve()
     const cancel = new AbortController()
     this.#active.set(buildId, cancel)
     let ctx: RunContext | undefined
-    const done = this.#context(build, cancel)
+    const done = this.#context(build, executor, cancel)
       .then((c) => fn(ctx = c))
       .catch(async (err) => {
         this.#deps.logger.error({ err, buildId }, 'build supervision failed')
-        if (this.#shutdown.signal.aborted || !failOnError || !ctx) return
+        if (!failOnError || !ctx || ctx.shutdown.aborted) return
         await this.#finish(ctx, failed('infrastructure', `the service failed to run the build: ${(err as Error).message}`))
           .catch(() => undefined)
       })
-      .finally(() => {
-        this.#active.delete(buildId)
-        this.#settled.delete(done)
-      })
+      // A lease still held here expires at once: another replica (or this
+      // one's next reconcile) adopts the build without waiting.
+      .finally(() => this.#deps.lifecycle.leases.letGo(buildId)
+        .catch((err) => this.#deps.logger.warn({ err, buildId }, 'releasing the build\'s lease failed; it expires on its own'))
+        .finally(() => {
+          this.#active.delete(buildId)
+          this.#settled.delete(done)
+        }))
     this.#settled.add(done)
     return done
   }

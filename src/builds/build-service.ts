@@ -1,15 +1,13 @@
-import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { SpaceGuard } from '../artifacts/space-guard.js'
 import { errors } from '../errors.js'
-import type { Store } from '../store/store.js'
+import type { Database } from '../store/repositories.js'
 import type { BuildState } from './build-state.js'
 import { isTerminal } from './build-state.js'
 import { newBuildId } from './build-id.js'
 import { FinishedBuilds } from './finished-builds.js'
-import type { BootTestFile, BuildLogs } from './build-logs.js'
+import type { BootTestFile, LogStore } from '../logs/log-store.js'
 import type { BuildLifecycle } from './lifecycle.js'
 import type { WaitingFor } from './scheduler.js'
 import type { Build, BuildRequest } from './model.js'
@@ -41,29 +39,29 @@ function decodeCursor (cursor: string) {
 }
 
 export class BuildService {
-  readonly #store: Store
+  readonly #store: Database
   readonly #lifecycle: BuildLifecycle
   readonly #supervising: (id: string) => boolean
-  readonly #logs: BuildLogs
+  readonly #logs: LogStore
   readonly #wake: () => void
   readonly #now: () => Date
   readonly #space: SpaceGuard
-  readonly #heldBy: () => WaitingFor | undefined
+  readonly #waitingFor: (buildId: string) => WaitingFor | undefined
   readonly #finished = new FinishedBuilds()
 
   constructor (deps: {
-    store: Store
+    store: Database
     lifecycle: BuildLifecycle
     /** Whether this process still writes the build's log (it notes the final state after writing it). */
     supervising: (id: string) => boolean
-    logs: BuildLogs
+    logs: LogStore
     space: SpaceGuard
     wake: () => void
     /** What holds all queued builds back (the scheduler's gate), if anything. */
-    heldBy: () => WaitingFor | undefined
+    waitingFor: (buildId: string) => WaitingFor | undefined
     now: () => Date
   }) {
-    this.#heldBy = deps.heldBy
+    this.#waitingFor = deps.waitingFor
     this.#store = deps.store
     this.#lifecycle = deps.lifecycle
     this.#supervising = deps.supervising
@@ -74,7 +72,7 @@ export class BuildService {
   }
 
   async submit (stream: string, request: BuildRequest, opts: SubmitOptions) {
-    if (!await this.#store.getStream(stream)) throw errors.streamNotFound(stream)
+    if (!await this.#store.streams.getStream(stream)) throw errors.streamNotFound(stream)
     const space = await this.#space.check()
     if (!space.ok) throw errors.storageLow(space.message)
     const claim = opts.idempotencyKey === undefined
@@ -90,10 +88,10 @@ export class BuildService {
 
   async view (build: Build): Promise<BuildView> {
     if (build.state === 'queued') {
-      const { position, streamBusy } = await this.#store.queueState(build)
-      return { ...build, queuePosition: position, waitingFor: streamBusy ? 'stream_busy' : this.#heldBy() ?? 'slot' }
+      const { position, streamBusy } = await this.#store.builds.queueState(build)
+      return { ...build, queuePosition: position, waitingFor: streamBusy ? 'stream_busy' : this.#waitingFor(build.id) ?? 'slot' }
     }
-    if (build.result) return { ...build, pinned: (await this.#store.pinnedBuilds(build.stream)).has(build.result.cosaBuildId) }
+    if (build.result) return { ...build, pinned: (await this.#store.pins.pinnedBuilds(build.stream)).has(build.result.cosaBuildId) }
     return build
   }
 
@@ -103,7 +101,7 @@ export class BuildService {
     if (!build.result || (build.state !== 'succeeded' && build.state !== 'unchanged')) {
       throw errors.notPublished(id, build.state)
     }
-    await this.#store.setPin(build.stream, build.result.cosaBuildId, pinned, this.#now().toISOString())
+    await this.#store.pins.setPin(build.stream, build.result.cosaBuildId, pinned, this.#now().toISOString())
     // Every build that made or found this cosa build shows the pin.
     this.#finished.forgetStream(build.stream)
     return this.get(id)
@@ -118,13 +116,13 @@ export class BuildService {
   async get (id: string) {
     const finished = this.#finished.get(id)
     if (finished !== undefined) return finished
-    const build = await this.#store.getBuild(id)
+    const build = await this.#store.builds.getBuild(id)
     if (!build) throw errors.buildNotFound(id)
     return this.#finished.remember(await this.view(build))
   }
 
   async list (query: { stream?: string | undefined, state?: BuildState | undefined, limit: number, cursor?: string | undefined }) {
-    const builds = await this.#store.listBuilds({
+    const builds = await this.#store.builds.listBuilds({
       stream: query.stream,
       state: query.state,
       limit: query.limit + 1,
@@ -140,20 +138,20 @@ export class BuildService {
   /** Idempotent: a finished build is returned as it is. A running one is stopped by its supervisor. */
   async cancel (id: string) {
     const build = await this.get(id)
-    if (!isTerminal(build.state)) await this.#lifecycle.requestCancel((await this.#store.getBuild(id))!)
+    if (!isTerminal(build.state)) await this.#lifecycle.requestCancel((await this.#store.builds.getBuild(id))!)
     return this.get(id)
   }
 
   async meta (id: string) {
     await this.get(id)
-    const meta = await this.#store.getMeta(id)
+    const meta = await this.#store.builds.getMeta(id)
     if (meta === undefined) throw errors.metaNotFound(id)
     return meta
   }
 
   async log (id: string, offset: number, follow: boolean, signal: AbortSignal): Promise<{ size: number, body: Readable }> {
     await this.get(id)
-    const isDone = async () => isTerminal((await this.#store.getBuild(id))!.state) && !this.#supervising(id)
+    const isDone = async () => isTerminal((await this.#store.builds.getBuild(id))!.state) && !this.#supervising(id)
     return {
       size: await this.#logs.size(id),
       body: this.#logs.read(id, offset, follow, isDone, signal)
@@ -163,9 +161,8 @@ export class BuildService {
   /** The boot test's console or journal, kept with the build's log whether or not it published. */
   async bootTestFile (id: string, name: BootTestFile) {
     await this.get(id)
-    const path = this.#logs.attachmentPath(id, name)
-    const size = await stat(path).then((s) => s.size, () => undefined)
-    if (size === undefined) throw errors.artifactNotFound(`build ${id} has no boot-test ${name} (no boot test ran, or it left none)`)
-    return { size, body: createReadStream(path) }
+    const kept = await this.#logs.attachment(id, name)
+    if (kept === undefined) throw errors.artifactNotFound(`build ${id} has no boot-test ${name} (no boot test ran, or it left none)`)
+    return kept
   }
 }

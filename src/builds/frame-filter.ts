@@ -1,5 +1,5 @@
-import type { LogFrame, LogStream } from '../runner/log-frames.js'
-import type { Marks, StreamMark } from './build-logs.js'
+import type { LogFrame, LogStream } from '../executor/executor.js'
+import type { Marks, StreamMark } from '../logs/log-store.js'
 
 // Which frames of the engine's log are new to the build's log. Each snapshot
 // the pump reads repeats frames it has kept before (it starts a little before

@@ -1,7 +1,7 @@
 import type { Publisher } from '../artifacts/publisher.js'
 import type { Logger } from '../logger.js'
-import type { Store } from '../store/store.js'
-import type { BuildLogs } from './build-logs.js'
+import type { Database } from '../store/repositories.js'
+import type { LogStore } from '../logs/log-store.js'
 import type { Build } from './model.js'
 
 // What the service keeps of finished builds, and for how long: idempotency
@@ -24,9 +24,9 @@ export interface RetentionSettings {
 export interface PruneReport { keys: number, logs: number, builds: number, events: number }
 
 export interface HousekeepingDeps {
-  store: Store
+  store: Database
   publisher: Publisher
-  logs: BuildLogs
+  logs: LogStore
   retention: RetentionSettings
   now: () => Date
   logger: Logger
@@ -49,18 +49,18 @@ export class Housekeeping {
   async #prune (): Promise<PruneReport> {
     const { store, retention, now, logs, logger } = this.#deps
     const at = now().getTime()
-    const keys = await store.pruneIdempotencyKeys(new Date(at - retention.idempotencyKeyHours * HOUR).toISOString())
+    const keys = await store.idempotency.pruneIdempotencyKeys(new Date(at - retention.idempotencyKeyHours * HOUR).toISOString())
     const logCutoff = new Date(at - retention.logDays * DAY).toISOString()
     const recordCutoff = new Date(at - retention.buildDays * DAY).toISOString()
-    const old = await store.finishedBefore(logCutoff < recordCutoff ? recordCutoff : logCutoff, BATCH)
+    const old = await store.builds.finishedBefore(logCutoff < recordCutoff ? recordCutoff : logCutoff, BATCH)
     const prunable = await this.#notKept(old)
     // A record that goes takes its log with it: nothing would find the log again.
     const records = prunable.filter((b) => b.finishedAt! < recordCutoff)
     const logged = prunable.filter((b) => b.finishedAt! < logCutoff || records.includes(b))
     for (const build of logged) await logs.remove(build.id)
-    const builds = await store.deleteFinished(records.map((b) => b.id))
+    const builds = await store.builds.deleteFinished(records.map((b) => b.id))
     // Events as old as the records they told of: readers (webhooks retry for days) are long done.
-    const events = await store.pruneEvents(recordCutoff)
+    const events = await store.events.pruneEvents(recordCutoff)
     const report = { keys, logs: logged.length, builds, events }
     if (keys || logged.length || builds || events) logger.info(report, 'housekeeping pruned old build records')
     return report
@@ -73,7 +73,7 @@ export class Housekeeping {
       let set = kept.get(stream)
       if (!set) {
         const published = (await this.#deps.publisher.readBuildsJson(stream))?.builds.map((b) => b.id) ?? []
-        set = new Set([...published, ...await this.#deps.store.pinnedBuilds(stream)])
+        set = new Set([...published, ...await this.#deps.store.pins.pinnedBuilds(stream)])
         kept.set(stream, set)
       }
       return set

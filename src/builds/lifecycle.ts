@@ -1,8 +1,9 @@
 import type { BootTestRecord } from '../cosa/kola-report.js'
 import type { Logger } from '../logger.js'
-import type { BuildChange, BuildPatch, IdempotencyClaim, NewBuild, QuietPatch, Store } from '../store/store.js'
+import type { BuildChange, BuildPatch, Database, IdempotencyClaim, LeaseTerms, NewBuild, Placed, QuietPatch } from '../store/repositories.js'
 import type { BuildEvent, BuildEventType } from './build-event.js'
 import { canMove, isTerminal, type BuildState, type FailureReason } from './build-state.js'
+import { HeldLeases } from './held-leases.js'
 import type { Build, BuildResult } from './model.js'
 
 // The one writer of a build's state and phase. Every move is checked against
@@ -11,6 +12,12 @@ import type { Build, BuildResult } from './model.js'
 // come with a move live here: a final state forgets the result token and the
 // phase, and a failed build names the phase it failed in. Subscribers hear of
 // each event after it is committed; they read the outbox for what they missed.
+//
+// It also holds the leases of the builds this process supervises (claimed or
+// taken over): every write of such a build carries the lease's fencing token
+// in the same statement, and a write that changes nothing loses the lease
+// (held-leases.ts). Writes by others (a cancel request, a result's
+// rejection) are not a supervisor's and carry none.
 
 export const PREPARING = 'preparing'
 export const PUBLISHING = 'publishing'
@@ -36,15 +43,18 @@ export const secondsBetween = (from?: string, to?: string) =>
   from && to ? Math.round((Date.parse(to) - Date.parse(from)) / 100) / 10 : undefined
 
 export class BuildLifecycle {
-  readonly #store: Store
+  readonly #store: Database
   readonly #now: () => Date
   readonly #logger: Logger
   readonly #listeners = new Set<EventListener>()
+  /** The leases of the builds this process supervises. */
+  readonly leases: HeldLeases
 
-  constructor (deps: { store: Store, now: () => Date, logger: Logger }) {
+  constructor (deps: { store: Database, now: () => Date, logger: Logger, lease: LeaseTerms }) {
     this.#store = deps.store
     this.#now = deps.now
     this.#logger = deps.logger
+    this.leases = new HeldLeases({ store: deps.store, logger: deps.logger, terms: deps.lease })
   }
 
   /** Hears every event this process appends, once committed; returns the unsubscribe. */
@@ -54,15 +64,34 @@ export class BuildLifecycle {
   }
 
   async submit (build: NewBuild, claim?: IdempotencyClaim) {
-    const outcome = await this.#store.insertBuild(build, claim, this.#draft('build.queued'))
+    const outcome = await this.#store.builds.insertBuild(build, claim, this.#draft('build.queued'))
     if (outcome.kind === 'created') this.#tell(outcome.event)
     return outcome
   }
 
-  /** Starts the oldest startable queued build (see Store.claimNext). */
-  async claimNext (maxRunning: number) {
+  /** Starts the oldest startable queued build, or the one placed on an engine (see BuildRepository.claimNext). */
+  async claimNext (maxRunning: number, placed?: Placed) {
     const draft = this.#draft('build.started')
-    return this.#told(await this.#store.claimNext(maxRunning, draft.time, PREPARING, draft))
+    const asked = performance.now()
+    const claimed = await this.#store.builds.claimNext(maxRunning, draft.time, PREPARING, draft, this.leases.terms, placed)
+    if (claimed) this.leases.hold(claimed.build.id, claimed.token, asked)
+    return this.#told(claimed)
+  }
+
+  /**
+   * A supervisor's write: fenced by the lease this process holds, and
+   * refused without one (lost, or let go: a late write of a supervisor that
+   * stopped must not land unfenced).
+   */
+  async #fenced<T> (buildId: string, write: (fence: number) => Promise<T | undefined>) {
+    const fence = this.leases.token(buildId)
+    if (fence === undefined) {
+      this.#logger.warn({ buildId }, 'a write of a running build without its lease was refused')
+      return undefined
+    }
+    const done = await write(fence)
+    if (done === undefined) this.leases.lose(buildId)
+    return done
   }
 
   /** The step a running build has begun. */
@@ -70,9 +99,14 @@ export class BuildLifecycle {
     return this.#move(id, 'running', 'running', { phase }, 'build.phase')
   }
 
-  /** Fields of a running build no event is about (its commit, container, token). */
+  /** Fields of a running build no event is about (its commit, container, token), by its supervisor. */
   async record (id: string, patch: QuietPatch) {
-    return this.#store.update(id, ['running'], patch)
+    return this.#fenced(id, (fence) => this.#store.builds.update(id, ['running'], patch, fence))
+  }
+
+  /** Why a running build's posted result was refused: written by whichever replica took the post, not the supervisor. */
+  async noteRejection (id: string, message: string) {
+    return this.#store.builds.update(id, ['running'], { message })
   }
 
   /**
@@ -90,7 +124,8 @@ export class BuildLifecycle {
 
   /** A running build whose container never existed: nothing ran, it is simply run again. */
   async requeue (id: string) {
-    return this.#move(id, 'running', 'queued', { phase: null, startedAt: null }, 'build.requeued')
+    // Nothing ran: the next attempt records the engine it runs on.
+    return this.#move(id, 'running', 'queued', { phase: null, startedAt: null, engine: null, arch: null }, 'build.requeued')
   }
 
   /** Ends a running build; undefined when it was no longer running (someone else ended it). */
@@ -100,7 +135,7 @@ export class BuildLifecycle {
 
   async #finishFrom (build: Build, from: BuildState, final: Final, extra: BuildPatch = {}) {
     // The phase as stored: the supervisor may have moved it since `build` was read.
-    const phase = (await this.#store.getBuild(build.id))?.phase
+    const phase = (await this.#store.builds.getBuild(build.id))?.phase
     const at = this.#now().toISOString()
     const patch: BuildPatch = {
       ...extra,
@@ -139,7 +174,13 @@ export class BuildLifecycle {
       return undefined
     }
     if (isTerminal(from)) return undefined
-    return this.#told(await this.#store.transition(id, [from], to, patch, this.#draft(type, at)))
+    const draft = this.#draft(type, at)
+    // A queued build has no lease; a cancel request is the API's, not the supervisor's.
+    if (from !== 'running' || type === 'build.cancel_requested') return this.#told(await this.#store.builds.transition(id, [from], to, patch, draft))
+    const done = this.#told(await this.#fenced(id, (fence) => this.#store.builds.transition(id, [from], to, patch, draft, fence)))
+    // A build that stops running has no lease any more.
+    if (done && to !== 'running') this.leases.forget(id)
+    return done
   }
 
   #draft (type: BuildEventType, at?: string) {

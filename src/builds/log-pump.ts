@@ -1,12 +1,11 @@
 import { isUtf8 } from 'node:buffer'
 import type { Logger } from '../logger.js'
-import type { DockerEngine } from '../runner/docker-engine.js'
-import { LogFrameParser, type LogFrame } from '../runner/log-frames.js'
-import type { BuildLogs, LogWriter, Marks } from './build-logs.js'
+import type { Executor, LogFrame } from '../executor/executor.js'
+import type { LogStore, LogWriter, Marks } from '../logs/log-store.js'
 import { FrameFilter } from './frame-filter.js'
 import { sanitizeLine } from './log-sanitizer.js'
 
-// Copies a build container's log into the build's log, exactly once and in
+// Copies a build job's log into the build's log, exactly once and in
 // order. It reads snapshots of the engine's log (a request that is not
 // followed) rather than following it: Docker 20.10's follow re-sends a
 // rotated-in file from its start and skips whole files when its reader falls
@@ -29,12 +28,14 @@ export const logLoss = { events: 0 }
 const MIN_TAIL = 200
 const MAX_TAIL = 100_000
 const CHECKPOINT_MS = 500
-/** While the container is gone or the engine away, finishing gives up after this long without an answer. */
+/** While the job is gone or the engine away, finishing gives up after this long without an answer. */
 const FINISH_PATIENCE_MS = 30_000
 
+/** Where a job's log is read. */
+export type LogSource = Pick<Executor, 'logSnapshot'>
+
 export interface LogPumpDeps {
-  engine: DockerEngine
-  logs: BuildLogs
+  logs: LogStore
   logger: Logger
   /** Pause between snapshots that found nothing new. */
   pollMs: number
@@ -47,6 +48,8 @@ export interface CopyOptions {
   redact?: ((line: string) => string) | undefined
   /** Hears each step marker the build script prints (`==> cosa …`), as kept. */
   onStep?: ((line: string) => void) | undefined
+  /** Asked before each write: false stops the copy, writing nothing more (its supervisor's lease lapsed). */
+  mayWrite?: (() => boolean) | undefined
 }
 
 const STEP_MARK = Buffer.from('==> cosa ')
@@ -54,7 +57,7 @@ const STEP_MARK = Buffer.from('==> cosa ')
 export interface LogCopy {
   /** Settles once copying has stopped (never rejects). */
   done: Promise<void>
-  /** The container has ended: copy what is left of its log, then stop. */
+  /** The job has ended: copy what is left of its log, then stop. */
   finish: () => Promise<void>
 }
 
@@ -66,8 +69,8 @@ export class LogPump {
   }
 
   /** Copies until `signal` aborts or, after finish(), the engine's log has nothing more. */
-  start (buildId: string, containerId: string, signal: AbortSignal, opts: CopyOptions = {}): LogCopy {
-    const copy = new Copy(this.#deps, buildId, containerId, signal, opts)
+  start (buildId: string, source: LogSource, jobId: string, signal: AbortSignal, opts: CopyOptions = {}): LogCopy {
+    const copy = new Copy(this.#deps, buildId, { source, jobId }, signal, opts)
     const done = copy.run().catch((err) => {
       if (!signal.aborted) this.#deps.logger.warn({ err, buildId }, 'copying the build log failed')
     })
@@ -78,9 +81,12 @@ export class LogPump {
 class Copy {
   readonly #deps: LogPumpDeps
   readonly #buildId: string
-  readonly #containerId: string
+  readonly #job: { source: LogSource, jobId: string }
   readonly #signal: AbortSignal
   readonly #redact: ((line: string) => string) | undefined
+  readonly #mayWrite: (() => boolean) | undefined
+  /** Stopped by mayWrite: another replica may write this log now, its checkpoint too. */
+  #fenced = false
   readonly #onStep: ((line: string) => void) | undefined
   #filter = new FrameFilter()
   /** The marks of what has reached the file: a failed snapshot starts again from them. */
@@ -91,13 +97,14 @@ class Copy {
   #wake = new AbortController()
   #checkpointAt = 0
 
-  constructor (deps: LogPumpDeps, buildId: string, containerId: string, signal: AbortSignal, opts: CopyOptions) {
+  constructor (deps: LogPumpDeps, buildId: string, job: { source: LogSource, jobId: string }, signal: AbortSignal, opts: CopyOptions) {
     this.#deps = deps
     this.#buildId = buildId
-    this.#containerId = containerId
+    this.#job = job
     this.#signal = signal
     this.#redact = opts.redact
     this.#onStep = opts.onStep
+    this.#mayWrite = opts.mayWrite
   }
 
   finishing () {
@@ -111,7 +118,7 @@ class Copy {
     this.#writer = await this.#deps.logs.open(this.#buildId, this.#safe)
     let failingSince: number | undefined
     try {
-      while (!this.#signal.aborted) {
+      while (!this.#signal.aborted && !this.#fenced) {
         let more: boolean
         try {
           more = await this.#snapshot()
@@ -130,7 +137,7 @@ class Copy {
         await this.#pause(this.#deps.pollMs, true)
       }
     } finally {
-      await this.#writer.checkpoint(this.#safe ?? {}).catch(() => undefined)
+      if (!this.#fenced) await this.#writer.checkpoint(this.#safe ?? {}).catch(() => undefined)
       await this.#writer.close()
     }
   }
@@ -157,14 +164,13 @@ class Copy {
     // Before anything is kept there is nothing to reach back to: read it all.
     const tail = filter.anchor === undefined ? undefined : this.#tail
     const abort = new AbortController()
-    const raw = await this.#deps.engine.logSnapshot(this.#containerId, { since: filter.since(), tail },
+    const snapshot = await this.#job.source.logSnapshot(this.#job.jobId, { since: filter.since(), tail },
       AbortSignal.any([this.#signal, abort.signal]))
-    const parser = new LogFrameParser()
     let kept = 0
     try {
-      for await (const chunk of stalling(raw, this.#deps.stallMs, abort)) {
+      for await (const frames of stalling(snapshot, this.#deps.stallMs, abort)) {
         const out: Buffer[] = []
-        for (const frame of parser.push(chunk as Buffer)) {
+        for (const frame of frames) {
           if (!filter.isNew(frame)) continue
           if (!filter.covered) {
             // Not in the newest lines asked for: ask for more.
@@ -219,6 +225,10 @@ class Copy {
   }
 
   async #write (text: Buffer) {
+    if (this.#fenced || this.#mayWrite?.() === false) {
+      this.#fenced = true
+      return
+    }
     const marks = this.#filter.committed()
     await this.#writer!.write(text)
     this.#safe = marks
@@ -240,18 +250,18 @@ function hasControl (line: Buffer, end: number) {
 }
 
 /**
- * The stream's chunks, read one at a time; a wait on the engine longer than
+ * The snapshot's batches, read one at a time; a wait on the engine longer than
  * `ms` (an engine that died mid-answer leaves it open) ends it with an error.
  * Time spent by the reader does not count.
  */
-async function * stalling (raw: AsyncIterable<unknown> & { destroy: (err?: Error) => void }, ms: number, abort: AbortController) {
+async function * stalling<T> (raw: AsyncIterable<T> & { destroy: (err?: Error) => void }, ms: number, abort: AbortController) {
   const iterator = raw[Symbol.asyncIterator]()
   for (;;) {
     const timer = setTimeout(() => {
       abort.abort()
       raw.destroy(new Error(`the Docker engine stopped sending the log for ${ms} ms`))
     }, ms)
-    let next: IteratorResult<unknown>
+    let next: IteratorResult<T>
     try {
       next = await iterator.next()
     } finally {

@@ -31,6 +31,8 @@ export interface Stream {
   config: StreamConfig
   image: string
   platforms: string[]
+  /** The basearch its builds run on (one for now); unset: the default engine's. */
+  arches?: string[] | undefined
   timeoutSeconds: number
   /** Builds kept in the artifact store, pinned ones not counted. */
   keep: number
@@ -94,6 +96,10 @@ export interface Build {
   request: BuildRequest
   configCommit?: string | undefined
   containerId?: string | undefined
+  /** The engine that ran the build (its name in the engine registry); unset until one took it. */
+  engine?: string | undefined
+  /** The engine's architecture, as cosa names it (x86_64, aarch64, s390x, ppc64le). */
+  arch?: string | undefined
   result?: BuildResult | undefined
   createdAt: string
   startedAt?: string | undefined

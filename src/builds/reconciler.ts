@@ -1,24 +1,38 @@
+import type { EngineRegistry } from '../executor/engine-registry.js'
+import type { Executor } from '../executor/executor.js'
 import type { Logger } from '../logger.js'
-import { containerName } from '../runner/container-spec.js'
-import type { DockerEngine } from '../runner/docker-engine.js'
-import type { Store } from '../store/store.js'
+import type { Database } from '../store/repositories.js'
 import { isTerminal } from './build-state.js'
 import type { BuildRunner } from './build-runner.js'
 import type { BuildLifecycle } from './lifecycle.js'
+import type { Build } from './model.js'
 
-// Brings the database and the engine back into agreement, from labels and
-// rows alone (never from memory): on start, and then periodically.
-//   running row, running container   -> adopt (follow the log, wait again)
-//   running row, exited container    -> decide the build from its exit status
-//   running row, no container at all -> requeue (nothing ran) or lost
-//   container without a live build   -> remove it
+// Brings the database and every engine back into agreement, from labels and
+// rows alone (never from memory): on start, and then periodically. Each
+// running build is looked for on the engine it recorded:
+//   running row, running job          -> adopt (follow the log, wait again)
+//   running row, exited job           -> decide the build from its exit status
+//   running row, no job at all        -> requeue (nothing ran) or lost
+//   running row, engine not registered -> failed (infrastructure)
+//   job without a live build          -> remove it
+// An engine that does not answer is skipped until a later pass; the others
+// are reconciled all the same.
+//
+// With several replicas on one database (docs/scale-out.md) a pass is a
+// singleton duty under the lease row `reconcile`, and it looks only at the
+// running builds it could take over (their lease expired, or is this
+// replica's own from before a restart): each is taken over with a new
+// fencing token before anything is done to it, so a replica that comes
+// back from a pause finds its writes refused.
+
+/** The lease row under which one replica at a time reconciles. */
+const DUTY = 'reconcile'
 
 interface ReconcilerDeps {
-  store: Store
+  store: Database
   lifecycle: BuildLifecycle
-  engine: DockerEngine
+  engines: EngineRegistry
   runner: BuildRunner
-  owner: string
   logger: Logger
 }
 
@@ -30,16 +44,59 @@ export class Reconciler {
   }
 
   /**
-   * A running build that this process does not supervise is abandoned: one
-   * process owns the database, and the scheduler marks a build active in the
-   * same tick as it claims it. So a pass that failed at start (the engine was
-   * down) is simply made good by a later one.
+   * A running build whose lease expired is abandoned, as is one under this
+   * replica's id that this process does not supervise (the scheduler marks
+   * a build active in the same tick as it claims it). So a pass that failed
+   * at start (an engine was down) is simply made good by a later one.
+   * Rejects with the first engine's failure once every engine has had its
+   * turn. Skipped while another replica holds the duty.
    */
   async reconcile () {
-    const { store, lifecycle, engine, runner, owner, logger } = this.#deps
-    for (const build of await store.buildsInState(['running'])) {
+    const { lifecycle } = this.#deps
+    if (!await lifecycle.leases.duty(DUTY)) return
+    const running = await this.#takeOver()
+    try {
+      await this.#pass(running)
+    } finally {
+      // Taken over but left alone (its engine did not answer): let the next pass, here or elsewhere, have it.
+      for (const build of running) if (!this.#deps.runner.isActive(build.id)) await lifecycle.leases.letGo(build.id)
+    }
+  }
+
+  async #pass (running: Build[]) {
+    const { engines } = this.#deps
+    await this.#unregistered(running.filter((b) => !engines.get(b.engine)))
+    const failures: unknown[] = []
+    for (const executor of engines.all()) {
+      try {
+        await this.#builds(executor, running.filter((b) => engines.get(b.engine) === executor))
+        await this.#orphans(executor)
+      } catch (err) {
+        failures.push(err)
+      }
+    }
+    if (failures.length) throw failures[0]
+  }
+
+  /** The abandoned running builds, each now under a lease of this replica's. */
+  async #takeOver () {
+    const { store, lifecycle, runner, logger } = this.#deps
+    const taken: Build[] = []
+    for (const { build, token } of await store.leases.adoptable(lifecycle.leases.terms.owner)) {
       if (runner.isActive(build.id)) continue
-      const state = await engine.inspect(build.containerId ?? containerName(build.id))
+      const mine = await lifecycle.leases.takeOver(build.id, token)
+      if (!mine) continue
+      if (token) logger.info({ buildId: build.id, fromToken: token }, 'took over a build whose lease expired (or was this replica\'s before a restart)')
+      taken.push(mine)
+    }
+    return taken
+  }
+
+  async #builds (executor: Executor, builds: Build[]) {
+    const { lifecycle, runner, logger } = this.#deps
+    for (const build of builds) {
+      if (runner.isActive(build.id)) continue
+      const state = build.containerId ? await executor.inspect(build.containerId) : await executor.findByBuild(build.id)
       // Claimed and launched while the engine answered.
       if (runner.isActive(build.id)) continue
       if (!state) {
@@ -48,19 +105,34 @@ export class Reconciler {
         } else {
           await lifecycle.requeue(build.id)
         }
-        logger.warn({ buildId: build.id }, build.containerId ? 'build lost its container' : 'build requeued')
+        logger.warn({ buildId: build.id, engine: executor.name }, build.containerId ? 'build lost its job' : 'build requeued')
         continue
       }
       if (!build.containerId) await lifecycle.record(build.id, { containerId: state.id })
-      if (state.running) void runner.adopt(build, state.id)
-      else await runner.finishExited(build, state.id)
+      if (state.running) void runner.adopt(build, executor, state.id)
+      else await runner.finishExited(build, executor, state.id)
     }
-    for (const container of await engine.listOwned(owner)) {
-      const build = await store.getBuild(container.buildId)
+  }
+
+  async #orphans (executor: Executor) {
+    const { store, runner, logger } = this.#deps
+    for (const job of await executor.listOwned()) {
+      const build = await store.builds.getBuild(job.buildId)
       if (build && !isTerminal(build.state)) continue
       if (build && runner.isActive(build.id)) continue
-      logger.info({ container: container.name }, 'removing a container that belongs to no live build')
-      await engine.remove(container.id)
+      logger.info({ job: job.name, engine: executor.name }, 'removing a job that belongs to no live build')
+      await executor.remove(job.id)
+    }
+  }
+
+  /** Builds whose engine is no longer registered: nothing can look for their jobs. */
+  async #unregistered (builds: Build[]) {
+    const { lifecycle, logger } = this.#deps
+    for (const build of builds) {
+      await lifecycle.finish(build, {
+        state: 'failed', reason: 'infrastructure', message: `the engine ${build.engine} that ran the build is not configured any more`
+      })
+      logger.warn({ buildId: build.id, engine: build.engine }, 'build failed: its engine is not configured')
     }
   }
 }

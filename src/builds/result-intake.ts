@@ -1,28 +1,29 @@
 import { lstat, readlink, realpath } from 'node:fs/promises'
 import { join } from 'node:path'
 import { metaProblems, type Meta } from '../cosa/meta.js'
-import type { DataDir } from '../data-dir.js'
 import { errors } from '../errors.js'
-import type { Store } from '../store/store.js'
+import type { EngineRegistry } from '../executor/engine-registry.js'
+import type { Database } from '../store/repositories.js'
 import type { BuildLifecycle } from './lifecycle.js'
-import type { Artifact, PostedResult } from './model.js'
+import type { Artifact, Build, PostedResult } from './model.js'
 import { hashToken, tokenMatches } from './result-token.js'
 
 // What a build container posts when it ends: meta.json (verbatim, as the
 // body) and whether it made a new build. The service checks it against the
-// workdir it shares with the container before believing any of it.
+// workdir it shares with the job (as the build's engine says where that is)
+// before believing any of it.
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/
 
 export class ResultIntake {
-  readonly #store: Store
+  readonly #store: Database
   readonly #lifecycle: BuildLifecycle
-  readonly #dataDir: DataDir
+  readonly #engines: Pick<EngineRegistry, 'get'>
 
-  constructor (deps: { store: Store, lifecycle: BuildLifecycle, dataDir: DataDir }) {
+  constructor (deps: { store: Database, lifecycle: BuildLifecycle, engines: Pick<EngineRegistry, 'get'> }) {
     this.#store = deps.store
     this.#lifecycle = deps.lifecycle
-    this.#dataDir = deps.dataDir
+    this.#engines = deps.engines
   }
 
   /**
@@ -30,30 +31,30 @@ export class ResultIntake {
    * forgotten when its build ends, so a finished build's token is unknown.
    */
   async authorize (buildId: string, token: string): Promise<'ok' | 'other-build' | 'unknown'> {
-    const expected = await this.#store.resultTokenHash(buildId)
+    const expected = await this.#store.builds.resultTokenHash(buildId)
     if (expected && tokenMatches(token, expected)) return 'ok'
-    const owner = await this.#store.buildByResultTokenHash(hashToken(token))
+    const owner = await this.#store.builds.buildByResultTokenHash(hashToken(token))
     return owner !== undefined && owner !== buildId ? 'other-build' : 'unknown'
   }
 
   async accept (buildId: string, outcome: PostedResult['outcome'], arch: string, body: string) {
-    const build = await this.#store.getBuild(buildId)
+    const build = await this.#store.builds.getBuild(buildId)
     if (!build) throw errors.buildNotFound(buildId)
     if (build.state !== 'running') throw errors.buildNotRunning(buildId, build.state)
     try {
-      const result = await this.#check(build.stream, outcome, arch, body)
-      const recorded = await this.#store.recordResult(buildId, { outcome, result, metaJson: body })
-      if (!recorded) throw errors.buildNotRunning(buildId, (await this.#store.getBuild(buildId))!.state)
+      const result = await this.#check(build, outcome, arch, body)
+      const recorded = await this.#store.builds.recordResult(buildId, { outcome, result, metaJson: body })
+      if (!recorded) throw errors.buildNotRunning(buildId, (await this.#store.builds.getBuild(buildId))!.state)
       return recorded
     } catch (err) {
       if ((err as { code?: string }).code === 'BLD_RESULT_REJECTED') {
-        await this.#lifecycle.record(buildId, { message: `result rejected: ${(err as Error).message}` })
+        await this.#lifecycle.noteRejection(buildId, `result rejected: ${(err as Error).message}`)
       }
       throw err
     }
   }
 
-  async #check (stream: string, outcome: PostedResult['outcome'], arch: string, body: string) {
+  async #check (build: Build, outcome: PostedResult['outcome'], arch: string, body: string) {
     let meta: Meta
     try {
       meta = JSON.parse(body)
@@ -67,7 +68,9 @@ export class ResultIntake {
     if (basearch !== undefined && basearch !== arch) {
       throw errors.resultRejected(`meta.json is for ${basearch}, the result says ${arch}`)
     }
-    const workdir = this.#dataDir.workdir(stream)
+    const engine = this.#engines.get(build.engine)
+    if (!engine) throw errors.resultRejected(`the engine ${build.engine} that runs the build is not configured`)
+    const workdir = engine.workdir(build.stream)
     const latest = await readlink(join(workdir, 'builds', 'latest')).catch(() => undefined)
     if (latest !== meta.buildid) {
       throw errors.resultRejected(`builds/latest is ${latest ?? 'missing'}, not ${meta.buildid}`)

@@ -1,49 +1,64 @@
+import type { EngineHealth } from '../engines/engine-health.js'
+import { place, type PlacementEngine, type Waiting } from '../engines/placement.js'
+import type { EngineRegistry } from '../executor/engine-registry.js'
+import type { Executor } from '../executor/executor.js'
 import type { Logger } from '../logger.js'
-import type { Store } from '../store/store.js'
+import type { Placed } from '../store/repositories.js'
+import type { Database } from '../store/repositories.js'
 import type { BuildRunner } from './build-runner.js'
 import { secondsBetween, type BuildLifecycle } from './lifecycle.js'
+import type { Build } from './model.js'
 
-/** Why queued builds wait: a stream busy, no free slot, or a gate that holds them all. */
-export type WaitingFor = 'stream_busy' | 'slot' | 'engine_unavailable' | 'storage_low'
-export type Gate = { ok: true } | { ok: false, message: string, waitingFor: 'engine_unavailable' | 'storage_low' }
+/** Why a queued build waits: its stream busy, no room, no engine, or a gate that holds them all. */
+export type WaitingFor = 'stream_busy' | Waiting | 'storage_low'
+export type Gate = { ok: true } | { ok: false, message: string, waitingFor: 'storage_low' }
 
 // Starts queued builds: oldest first, one at a time per stream (a cosa workdir
-// has one writer), up to maxConcurrent in all. The claim itself is one
-// conditional update in the store; this loop only decides when to try.
+// has one writer), up to maxConcurrent in all, each on an engine of its arch
+// with room (src/engines/placement.ts: a stream's home engine first). The
+// claim itself is one conditional update in the store, which counts the
+// engine's running builds against its capacity; this loop decides when to
+// try and which build goes where.
+
+interface SchedulerDeps {
+  store: Database
+  lifecycle: BuildLifecycle
+  runner: BuildRunner
+  maxConcurrent: number
+  logger: Logger
+  engines: EngineRegistry
+  health: Pick<EngineHealth, 'settle' | 'status' | 'confirm'>
+  /** How long a build waits for its home engine to have room (builds.homeEngineWaitMs). */
+  homeEngineWaitMs: number
+  now: () => Date
+  /** Free space, say: while it answers no, queued builds wait. */
+  canStart?: () => Promise<Gate>
+}
+
+interface Plan {
+  start?: { placed: Placed, executor: Executor, home: boolean }
+  /** Why each queued build that heads its stream's queue waits. */
+  waiting: Map<string, WaitingFor>
+}
 
 export class Scheduler {
-  readonly #store: Store
-  readonly #lifecycle: BuildLifecycle
-  readonly #runner: BuildRunner
-  readonly #maxConcurrent: number
-  readonly #logger: Logger
+  readonly #deps: SchedulerDeps
   readonly #canStart: () => Promise<Gate>
   #held: Gate | undefined
+  #waiting = new Map<string, WaitingFor>()
   #timer: NodeJS.Timeout | undefined
   #pumping = false
   #again = false
   #stopped = true
 
-  constructor (deps: {
-    store: Store
-    lifecycle: BuildLifecycle
-    runner: BuildRunner
-    maxConcurrent: number
-    logger: Logger
-    /** Free space, say: while it answers no, queued builds wait. */
-    canStart?: () => Promise<Gate>
-  }) {
+  constructor (deps: SchedulerDeps) {
+    this.#deps = deps
     this.#canStart = deps.canStart ?? (async () => ({ ok: true }))
-    this.#store = deps.store
-    this.#lifecycle = deps.lifecycle
-    this.#runner = deps.runner
-    this.#maxConcurrent = deps.maxConcurrent
-    this.#logger = deps.logger
   }
 
-  /** What holds every queued build back, as of the last try to start one. */
-  get heldBy () {
-    return this.#held?.ok === false ? this.#held.waitingFor : undefined
+  /** Why the queued build waits, as of the last try to start builds (undefined: not known, or not waiting). */
+  waitingFor (buildId: string): WaitingFor | undefined {
+    return this.#held?.ok === false ? this.#held.waitingFor : this.#waiting.get(buildId)
   }
 
   start (pollMs = 1000) {
@@ -66,7 +81,7 @@ export class Scheduler {
     }
     this.#pumping = true
     this.#pump()
-      .catch((err) => this.#logger.error({ err }, 'scheduling failed'))
+      .catch((err) => this.#deps.logger.error({ err }, 'scheduling failed'))
       .finally(() => {
         this.#pumping = false
         if (this.#again) {
@@ -77,20 +92,79 @@ export class Scheduler {
   }
 
   async #pump () {
+    const { store, lifecycle, runner, logger, maxConcurrent } = this.#deps
     while (!this.#stopped) {
-      // The gate costs an engine round trip: ask it only when something waits.
-      if (!(await this.#store.listBuilds({ state: 'queued', limit: 1 })).length) return
+      const queued = await store.builds.buildsInState(['queued'])
+      if (!queued.length) {
+        this.#waiting.clear()
+        return
+      }
       const gate = await this.#canStart()
       if (!gate.ok) {
-        if (this.#held?.ok !== false || this.#held.message !== gate.message) this.#logger.warn({ reason: gate.message }, 'queued builds wait')
+        if (this.#held?.ok !== false || this.#held.message !== gate.message) logger.warn({ reason: gate.message }, 'queued builds wait')
         this.#held = gate
         return
       }
       this.#held = undefined
-      const build = await this.#lifecycle.claimNext(this.#maxConcurrent)
+      const plan = await this.#plan(queued, await store.builds.buildsInState(['running']))
+      this.#waiting = plan.waiting
+      if (!plan.start) return
+      // Placed on what was known; the engine may have gone since. Once it
+      // is known down, the next plan makes the build wait or go elsewhere.
+      if (!await this.#deps.health.confirm(plan.start.placed.engine)) continue
+      const build = await lifecycle.claimNext(maxConcurrent, plan.start.placed)
       if (!build) return
-      this.#logger.info({ buildId: build.id, stream: build.stream, queueWaitSeconds: secondsBetween(build.createdAt, build.startedAt) }, 'build started')
-      void this.#runner.run(build).finally(() => this.wake())
+      logger.info({
+        buildId: build.id, stream: build.stream, engine: build.engine, arch: build.arch, homeEngine: plan.start.home,
+        queueWaitSeconds: secondsBetween(build.createdAt, build.startedAt)
+      }, 'build started')
+      void runner.run(build, plan.start.executor).finally(() => this.wake())
     }
+  }
+
+  /** The first build, oldest first, that an engine can take now; why the ones before it wait. */
+  async #plan (queued: Build[], running: Build[]): Promise<Plan> {
+    const { store, engines, health, maxConcurrent, homeEngineWaitMs, now } = this.#deps
+    // The oldest queued build of each stream with nothing running (queued is oldest first).
+    const seen = new Set(running.map((b) => b.stream))
+    const heads = queued.filter((b) => !seen.has(b.stream) && seen.add(b.stream))
+    const waiting = new Map<string, WaitingFor>()
+    if (running.length >= maxConcurrent) {
+      for (const b of heads) waiting.set(b.id, 'slot')
+      return { waiting }
+    }
+    await health.settle()
+    const fleet = this.#fleet(running)
+    const defaultArch = health.status(engines.default.name)?.arch
+    for (const build of heads) {
+      const arch = (await store.streams.getStream(build.stream))?.arches?.[0] ?? defaultArch
+      const home = arch === undefined ? undefined : await store.builds.homeEngine(build.stream, arch)
+      const decision = place({ arch, home, waitedMs: now().getTime() - Date.parse(build.createdAt) }, fleet, homeEngineWaitMs)
+      if ('waiting' in decision) {
+        waiting.set(build.id, decision.waiting)
+        continue
+      }
+      const { engine } = decision
+      return {
+        start: { placed: { id: build.id, engine: engine.name, arch: arch!, capacity: engine.capacity }, executor: engines.get(engine.name)!, home: decision.home },
+        waiting
+      }
+    }
+    return { waiting }
+  }
+
+  #fleet (running: Build[]): PlacementEngine[] {
+    const { engines, health } = this.#deps
+    return engines.entries().map(({ executor, capacity, draining }) => {
+      const status = health.status(executor.name)
+      return {
+        name: executor.name,
+        arch: status?.arch,
+        capacity,
+        draining,
+        reachable: status?.reachable ?? false,
+        running: running.filter((b) => b.engine === executor.name).length
+      }
+    })
   }
 }

@@ -146,8 +146,11 @@ function bootTestLines (argv: string[]) {
 
 /**
  * The bash program the container runs: the cosa steps, then the outcome
- * posted to the API (meta.json as the body). A result that cannot be posted
- * does not fail the script: the service then ends the build `invalid_result`.
+ * written to COSA_BUILDD_RESULT_FILE for the service to read after the
+ * build, and posted to the API (meta.json as the body) where the build can
+ * reach it (COSA_BUILDD_RESULT_URL: not on an engine that keeps its own
+ * workdir). A result that cannot be posted does not
+ * fail the script: the service then ends the build `invalid_result`.
  */
 export function renderScript (input: RecipeInput): string {
   const lines = (step: string[]) => expand(step, input).map((argv) => {
@@ -161,7 +164,9 @@ export function renderScript (input: RecipeInput): string {
   return `set -euo pipefail
 cd /srv
 step() { printf '==> %s\\n' "$1"; }
-${input.bootTest ? `# A report left by an earlier build must not pass for this one's.\nrm -rf ${KOLA_DIR}\n` : ''}# cosa init keeps an existing src/config; start from the resolved commit.
+${input.bootTest ? `# A report left by an earlier build must not pass for this one's.\nrm -rf ${KOLA_DIR}\n` : ''}# An earlier build's report must not pass for this one's.
+if [ -n "\${COSA_BUILDD_RESULT_FILE:-}" ]; then rm -f "$COSA_BUILDD_RESULT_FILE"; fi
+# cosa init keeps an existing src/config; start from the resolved commit.
 rm -rf src/config src/config-git
 prev=$(readlink builds/latest 2>/dev/null || true)
 ${before}
@@ -180,6 +185,14 @@ if [ -z "$new" ] || [ ! -f "$meta" ]; then
   exit 0
 fi
 step "reporting $outcome build $new ($arch)"
+if [ -n "\${COSA_BUILDD_RESULT_FILE:-}" ]; then
+  # The service reads it from the workdir once the build has ended: on an engine that keeps its own
+  # workdir always, on the service's host when the post below did not get through.
+  mkdir -p "$(dirname "$COSA_BUILDD_RESULT_FILE")"
+  printf '%s %s %s %s\n' "$COSA_BUILDD_BUILD_ID" "$outcome" "$arch" "$new" > "$COSA_BUILDD_RESULT_FILE"
+  # No URL: the report is the only way (a remote engine's build has no network).
+  if [ -z "\${COSA_BUILDD_RESULT_URL:-}" ]; then exit 0; fi
+fi
 sock=()
 if [ -n "\${COSA_BUILDD_RESULT_SOCKET:-}" ]; then sock=(--unix-socket "$COSA_BUILDD_RESULT_SOCKET"); fi
 answer=$(mktemp)

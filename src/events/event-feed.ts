@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { BuildEvent } from '../builds/build-event.js'
 import type { BuildLifecycle } from '../builds/lifecycle.js'
-import type { Store } from '../store/store.js'
+import type { Database } from '../store/repositories.js'
 
 // One Server-Sent Events stream: what the outbox holds after `since`, then
 // each new event as the lifecycle appends it. Every event is read from the
@@ -26,11 +26,11 @@ const matches = (e: BuildEvent, f: FeedFilter) =>
   (f.stream === undefined || e.stream === f.stream) && (f.build === undefined || e.buildId === f.build)
 
 export class EventFeed {
-  readonly #store: Store
+  readonly #store: Database
   readonly #lifecycle: BuildLifecycle
   readonly #opts: FeedOptions
 
-  constructor (deps: { store: Store, lifecycle: BuildLifecycle } & FeedOptions) {
+  constructor (deps: { store: Database, lifecycle: BuildLifecycle } & FeedOptions) {
     this.#store = deps.store
     this.#lifecycle = deps.lifecycle
     this.#opts = { heartbeatMs: deps.heartbeatMs, retryMs: deps.retryMs }
@@ -75,6 +75,6 @@ export class EventFeed {
   }
 
   #page (after: number, filter: FeedFilter) {
-    return this.#store.eventsAfter(after, { limit: PAGE, ...filter })
+    return this.#store.events.eventsAfter(after, { limit: PAGE, ...filter })
   }
 }

@@ -62,8 +62,8 @@ async function authorizeBuild (app: FastifyInstance, request: FastifyRequest) {
  */
 async function publiclyReadable (app: FastifyInstance, request: FastifyRequest) {
   const { stream, id } = request.params as { stream?: string, id?: string }
-  const name = stream ?? (id === undefined ? undefined : (await app.core.store.getBuild(id))?.stream)
-  return name !== undefined && (await app.core.store.getStream(name))?.publicRead === true
+  const name = stream ?? (id === undefined ? undefined : (await app.core.store.builds.getBuild(id))?.stream)
+  return name !== undefined && (await app.core.store.streams.getStream(name))?.publicRead === true
 }
 
 type Done = (err?: Error) => void

@@ -59,7 +59,7 @@ const events: FastifyPluginAsyncZod = async (app) => {
     if (resume !== undefined && !SEQ.test(resume)) throw errors.invalidRequest('headers/last-event-id: not an event id')
     // A HEAD gets the headers alone: a feed would run until the client left.
     if (request.method === 'HEAD') return reply.type('text/event-stream; charset=utf-8').header('cache-control', 'no-store').send('')
-    const from = resume === undefined ? await app.core.store.latestEventSeq() : Number(resume)
+    const from = resume === undefined ? await app.core.store.events.latestEventSeq() : Number(resume)
     const aborted = new AbortController()
     request.raw.on('close', () => aborted.abort())
     // Ended by a shutdown: its connection is closed too rather than kept alive (as the log's).

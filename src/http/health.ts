@@ -45,11 +45,11 @@ const health: FastifyPluginAsyncZod = async (app) => {
       response: { 200: Readiness, 503: Readiness }
     }
   }, async (_request, reply) => {
-    const { store, engine, dataDir, space } = app.core
+    const { store, engines, dataDir, space } = app.core
     const checks = {
       database: await check(() => store.ping()),
       dataDir: await check(() => access(dataDir.root, constants.W_OK)),
-      docker: await check(() => engine.ping()),
+      docker: await check(() => engines.default.ping()),
       storage: await check(async () => {
         const free = await space.check()
         if (!free.ok) throw new Error(free.message)

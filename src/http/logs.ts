@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { BOOT_TEST_FILES } from '../builds/build-logs.js'
+import { BOOT_TEST_FILES } from '../logs/log-store.js'
 import { BuildParams } from './schemas/build.js'
 import { errorResponses } from './schemas/common.js'
 

@@ -41,9 +41,12 @@ export const observeAnswers = fp(async function observeAnswers (app: FastifyInst
   // its own answers with it, rather than rebuilding request.routeOptions (a
   // fresh object at every access) on every request. Answers no route took
   // (the not-found handler's) are observed by a hook of their own.
-  const observe = (route: string) => (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    metrics.answered(request.method, route, reply.statusCode, reply.elapsedTime / 1000)
-    done()
+  const observe = (route: string) => {
+    const answered = metrics.answers(route)
+    return (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      answered(request.method, reply.statusCode, reply.elapsedTime / 1000)
+      done()
+    }
   }
   app.addHook('onRoute', (route) => {
     route.onResponse = [observe(route.url), ...[route.onResponse ?? []].flat()] as typeof route.onResponse

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { secondsBetween } from '../builds/lifecycle.js'
+import { AnswerHistogram, type AnswerObserver } from './answer-histogram.js'
 import type { Build } from '../builds/model.js'
 
 /** What the build metrics read of a build. */
@@ -39,10 +40,8 @@ export class Metrics {
   readonly #queueWait: Histogram<'stream'>
   readonly #publishBytes: Counter
   readonly #publishDuration: Histogram
-  readonly #http: Histogram<'method' | 'route' | 'status'>
+  readonly #http: AnswerHistogram
   readonly #webhooks: Counter<'webhook' | 'result'>
-  // prom-client hashes the labels of every observation; an answer's labels repeat, so its child is kept.
-  readonly #httpChildren = new Map<string, { observe: (v: number) => void }>()
 
   constructor (sources: MetricsSources, info: { version: string, maxConcurrent: number }) {
     const registers = [this.registry]
@@ -84,13 +83,8 @@ export class Metrics {
       buckets: PUBLISH_BUCKETS,
       registers
     })
-    this.#http = new Histogram({
-      name: `${PREFIX}http_request_duration_seconds`,
-      help: 'HTTP answers by method, route template and status',
-      labelNames: ['method', 'route', 'status'],
-      buckets: HTTP_BUCKETS,
-      registers
-    })
+    this.#http = new AnswerHistogram(`${PREFIX}http_request_duration_seconds`,
+      'HTTP answers by method, route template and status', HTTP_BUCKETS, this.registry)
     this.#webhooks = new Counter({
       name: `${PREFIX}webhook_deliveries_total`,
       help: 'Webhook delivery attempts by result: delivered, retrying, failed (gave up), gone (410: disabled)',
@@ -157,13 +151,8 @@ export class Metrics {
     this.#webhooks.inc({ webhook, result })
   }
 
-  answered (method: string, route: string, status: number, durationSeconds: number) {
-    const key = `${method} ${status} ${route}`
-    let child = this.#httpChildren.get(key)
-    if (child === undefined) {
-      child = this.#http.labels({ method, route, status: String(status) })
-      this.#httpChildren.set(key, child)
-    }
-    child.observe(durationSeconds)
+  /** Observes the answers of a route template (method, status, seconds). */
+  answers (route: string): AnswerObserver {
+    return this.#http.route(route)
   }
 }

@@ -1,7 +1,7 @@
 import type { BuildLifecycle } from '../builds/lifecycle.js'
 import type { Config } from '../config.js'
-import type { DockerEngine } from '../runner/docker-engine.js'
-import type { Store } from '../store/store.js'
+import type { EngineRegistry } from '../executor/engine-registry.js'
+import type { Database } from '../store/repositories.js'
 import { VERSION } from '../version.js'
 import { Metrics } from './metrics.js'
 
@@ -9,16 +9,17 @@ import { Metrics } from './metrics.js'
 const ENGINE_PROBE_MS = 2000
 
 /**
- * The metrics of this service: gauges read from the store and the engine at
+ * The metrics of this service: gauges read from the store and the engines at
  * each scrape, build counters and durations from the lifecycle's events.
  */
 export function serviceMetrics (deps: {
-  config: Config, store: Store, engine: DockerEngine, lifecycle: BuildLifecycle, outboxLagSeconds: () => Promise<number>
+  config: Config, store: Database, engines: EngineRegistry, lifecycle: BuildLifecycle, outboxLagSeconds: () => Promise<number>
 }) {
-  const { config, store, engine, lifecycle } = deps
+  const { config, store, engines, lifecycle } = deps
   const metrics = new Metrics({
-    activeBuilds: async () => ({ streams: (await store.listStreams()).map((s) => s.name), counts: await store.activeCounts() }),
-    enginesUp: async () => ({ default: await engine.ping(AbortSignal.timeout(ENGINE_PROBE_MS)).then(() => true, () => false) }),
+    activeBuilds: async () => ({ streams: (await store.streams.listStreams()).map((s) => s.name), counts: await store.builds.activeCounts() }),
+    enginesUp: async () => Object.fromEntries(await Promise.all(engines.all().map(async (engine) =>
+      [engine.name, await engine.ping(AbortSignal.timeout(ENGINE_PROBE_MS)).then(() => true, () => false)] as const))),
     outboxLagSeconds: deps.outboxLagSeconds
   }, { version: VERSION, maxConcurrent: config.builds.maxConcurrent })
   lifecycle.subscribe((event) => {

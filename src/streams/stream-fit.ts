@@ -1,5 +1,5 @@
 import type { BootTestSetting, StreamResources } from '../builds/model.js'
-import type { EngineCapacity } from '../runner/docker-engine.js'
+import type { EngineCapacity } from '../executor/executor.js'
 
 // Whether a stream's settings fit the engine that runs its builds. A limit
 // the engine cannot give is the stream's mistake: refused at registration

@@ -2,14 +2,15 @@ import { errors } from '../errors.js'
 import { DEFAULT_RECIPE, recipeProblem, type Recipe } from '../cosa/recipe.js'
 import { configUrlRefusal, type Lookup, type UrlPolicy } from '../git/config-url.js'
 import { DEFAULT_KEEP, type BootTestSetting, type Build, type Stream, type StreamConfig, type StreamResources } from '../builds/model.js'
-import type { DockerEngine } from '../runner/docker-engine.js'
-import type { Store } from '../store/store.js'
+import type { Executor } from '../executor/executor.js'
+import type { Database } from '../store/repositories.js'
 import { bootTestProblems, describeProblems, resourceProblems, type SettingProblem } from './stream-fit.js'
 
 export interface StreamInput {
   config: StreamConfig
   image?: string | undefined
   platforms?: string[] | undefined
+  arches?: string[] | undefined
   timeoutSeconds?: number | undefined
   keep?: number | undefined
   resources?: StreamResources | undefined
@@ -29,10 +30,10 @@ export interface StreamView extends Omit<Stream, 'secrets' | 'publicRead'> {
 }
 
 /** What registration asks the engine. */
-export type StreamEngine = Pick<DockerEngine, 'capacity' | 'imageUser'>
+export type StreamEngine = Pick<Executor, 'capacity' | 'imageUser' | 'arch'>
 
 export class StreamService {
-  readonly #store: Store
+  readonly #store: Database
   readonly #engine: StreamEngine
   readonly #defaults: { image: string, timeoutSeconds: number }
   readonly #urls: UrlPolicy
@@ -40,7 +41,7 @@ export class StreamService {
   readonly #now: () => Date
 
   constructor (deps: {
-    store: Store, engine: StreamEngine, defaults: StreamService['defaults'], urls: UrlPolicy, lookup?: Lookup, now: () => Date
+    store: Database, engine: StreamEngine, defaults: StreamService['defaults'], urls: UrlPolicy, lookup?: Lookup, now: () => Date
   }) {
     this.#store = deps.store
     this.#engine = deps.engine
@@ -61,14 +62,15 @@ export class StreamService {
     const tooSmall = bootTestProblems(input.resources ?? {}, input.bootTest)
     if (tooSmall.length) throw errors.invalidRequest(`body/${tooSmall[0]!.field}: ${tooSmall[0]!.message}`)
     const image = input.image ?? this.#defaults.image
-    const unfit = await this.#engineProblems(image, input.resources ?? {})
+    const unfit = await this.#engineProblems(image, input.resources ?? {}, input.arches?.[0])
     if (unfit.length) throw errors.streamUnfit(describeProblems(unfit.map((p) => ({ ...p, field: `body/${p.field}` }))))
     const now = this.#now().toISOString()
-    return this.#store.putStream({
+    return this.#store.streams.putStream({
       name,
       config: input.config,
       image,
       platforms: input.platforms ?? ['qemu'],
+      arches: input.arches,
       timeoutSeconds: input.timeoutSeconds ?? this.#defaults.timeoutSeconds,
       keep: input.keep ?? DEFAULT_KEEP,
       resources: input.resources ?? {},
@@ -86,10 +88,14 @@ export class StreamService {
    * What the engine says no to: limits beyond it, an image it lacks. An
    * engine that does not answer now cannot say; each build checks again.
    */
-  async #engineProblems (image: string, resources: StreamResources): Promise<SettingProblem[]> {
+  async #engineProblems (image: string, resources: StreamResources, arch: string | undefined): Promise<SettingProblem[]> {
     let capacity, user
     try {
-      [capacity, user] = await Promise.all([this.#engine.capacity(), this.#engine.imageUser(image)])
+      // The default engine is the one asked; builds of another arch run elsewhere, and check there.
+      if (arch !== undefined && arch !== await this.#engine.arch()) return []
+      const answers = await Promise.all([this.#engine.capacity(), this.#engine.imageUser(image)])
+      capacity = answers[0]
+      user = answers[1]
     } catch {
       return []
     }
@@ -101,13 +107,13 @@ export class StreamService {
   }
 
   async get (name: string): Promise<StreamView> {
-    const stream = await this.#store.getStream(name)
+    const stream = await this.#store.streams.getStream(name)
     if (!stream) throw errors.streamNotFound(name)
     return this.#view(stream)
   }
 
   async list (): Promise<StreamView[]> {
-    const streams = await this.#store.listStreams()
+    const streams = await this.#store.streams.listStreams()
     return Promise.all(streams.map((s) => this.#view(s)))
   }
 
@@ -116,7 +122,7 @@ export class StreamService {
       ...stream,
       publicRead: stream.publicRead ?? false,
       secrets: Object.keys(secrets ?? {}),
-      latestBuild: await this.#store.latestResult(stream.name)
+      latestBuild: await this.#store.builds.latestResult(stream.name)
     }
   }
 }

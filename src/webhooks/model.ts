@@ -49,7 +49,7 @@ export interface Delivery {
   attempts: Attempt[]
 }
 
-/** A delivery row to write when the outbox moves on (see WebhookStore.enqueue). */
+/** A delivery row to write when the outbox moves on (see WebhookRepository.enqueue). */
 export interface NewDelivery {
   id: string
   eventSeq: number

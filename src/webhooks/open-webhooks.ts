@@ -1,21 +1,18 @@
 import type { BuildLifecycle } from '../builds/lifecycle.js'
 import { webhookUrlPolicy, type Config } from '../config.js'
 import type { Logger } from '../logger.js'
-import { SqliteWebhookStore } from '../store/sqlite-webhook-store.js'
-import type { Store } from '../store/store.js'
+import type { Database } from '../store/repositories.js'
 import type { DeliveryResult } from './model.js'
 import { WebhookDispatcher } from './webhook-dispatcher.js'
 import { httpSender } from './webhook-sender.js'
 import { WebhookService } from './webhook-service.js'
 
-// Webhooks wired from the configuration: their store (beside the builds'
-// database), the service the admin routes call, and the background
+// Webhooks wired from the configuration: the service the admin routes call, and the background
 // dispatcher core.ts starts on ready and stops on close.
 
 export interface WebhooksDeps {
   config: Config
-  database: string
-  store: Store
+  store: Database
   lifecycle: BuildLifecycle
   now: () => Date
   logger: Logger
@@ -24,7 +21,7 @@ export interface WebhooksDeps {
 
 export function openWebhooks (deps: WebhooksDeps) {
   const { config, store, now } = deps
-  const webhooks = new SqliteWebhookStore(deps.database)
+  const webhooks = store.webhooks
   const policy = webhookUrlPolicy(config)
   const dispatcher = new WebhookDispatcher({
     store,
@@ -34,6 +31,7 @@ export function openWebhooks (deps: WebhooksDeps) {
     send: httpSender({ allowPrivateHosts: policy.allowPrivateHosts, userAgent: 'cosa-buildd webhooks' }),
     now,
     logger: deps.logger,
+    mayDeliver: () => deps.lifecycle.leases.duty('webhooks'),
     ...(deps.onDelivery && { onDelivery: deps.onDelivery }),
     timeoutMs: config.webhooks.timeoutMs,
     concurrency: config.webhooks.concurrency,
@@ -47,10 +45,7 @@ export function openWebhooks (deps: WebhooksDeps) {
       return at === undefined ? 0 : Math.max(0, (now().getTime() - Date.parse(at)) / 1000)
     },
     start: () => dispatcher.start(),
-    /** Stops sending (attempts in flight stay pending) and closes the store. */
-    close: async () => {
-      await dispatcher.stop()
-      await webhooks.close()
-    }
+    /** Stops sending (attempts in flight stay pending). */
+    close: () => dispatcher.stop()
   }
 }

@@ -1,8 +1,7 @@
 import type { BuildLifecycle } from '../builds/lifecycle.js'
 import { configUrlRefusal, systemLookup, type Lookup, type UrlPolicy } from '../git/config-url.js'
 import type { Logger } from '../logger.js'
-import type { Store } from '../store/store.js'
-import type { WebhookStore } from '../store/webhook-store.js'
+import type { Database, WebhookRepository } from '../store/repositories.js'
 import type { AttemptOutcome, DeliveryResult, DueDelivery } from './model.js'
 import { signedHeaders } from './signature.js'
 import { fanOut } from './webhook-fanout.js'
@@ -27,14 +26,20 @@ export interface DispatcherOptions {
 }
 
 export interface DispatcherDeps extends DispatcherOptions {
-  store: Store
-  webhooks: WebhookStore
+  store: Database
+  webhooks: WebhookRepository
   lifecycle: BuildLifecycle
   policy: UrlPolicy
   send: Send
   now: () => Date
   logger: Logger
   lookup?: Lookup
+  /**
+   * Whether this replica may send now: with several replicas, the one that
+   * holds the `webhooks` duty does (docs/scale-out.md). Moving events into
+   * deliveries is safe everywhere (a cursor moved conditionally).
+   */
+  mayDeliver?: () => Promise<boolean>
   /** Told of every attempt's result (metrics). */
   onDelivery?: (webhook: string, result: DeliveryResult) => void
   random?: () => number
@@ -93,7 +98,7 @@ export class WebhookDispatcher {
       do {
         this.#again = false
         await fanOut(this.#deps.store, this.#deps.webhooks, this.#deps.now().toISOString())
-        await this.#dispatch()
+        if (await this.#deps.mayDeliver?.() !== false) await this.#dispatch()
       } while (this.#again && this.#running)
     } catch (err) {
       this.#deps.logger.error({ err }, 'webhook dispatch failed')

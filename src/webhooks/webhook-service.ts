@@ -1,7 +1,6 @@
 import { errors } from '../errors.js'
 import { configUrlRefusal, systemLookup, type Lookup, type UrlPolicy } from '../git/config-url.js'
-import type { Store } from '../store/store.js'
-import type { WebhookStore } from '../store/webhook-store.js'
+import type { Database, WebhookRepository } from '../store/repositories.js'
 import type { Webhook, WebhookInput, WebhookRecord } from './model.js'
 import { newSecret } from './signature.js'
 
@@ -13,14 +12,14 @@ import { newSecret } from './signature.js'
 const shown = ({ secret: _secret, cursor: _cursor, ...webhook }: WebhookRecord): Webhook => webhook
 
 export class WebhookService {
-  readonly #store: Store
-  readonly #webhooks: WebhookStore
+  readonly #store: Database
+  readonly #webhooks: WebhookRepository
   readonly #policy: UrlPolicy
   readonly #lookup: Lookup
   readonly #now: () => Date
   readonly #wake: () => void
 
-  constructor (deps: { store: Store, webhooks: WebhookStore, policy: UrlPolicy, lookup?: Lookup, now: () => Date, wake: () => void }) {
+  constructor (deps: { store: Database, webhooks: WebhookRepository, policy: UrlPolicy, lookup?: Lookup, now: () => Date, wake: () => void }) {
     this.#store = deps.store
     this.#webhooks = deps.webhooks
     this.#policy = deps.policy
@@ -36,13 +35,13 @@ export class WebhookService {
     const existing = await this.#webhooks.getWebhook(name)
     if (existing === undefined) {
       const created: WebhookRecord = {
-        name, ...input, enabled: true, createdAt: at, updatedAt: at, secret: newSecret(), cursor: await this.#store.latestEventSeq()
+        name, ...input, enabled: true, createdAt: at, updatedAt: at, secret: newSecret(), cursor: await this.#store.events.latestEventSeq()
       }
       await this.#webhooks.insertWebhook(created)
       return { webhook: { ...shown(created), secret: created.secret }, created: true }
     }
     const secret = rotateSecret ? newSecret() : undefined
-    const cursor = existing.enabled ? undefined : await this.#store.latestEventSeq()
+    const cursor = existing.enabled ? undefined : await this.#store.events.latestEventSeq()
     const updated = await this.#webhooks.updateWebhook(name, input, at, { ...(secret && { secret }), ...(cursor !== undefined && { cursor }) })
     if (updated === undefined) throw errors.webhookNotFound(name)
     // Deliveries held while it was disabled may go now.

@@ -4,10 +4,12 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
 import t, { type Test } from 'tap'
 import { IntegrityError } from '../../src/artifacts/artifact-store.js'
 import { S3Store } from '../../src/artifacts/s3-store.js'
+import { startFaultProxy } from '../fault-proxy.js'
 import { S3RVER_CREDENTIALS, startS3, startS3Process } from '../s3-server.js'
 
 const MiB = 1024 * 1024
@@ -108,6 +110,133 @@ t.test('a wrong sha256 rejects and leaves no object, multipart or single', async
     }
     sent.length = 0
   }
+})
+
+interface Sent {
+  command: string
+  input: Record<string, unknown>
+  headers: Record<string, string>
+  /** Of the body as sent: part buffers are reused, so it is not kept. */
+  bodyLength?: number
+  bodyCrc32?: string
+  /** When the request was sent and when it settled, in one sequence for all requests. */
+  sentAt: number
+  settledAt?: number
+}
+
+/** Every request attempt the store's client makes, as it goes on the wire (signed). */
+function record (s: S3Store) {
+  const sent: Sent[] = []
+  let seq = 0
+  ;(s as unknown as { client: S3Client }).client.middlewareStack.add((next, context) => async (args) => {
+    const request = args.request as { headers: Record<string, string>, body?: unknown }
+    const body = request.body instanceof Uint8Array ? request.body : undefined
+    const entry: Sent = {
+      command: context.commandName ?? '?',
+      input: args.input as Record<string, unknown>,
+      headers: { ...request.headers },
+      ...(body && { bodyLength: body.length, bodyCrc32: crcBase64(crc32(body)) }),
+      sentAt: ++seq
+    }
+    sent.push(entry)
+    try {
+      return await next(args)
+    } finally {
+      entry.settledAt = ++seq
+    }
+  }, { step: 'deserialize', name: 'testWire' })
+  return sent
+}
+
+const crcBase64 = (crc: number) => {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(crc)
+  return b.toString('base64')
+}
+
+t.test('each part goes with a CRC32 of its bytes and UNSIGNED-PAYLOAD: the signer does not hash it again', async (t) => {
+  const s = store('crc')
+  const sent = record(s)
+  await s.putFile('big', bigPath, { sha256: sha256(big), size: big.length }, 'application/octet-stream')
+  await s.putFile('small', smallPath, { sha256: sha256(small) }, 'text/plain')
+  const create = sent.filter((x) => x.command === 'CreateMultipartUploadCommand')
+  t.equal(create.length, 1)
+  t.equal(create[0]!.headers['x-amz-checksum-algorithm'], 'CRC32', 'the upload announces its parts\' checksum')
+  const parts = sent.filter((x) => x.command === 'UploadPartCommand')
+  t.same(parts.map((p) => p.input.PartNumber), [1, 2, 3])
+  let offset = 0
+  for (const p of parts) {
+    t.equal(p.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD', `part ${String(p.input.PartNumber)} is not hashed to be signed`)
+    t.equal(p.headers['x-amz-checksum-crc32'], crcBase64(crc32(big.subarray(offset, offset + p.bodyLength!))), 'the CRC32 of the file\'s bytes at that offset')
+    t.equal(p.bodyCrc32, p.headers['x-amz-checksum-crc32'], 'and of the body sent')
+    offset += p.bodyLength!
+  }
+  t.equal(offset, big.length, 'the parts are the file')
+  const complete = sent.filter((x) => x.command === 'CompleteMultipartUploadCommand')
+  t.same((complete[0]!.input.MultipartUpload as { Parts: Array<{ ChecksumCRC32?: string }> }).Parts.map((p) => p.ChecksumCRC32),
+    parts.map((p) => p.headers['x-amz-checksum-crc32']), 'CompleteMultipartUpload lists each part\'s checksum')
+  const put = sent.filter((x) => x.command === 'PutObjectCommand')
+  t.equal(put.length, 1, 'a file of one part is a single PutObject')
+  t.equal(put[0]!.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD')
+  t.equal(put[0]!.headers['x-amz-checksum-crc32'], crcBase64(crc32(small)))
+  t.same(await s.getBytes('big'), big, 's3rver took the unsigned parts')
+})
+
+t.test('a file of exactly two parts, and an empty file', async (t) => {
+  const s = store('exact')
+  const sent = record(s)
+  const two = big.subarray(0, 10 * MiB)
+  const twoPath = join(dir, 'two.qcow2')
+  await writeFile(twoPath, two)
+  t.same(await s.putFile('two', twoPath, { sha256: sha256(two), size: two.length }, 'x/y'), { size: two.length, sha256: sha256(two), linked: false })
+  t.same(sent.filter((x) => x.command === 'UploadPartCommand').map((p) => p.bodyLength), [5 * MiB, 5 * MiB])
+  t.same(await s.getBytes('two'), two)
+  const emptyPath = join(dir, 'empty')
+  await writeFile(emptyPath, '')
+  t.same(await s.putFile('empty', emptyPath, { sha256: sha256(Buffer.alloc(0)), size: 0 }, 'x/y'), { size: 0, sha256: sha256(Buffer.alloc(0)), linked: false })
+  t.same(await s.getBytes('empty'), Buffer.alloc(0))
+})
+
+t.test('a short file is refused before its last part: the upload is aborted and nothing is visible', async (t) => {
+  const s = store('short')
+  const sent = record(s)
+  // What meta.json describes, and the file as a cut copy left it: 10 MiB + 1 byte of 12 MiB + 12345.
+  const shortPath = join(dir, 'short.qcow2')
+  await writeFile(shortPath, big.subarray(0, 10 * MiB + 1))
+  const err = await s.putFile('disk', shortPath, { sha256: sha256(big), size: big.length }, 'x/y').catch((e: unknown) => e)
+  t.ok(err instanceof IntegrityError, 'IntegrityError')
+  t.match((err as Error).message, `${10 * MiB + 1} bytes, meta.json says ${big.length}`)
+  const parts = sent.filter((x) => x.command === 'UploadPartCommand')
+  t.same(parts.map((p) => p.input.PartNumber), [1, 2], 'the last part, one byte, is never sent')
+  t.equal(sent.filter((x) => x.command === 'CompleteMultipartUploadCommand').length, 0)
+  const aborts = sent.filter((x) => x.command === 'AbortMultipartUploadCommand')
+  t.equal(aborts.length, 1)
+  t.equal(aborts[0]!.input.UploadId, parts[0]!.input.UploadId, 'the abort names the upload the parts went to')
+  t.ok(parts.every((p) => p.settledAt! < aborts[0]!.sentAt), 'after every part had settled')
+  // s3rver 3.7 answers AbortMultipartUpload with 405 and has no ListMultipartUploads:
+  // the refusal is still an IntegrityError, with the abort's failure as its cause.
+  const cause = (err as Error).cause as Error | undefined
+  t.ok(cause === undefined || cause.name === 'MethodNotAllowed', `abort: ${cause?.name ?? 'done'}`)
+  t.same(await list('short/'), [], 'nothing listed')
+  t.equal(await s.head('disk'), undefined)
+  await noUpload(t, 'short/disk')
+})
+
+t.test('a part that cannot be sent fails the upload and aborts it', async (t) => {
+  const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(s3.endpoint).port) }, t)
+  const s = store('cut', proxy.url, 5000)
+  const sent = record(s)
+  proxy.cutAfter = MiB
+  await t.rejects(s.putFile('disk', bigPath, { sha256: sha256(big), size: big.length }, 'x/y'),
+    { message: /^S3 upload to s3:\/\/cosa-builds\/cut\/disk failed: .*aborting the multipart upload failed too/ })
+  t.ok(proxy.cuts > 0, 'the proxy cut the parts')
+  const parts = sent.filter((x) => x.command === 'UploadPartCommand')
+  const aborts = sent.filter((x) => x.command === 'AbortMultipartUploadCommand')
+  t.ok(parts.length >= 2, `${parts.length} part attempts`)
+  t.equal(aborts.length, 1)
+  t.ok(parts.every((p) => p.settledAt! < aborts[0]!.sentAt), 'no part attempt was still open when the abort went out')
+  t.equal(sent.filter((x) => x.command === 'CompleteMultipartUploadCommand').length, 0)
+  t.same(await list('cut/'), [], 'nothing listed')
 })
 
 t.test('a wrong size rejects, even with the right sha256', async (t) => {

@@ -58,6 +58,10 @@ t.test('publish, then sync into a fresh workdir', async (t) => {
   await mkdir(fresh)
   const published = new Set(['1.0'])
   t.match(await syncWorkdir(publisher, 's', fresh, 'x86_64'), { synced: '1.0', removed: [], published, latest: { buildid: '1.0' } })
+  t.same((await syncWorkdir(publisher, 's', fresh, 'x86_64')).workspace, {
+    paths: ['builds/builds.json', 'builds/latest', 'builds/1.0/x86_64/meta.json', 'builds/1.0/x86_64/commitmeta.json', 'builds/1.0/x86_64/ostree-commit-object'],
+    prune: { dir: 'builds', keep: ['1.0'] }
+  }, 'what an engine\'s own copy of the workdir is given, also when this one was in step already')
   t.equal(await readlink(join(fresh, 'builds/latest')), '1.0')
   t.same((await readdir(join(fresh, 'builds/1.0/x86_64'))).sort(), ['commitmeta.json', 'meta.json', 'ostree-commit-object'])
   t.equal(await readFile(join(fresh, 'builds/builds.json'), 'utf8'), (await store.getBytes('s/builds/builds.json'))!.toString())
@@ -83,7 +87,9 @@ t.test('publish, then sync into a fresh workdir', async (t) => {
   t.same((await readdir(join(fresh, 'builds'))).filter((n) => !n.startsWith('.')), [], 'no build, no latest, no builds.json')
   const empty = join(dir, 'empty')
   await mkdir(empty)
-  t.same(await syncWorkdir(publisher, 's2', empty, 'x86_64'), { removed: [], published: new Set() }, 'a first build: nothing to do')
+  t.same(await syncWorkdir(publisher, 's2', empty, 'x86_64'), {
+    removed: [], published: new Set(), workspace: { paths: ['builds/builds.json', 'builds/latest'], prune: { dir: 'builds', keep: [] } }
+  }, 'a first build: nothing to do here; an engine\'s own copy loses any builds/latest and builds.json')
   await t.rejects(lstat(join(empty, 'builds')), 'and nothing made')
 })
 

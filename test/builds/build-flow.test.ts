@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { basearch } from '../../src/cosa/basearch.js'
 import { metaSchema } from '../../src/cosa/meta.js'
 import { configRepo, register, requireDocker, startApp, submit, vanishingImage } from '../helpers.js'
 
@@ -26,6 +27,9 @@ t.test('a stream builds, then finds nothing changed, then builds again when forc
   const done = await h.waitFor(first.id, ['succeeded', 'failed'])
   t.equal(done.state, 'succeeded', `first build: ${done.message ?? ''}`)
   t.equal(done.configCommit, await repo.head(), 'the build records the config commit it built')
+  const uname = (await execa('uname', ['-m'])).stdout.trim()
+  t.match(done, { engine: 'local', arch: basearch(uname) }, 'and the engine (its default name) and arch that ran it')
+  t.equal(done.result.arch, done.arch, 'the arch cosa built for is the engine\'s')
   t.match(done.result.cosaBuildId, /^1\.\d{8}\.dev\.0$/)
   t.same(done.result.artifacts.map((a: { name: string }) => a.name).sort(), ['ostree', 'qemu'])
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { FrameFilter } from '../../src/builds/frame-filter.js'
-import type { LogFrame } from '../../src/runner/log-frames.js'
+import type { LogFrame } from '../../src/executor/executor.js'
 
 // The rules that keep a build log exact while every snapshot of the engine's
 // log repeats some of the last one.

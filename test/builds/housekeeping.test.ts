@@ -5,10 +5,10 @@ import { LocalStore } from '../../src/artifacts/local-store.js'
 import { Publisher } from '../../src/artifacts/publisher.js'
 import { SpaceGuard } from '../../src/artifacts/space-guard.js'
 import { buildsJsonKey } from '../../src/artifacts/store-layout.js'
-import { BuildLogs } from '../../src/builds/build-logs.js'
+import { FileLogStore } from '../../src/logs/file-log-store.js'
 import { Housekeeping } from '../../src/builds/housekeeping.js'
 import { BuildLifecycle } from '../../src/builds/lifecycle.js'
-import { SqliteStore } from '../../src/store/sqlite-store.js'
+import { openDatabase } from '../../src/store/open-database.js'
 import { silentLogger, tempDir } from '../helpers.js'
 
 // Old builds go, with their logs and idempotency keys; pinned and
@@ -20,13 +20,13 @@ const result = (cosaBuildId: string) => ({ cosaBuildId, arch: 'x86_64', ostreeCo
 
 t.test('a pass prunes what is old and not kept', async (t) => {
   const root = await tempDir(t)
-  const store = new SqliteStore(join(root, 'db.sqlite'))
+  const store = await openDatabase({}, join(root, 'db.sqlite'))
   t.teardown(() => store.close())
-  await store.putStream({ name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, keep: 10, resources: {}, recipe: [], createdAt: '', updatedAt: '' })
+  await store.streams.putStream({ name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, keep: 10, resources: {}, recipe: [], createdAt: '', updatedAt: '' })
   let clock = Date.parse('2026-01-01T00:00:00Z')
   const now = () => new Date(clock)
-  const lifecycle = new BuildLifecycle({ store, now, logger: silentLogger })
-  const logs = new BuildLogs(join(root, 'logs'), 1 << 20)
+  const lifecycle = new BuildLifecycle({ store, now, logger: silentLogger, lease: { owner: 'test', ms: 30_000 } })
+  const logs = new FileLogStore(join(root, 'logs'), 1 << 20)
   const artifacts = new LocalStore(join(root, 'store'))
   const publisher = new Publisher({ store: artifacts, guard: new SpaceGuard({ dataDir: root, store: artifacts, minFreeBytes: 0 }), logger: silentLogger, now })
 
@@ -41,7 +41,7 @@ t.test('a pass prunes what is old and not kept', async (t) => {
   await finish('pinned', '1.0')
   await finish('published', '2.0')
   await finish('gone', '3.0')
-  await store.setPin('s', '1.0', true, now().toISOString())
+  await store.pins.setPin('s', '1.0', true, now().toISOString())
   await artifacts.putBytes(buildsJsonKey('s'), Buffer.from(JSON.stringify({ 'schema-version': '1.0.0', builds: [{ id: '2.0', arches: ['x86_64'] }], timestamp: '2026-01-01T00:00:00Z' })), 'application/json')
   clock += 60 * DAY
   await finish('recent', undefined, 'k2')
@@ -52,13 +52,13 @@ t.test('a pass prunes what is old and not kept', async (t) => {
   const [first, again] = await Promise.all([housekeeping.prune(), housekeeping.prune()])
   t.equal(first, again, 'one pass at a time: a second call shares the running one')
   t.same(first, { keys: 2, logs: 2, builds: 2, events: 12 }, 'the first four builds\' events (queued, started, finished) are 100 days old')
-  const left = (await store.listBuilds({ limit: 10 })).map((b) => b.id).sort()
+  const left = (await store.builds.listBuilds({ limit: 10 })).map((b) => b.id).sort()
   t.same(left, ['pinned', 'published', 'queued', 'recent'], 'old unkept builds are gone; pinned, published, recent and unfinished stay')
   t.notOk(existsSync(logs.path('gone')), 'with their logs')
   t.ok(existsSync(logs.path('pinned')), 'a kept build keeps its log')
   const replay = await lifecycle.submit({ id: 'new', stream: 's', request, createdAt: now().toISOString() }, { scope: 'c', key: 'k2', fingerprint: 'x' })
   t.equal(replay.kind, 'created', 'an expired idempotency key is free again')
   t.same(await housekeeping.prune(), { keys: 0, logs: 0, builds: 0, events: 0 }, 'nothing more to do')
-  t.same((await store.eventsAfter(0, { limit: 100 })).map((e) => e.buildId).sort(), ['new', 'queued', 'recent', 'recent', 'recent'],
+  t.same((await store.events.eventsAfter(0, { limit: 100 })).map((e) => e.buildId).sort(), ['new', 'queued', 'recent', 'recent', 'recent'],
     'newer events stay')
 })

@@ -135,8 +135,8 @@ t.test('a stream\'s settings are checked against the engine, and are never an in
   t.equal((await put({})).statusCode, 201, 'what fits registers')
 
   // The engine shrinks after registration (another engine, fewer CPUs): the build says whose fault it is.
-  const stream = await h.app.core.store.getStream('fit')
-  await h.app.core.store.putStream({ ...stream!, resources: { cpus: 512 } })
+  const stream = await h.app.core.store.streams.getStream('fit')
+  await h.app.core.store.streams.putStream({ ...stream!, resources: { cpus: 512 } })
   const build = await h.waitFor((await submit(h, 'fit')).id, ['succeeded', 'failed'])
   t.match(build, { state: 'failed', reason: 'invalid_settings', message: /resources\.cpus: 512 is more than/ })
 })

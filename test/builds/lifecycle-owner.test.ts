@@ -4,13 +4,13 @@ import t from 'tap'
 import { ROOT } from '../helpers.js'
 
 // A lint rule, as a test: only the lifecycle writes a build's state and
-// phase. It alone calls the store's writers of them, and in the SQLite store
-// every statement that writes `state` or `phase` is in one of those writers,
+// phase. It alone calls the build repository's writers of them, and in that
+// repository every statement that writes `state` or `phase` is in one of those writers,
 // each of which appends its outbox event in the same transaction.
 
 const WRITERS = ['insertBuild', 'transition', 'claimNext']
 const OWNER = 'src/builds/lifecycle.ts'
-const STORE = 'src/store/sqlite-store.ts'
+const STORE = 'src/store/build-repository.ts'
 
 async function sources (dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true })
@@ -28,7 +28,7 @@ function methods (source: string) {
 
 t.test('only the lifecycle calls the store\'s writers of build state', async (t) => {
   const offenders: string[] = []
-  const call = new RegExp(`\\b(store|#store)\\s*\\.\\s*(${WRITERS.join('|')})\\s*\\(`)
+  const call = new RegExp(`\\b(store|#store)\\s*\\.\\s*builds\\s*\\.\\s*(${WRITERS.join('|')})\\s*\\(`)
   for (const file of await sources(join(ROOT, 'src'))) {
     const name = relative(ROOT, file)
     if (name === OWNER || name.startsWith('src/store/')) continue
@@ -37,21 +37,21 @@ t.test('only the lifecycle calls the store\'s writers of build state', async (t)
   }
   t.same(offenders, [], 'no other module calls insertBuild, transition or claimNext')
   const owner = await readFile(join(ROOT, OWNER), 'utf8')
-  for (const w of WRITERS) t.match(owner, new RegExp(`#store\\.${w}\\(`), `the lifecycle is where ${w} is called`)
+  for (const w of WRITERS) t.match(owner, new RegExp(`#store\\.builds\\.${w}\\(`), `the lifecycle is where ${w} is called`)
 })
 
 /** What the UPDATE statements of a method body set (up to WHERE), and whether it inserts builds. */
 const setClauses = (body: string) => [...body.matchAll(/UPDATE builds SET((?:(?!WHERE)[^`])*)/g)].map((m) => m[1]!).join(' ')
 const writesState = (body: string) => /\b(state|phase)\s*=/.test(setClauses(body)) || /INSERT INTO builds\b/.test(body)
 
-t.test('in the SQLite store, state and phase are written only with an event', async (t) => {
+t.test('in the build repository, state and phase are written only with an event', async (t) => {
   const source = await readFile(join(ROOT, STORE), 'utf8')
   const all = methods(source)
   const writing = [...all].filter(([, body]) => writesState(body)).map(([name]) => name)
   t.same(writing.sort(), ['claimNext', 'insert', 'transition'], 'only the writers write state')
   for (const name of writing) {
     const body = all.get(name)!
-    t.ok(/#appendEvent\(|#changeTx\(/.test(body), `${name} appends its event in the same transaction`)
+    t.ok(/appendEvent\(|#changeTx\(|#claimTx\(/.test(body), `${name} appends its event in the same transaction`)
   }
-  t.match(all.get('update'), /patch: QuietPatch\)/, 'update() takes only fields no event is about (no state, no phase)')
+  t.match(all.get('update'), /patch: QuietPatch[,)]/, 'update() takes only fields no event is about (no state, no phase)')
 })

@@ -3,22 +3,22 @@ import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import type { BuildEvent } from '../../src/builds/build-event.js'
 import { BuildLifecycle } from '../../src/builds/lifecycle.js'
-import { SqliteStore } from '../../src/store/sqlite-store.js'
+import { openDatabase } from '../../src/store/open-database.js'
 import { tempDir } from '../helpers.js'
 
 const request = { force: false, skipPrune: false }
 
 async function setup (t: Test) {
-  const store = new SqliteStore(join(await tempDir(t), 'db.sqlite'))
+  const store = await openDatabase({}, join(await tempDir(t), 'db.sqlite'))
   t.teardown(() => store.close())
-  await store.putStream({
+  await store.streams.putStream({
     name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, keep: 10,
     resources: {}, recipe: [], createdAt: '', updatedAt: ''
   })
   const lines: Array<{ level: number, msg: string }> = []
   const logger = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s)) } })
   let clock = Date.parse('2026-01-01T00:00:00Z')
-  const lifecycle = new BuildLifecycle({ store, logger, now: () => new Date(clock += 1000) })
+  const lifecycle = new BuildLifecycle({ store, logger, now: () => new Date(clock += 1000), lease: { owner: 'test', ms: 30_000 } })
   const heard: BuildEvent[] = []
   lifecycle.subscribe((e) => heard.push(e))
   return { store, lifecycle, lines, heard }
@@ -31,16 +31,16 @@ t.test('a build\'s path, each move with its event, the rules with it', async (t)
   t.equal(running?.phase, 'preparing', 'a started build is preparing')
   await lifecycle.record('b', { resultTokenHash: 'f'.repeat(64) })
   await lifecycle.phase('b', 'build')
-  await lifecycle.requestCancel((await store.getBuild('b'))!)
-  t.equal(await lifecycle.requestCancel((await store.getBuild('b'))!), undefined, 'a second cancel request changes nothing')
+  await lifecycle.requestCancel((await store.builds.getBuild('b'))!)
+  t.equal(await lifecycle.requestCancel((await store.builds.getBuild('b'))!), undefined, 'a second cancel request changes nothing')
   const done = await lifecycle.finish(running!, { state: 'failed', reason: 'exit_code', message: 'm', exitCode: 1 })
   t.equal(done?.failedStep, 'build', 'a failed build names the step it failed in')
   t.equal(done?.phase, undefined, 'a finished build has no phase')
-  t.notOk(await store.resultTokenHash('b'), 'a final state forgets the result token')
+  t.notOk(await store.builds.resultTokenHash('b'), 'a final state forgets the result token')
   t.same(heard.map((e) => [e.seq, e.type, e.build.state]), [
     [1, 'build.queued', 'queued'], [2, 'build.started', 'running'], [3, 'build.phase', 'running'],
     [4, 'build.cancel_requested', 'running'], [5, 'build.finished', 'failed']])
-  t.same(await store.eventsAfter(0, { limit: 10 }), heard, 'subscribers hear what the outbox holds')
+  t.same(await store.events.eventsAfter(0, { limit: 10 }), heard, 'subscribers hear what the outbox holds')
   const finished = lines.find((l) => l.msg === 'build finished')
   t.match(finished, { buildId: 'b', stream: 's', state: 'failed', reason: 'exit_code', failedStep: 'build', queueWaitSeconds: 2, runSeconds: 5 })
 })
@@ -50,7 +50,7 @@ t.test('illegal and late moves are refused', async (t) => {
   await lifecycle.submit({ id: 'q', stream: 's', request, createdAt: '2026-01-01T00:00:00Z' })
   t.equal(await lifecycle.requeue('q'), undefined, 'a queued build is not running: nothing to requeue')
   t.equal(await lifecycle.phase('q', 'build'), undefined, 'a queued build has no step')
-  const cancelled = await lifecycle.requestCancel((await store.getBuild('q'))!)
+  const cancelled = await lifecycle.requestCancel((await store.builds.getBuild('q'))!)
   t.equal(cancelled?.state, 'cancelled', 'a queued build is cancelled at once')
   t.ok(cancelled?.cancelRequestedAt && cancelled.finishedAt)
   t.equal(await lifecycle.finish(cancelled!, { state: 'succeeded' }), undefined, 'a final state is final')
@@ -64,7 +64,7 @@ t.test('a move the table forbids is a programming error: logged at error, refuse
   const running = (await lifecycle.claimNext(1))!
   // What a type cast or a bad merge could do: there is no move from running to "started".
   t.equal(await lifecycle.finish(running, { state: 'started' as never }), undefined)
-  t.equal((await store.getBuild('b'))?.state, 'running', 'nothing was written')
+  t.equal((await store.builds.getBuild('b'))?.state, 'running', 'nothing was written')
   t.match(lines.find((l) => l.level === 50), { msg: 'illegal build state transition refused', from: 'running', to: 'started' })
   t.equal(heard.length, 2, 'and no event')
 })

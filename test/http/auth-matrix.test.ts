@@ -200,9 +200,10 @@ t.test('the result route takes only the token minted for that build', async (t) 
   const TOKEN_A = 'build-a-token-0123456789abcdefghijklmnopqrstu'
   const TOKEN_B = 'build-b-token-0123456789abcdefghijklmnopqrstu'
   const { store, lifecycle } = app.core
-  const started = { type: 'build.started', time: new Date().toISOString() } as const
-  t.ok(await store.transition(a, ['queued'], 'running', { startedAt: new Date().toISOString(), resultTokenHash: hashToken(TOKEN_A) }, started))
-  t.ok(await store.transition(b, ['queued'], 'running', { startedAt: new Date().toISOString(), resultTokenHash: hashToken(TOKEN_B) }, started))
+  // Claimed through the lifecycle, so that this process holds their leases (the runner's writes are fenced).
+  t.same([(await lifecycle.claimNext(10))?.id, (await lifecycle.claimNext(10))?.id], [a, b])
+  t.ok(await lifecycle.record(a, { resultTokenHash: hashToken(TOKEN_A) }))
+  t.ok(await lifecycle.record(b, { resultTokenHash: hashToken(TOKEN_B) }))
 
   const post = (id: string, authorization?: string) => app.inject({
     method: 'POST',
@@ -228,7 +229,7 @@ t.test('the result route takes only the token minted for that build', async (t) 
   t.equal(own.json().code, 'BLD_RESULT_REJECTED', 'an empty meta.json is rejected on its merits')
 
   // After the build has ended, its token has no use left (S4: expired callback).
-  t.ok(await lifecycle.finish((await store.getBuild(a))!, { state: 'failed' }))
+  t.ok(await lifecycle.finish((await store.builds.getBuild(a))!, { state: 'failed' }))
   const expired = await post(a, `Bearer ${TOKEN_A}`)
   t.equal(expired.statusCode, 401, 'the token of a finished build has expired: 401')
 

@@ -316,7 +316,9 @@ t.test('with tokens: the token page, buttons by role, and catching up after the 
   await waitState(server, build.id, FINAL, TOKENS.read)
   t.equal(await page.locator('h1', { hasText: /^Cancelled/ }).count(), 0, 'cut off, the page has not heard of it')
   await page.unroute(events)
-  await page.locator('h1', { hasText: /^Cancelled/ }).waitFor({ timeout: 15_000 })
+  // Alone this takes a few seconds (a reopen every 3 s, a fresh token, the
+  // missed events); in the full suite on 2 cores it went past 15 s twice.
+  await page.locator('h1', { hasText: /^Cancelled/ }).waitFor({ timeout: 40_000 })
   // The events missed, not just the state: build.finished closes the running phase of the timeline.
   await page.locator('.timeline li.running').waitFor({ state: 'detached', timeout: 5000 })
   await page.locator('[data-follow="ended"]').first().waitFor({ timeout: 15_000 })

@@ -205,3 +205,23 @@ t.test('the URL policy is checked again before each attempt', async (t) => {
   t.equal(refused.state, 'pending', 'retried later: the policy or the address may change')
   t.equal(r.hits(), 0, 'nothing reached the receiver')
 })
+
+t.test('with several replicas, the one holding the webhooks duty sends: deliveries wait while another holds it', async (t) => {
+  const h = await setup(t)
+  const r = await startReceiver(t)
+  const leases = h.app.core.store.leases
+  // This replica took the duty at start; it lapses, and another takes it.
+  await leases.releaseDuty('webhooks', h.app.core.config.replicas.id)
+  t.ok(await leases.holdDuty('webhooks', { owner: 'another-replica', ms: 60_000 }), 'another replica holds the duty')
+  const created = await put(h, 'ci', { url: r.url, events: ['build.finished'] })
+  r.setSecret(created.json().secret)
+  await quickBuild(h, 'alpha')
+  await until('the delivery to be made', 10_000, async () => (await deliveries(h, 'ci')).length === 1)
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.equal(r.hits(), 0, 'made, but not sent by this replica')
+  t.match(await deliveries(h, 'ci'), [{ state: 'pending' }])
+  await leases.releaseDuty('webhooks', 'another-replica')
+  await quickBuild(h, 'beta')
+  await until('both deliveries sent once the duty is free', 10_000, async () => r.received.length === 2)
+  t.same(r.rejected, [])
+})

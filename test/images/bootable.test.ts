@@ -5,7 +5,7 @@ import { readFile, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { metaSchema } from '../../src/cosa/meta.js'
-import { UNPRIVILEGED_CAPS } from '../../src/runner/container-spec.js'
+import { UNPRIVILEGED_CAPS } from '../../src/executor/docker/container-spec.js'
 import { configRepo, cosaWith, requireDocker, tempDir } from '../helpers.js'
 
 // examples/bootable: real Debian packages, fetched from the archive, built

@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs'
 import { mkdir, readFile, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { UNPRIVILEGED_CAPS } from '../../src/runner/container-spec.js'
+import { UNPRIVILEGED_CAPS } from '../../src/executor/docker/container-spec.js'
 import { IMAGE, configRepo, cosaWith, requireDocker, tempDir } from '../helpers.js'
 
 // `cosa kola run basic` in the real cosa-lite image, booting real images under

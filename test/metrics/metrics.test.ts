@@ -81,7 +81,7 @@ t.test('builds, queues, publishing and HTTP answers, as promtool reads them', as
   t.equal(m.get('cosa_buildd_build_queue_wait_seconds_count{stream="mini"}'), 2)
   t.equal(m.get('cosa_buildd_publish_duration_seconds_count'), 1, 'one build was stored (unchanged stores nothing)')
   t.ok(m.get('cosa_buildd_publish_bytes_total')! > 1_000_000, `published bytes counted: ${m.get('cosa_buildd_publish_bytes_total')}`)
-  t.equal(m.get('cosa_buildd_engine_up{engine="default"}'), 1)
+  t.equal(m.get('cosa_buildd_engine_up{engine="local"}'), 1)
   t.equal(m.get('cosa_buildd_events_outbox_lag_seconds'), 0, 'no delivery waits')
   t.equal(m.get('cosa_buildd_builds_queued{stream="mini"}'), 0, 'a stream with nothing queued reads 0')
   t.ok(m.get('cosa_buildd_http_request_duration_seconds_count{method="GET",route="/v1/builds/:id",status="200"}')! >= 3,
@@ -116,5 +116,5 @@ t.test('queue gauges are right after a restart', async (t) => {
   const m = samples(await scrape(again))
   t.equal(m.get('cosa_buildd_builds_queued{stream="mini"}'), 2, 'both queued builds, read from the store')
   t.equal(m.get('cosa_buildd_builds_running{stream="mini"}'), 0)
-  t.equal(m.get('cosa_buildd_engine_up{engine="default"}'), 0, 'the engine is down')
+  t.equal(m.get('cosa_buildd_engine_up{engine="local"}'), 0, 'the engine is down')
 })

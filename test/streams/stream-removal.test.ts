@@ -25,7 +25,7 @@ t.test('delete a stream, keep or purge its builds', async (t) => {
   const busy = await del('/v1/streams/keep')
   t.equal(busy.statusCode, 409)
   t.equal(busy.json().code, 'BLD_STREAM_BUSY')
-  t.ok(await store.getStream('keep'), 'a busy stream stays')
+  t.ok(await store.streams.getStream('keep'), 'a busy stream stays')
   await app.inject({ method: 'POST', url: '/v1/builds/q1/cancel' })
   await h.waitFor('q1', ['cancelled', 'failed'])
 
@@ -33,7 +33,7 @@ t.test('delete a stream, keep or purge its builds', async (t) => {
   await mkdir(workdir, { recursive: true })
   await writeFile(join(workdir, 'x'), 'x')
   t.equal((await del('/v1/streams/keep')).statusCode, 204)
-  t.notOk(await store.getStream('keep'), 'the stream is gone')
+  t.notOk(await store.streams.getStream('keep'), 'the stream is gone')
   t.notOk(existsSync(join(app.core.dataDir.streams, 'keep')), 'with its workdir and mirror')
   t.equal((await app.inject({ url: `/v1/builds/${kept.id}` })).statusCode, 200, 'its builds stay without purge')
   t.equal((await del('/v1/streams/keep')).statusCode, 404, 'a second delete: 404')

@@ -31,5 +31,6 @@ t.test('the build page header', async (t) => {
 t.test('what a queued build waits for', async (t) => {
   t.equal(waitingText(build({ queuePosition: 2, waitingFor: 'stream_busy' })), '#2 in line, waiting for another build of its stream')
   t.equal(waitingText(build({ waitingFor: 'slot' })), 'waiting for a free build slot')
+  t.equal(waitingText(build({ waitingFor: 'no_engine_for_arch' })), 'waiting for an engine of its arch')
   t.equal(waitingText(build({ state: 'running', queuePosition: 1 })), undefined)
 })

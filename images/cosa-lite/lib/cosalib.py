@@ -161,7 +161,11 @@ def load_yaml_with_includes(path, seen=()):
 
 
 def load_manifest():
-    return load_yaml_with_includes("src/config/manifest.yaml")
+    manifest = load_yaml_with_includes("src/config/manifest.yaml")
+    # As rpm-ostree does, so that one config names each arch's branch.
+    if isinstance(manifest.get("ref"), str):
+        manifest["ref"] = manifest["ref"].replace("${basearch}", basearch())
+    return manifest
 
 
 def load_image_yaml():

@@ -1,8 +1,8 @@
-import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseKolaReport, type BootTestRecord } from '../../cosa/kola-report.js'
 import { bootTestStep, KOLA_DIR, KOLA_REPORT, KOLA_STATUS } from '../../cosa/recipe.js'
-import { BOOT_TEST_FILES } from '../build-logs.js'
+import { BOOT_TEST_FILES, type BootTestFile } from '../../logs/log-store.js'
 import type { PostedResult } from '../model.js'
 import { platformsOf, recipeOf, type RunContext } from './context.js'
 
@@ -24,14 +24,14 @@ const record = (status: 'failed' | 'skipped', reason: string): BootTestRecord =>
  * unchanged one is not tested again), or the step did not run in it.
  */
 export async function readBootTest (ctx: RunContext, posted: PostedResult | undefined): Promise<BootTestOutcome | undefined> {
-  const { build, stream, deps: { dataDir, logs } } = ctx
+  const { build, stream, deps: { logs } } = ctx
   const setting = stream?.bootTest
   if (!stream || !setting?.enabled || posted?.outcome !== 'built') return undefined
   const mode = setting.mode
   if (!bootTestStep(setting, recipeOf(stream), platformsOf(build, stream))) {
     return { mode, record: record('skipped', 'the build makes no qemu image') }
   }
-  const workdir = dataDir.workdir(build.stream)
+  const workdir = ctx.executor.workdir(build.stream)
   const written = await readFile(join(workdir, KOLA_STATUS), 'utf8').then((s) => /^(\d+) (\S+)\n?$/.exec(s), () => null)
   // None, or another build's: the step did not run in this build (the
   // setting was turned on after it started), so there is nothing to judge.
@@ -43,20 +43,19 @@ export async function readBootTest (ctx: RunContext, posted: PostedResult | unde
   } catch (err) {
     parsed = record('failed', `kola exited ${status} without a readable report: ${(err as Error).message}`.slice(0, 500))
   }
-  await keepFiles(workdir, (name) => logs.attachmentPath(build.id, name))
+  await keepFiles(workdir, (name, path) => logs.keepAttachment(build.id, name, path))
   return { mode, record: parsed }
 }
 
 /** kola writes each machine's files under <output-dir>/<test>/<machine>/. */
-async function keepFiles (workdir: string, target: (name: typeof BOOT_TEST_FILES[number]) => string) {
+async function keepFiles (workdir: string, keep: (name: BootTestFile, path: string) => Promise<void>) {
   const root = join(workdir, KOLA_DIR)
   const dirs = await readdir(root, { withFileTypes: true }).catch(() => [])
   for (const test of dirs.filter((d) => d.isDirectory() && d.name !== 'reports')) {
     for (const machine of await readdir(join(root, test.name), { withFileTypes: true })) {
       if (!machine.isDirectory()) continue
       const from = join(root, test.name, machine.name)
-      await mkdir(join(target('console.txt'), '..'), { recursive: true })
-      for (const name of BOOT_TEST_FILES) await copyFile(join(from, name), target(name)).catch(() => undefined)
+      for (const name of BOOT_TEST_FILES) await keep(name, join(from, name)).catch(() => undefined)
       return
     }
   }

@@ -4,9 +4,11 @@ import { DEFAULT_RECIPE } from '../../cosa/recipe.js'
 import type { DataDir } from '../../data-dir.js'
 import type { ConfigMirror } from '../../git/config-mirror.js'
 import type { Logger } from '../../logger.js'
-import type { DockerEngine } from '../../runner/docker-engine.js'
-import type { Store } from '../../store/store.js'
-import type { BuildLogs } from '../build-logs.js'
+import type { EngineRegistry } from '../../executor/engine-registry.js'
+import type { Executor } from '../../executor/executor.js'
+import type { Database } from '../../store/repositories.js'
+import type { LogStore } from '../../logs/log-store.js'
+import type { ResultIntake } from '../result-intake.js'
 import type { BuildLifecycle, Final } from '../lifecycle.js'
 import type { LogPump } from '../log-pump.js'
 import type { SecretRedactor } from '../log-sanitizer.js'
@@ -17,32 +19,38 @@ import type { Build, Stream } from '../model.js'
 // and the signals that end the run early.
 
 export interface RunnerDeps {
-  store: Store
+  store: Database
   lifecycle: BuildLifecycle
-  engine: DockerEngine
+  /** Where builds run: the runner asks it for a build's engine. */
+  engines: EngineRegistry
   mirror: ConfigMirror
   publisher: Publisher
-  logs: BuildLogs
+  /** Takes the result a job left in its workdir (run/collect.ts) as if it had posted it. */
+  results: Pick<ResultIntake, 'accept'>
+  logs: LogStore
   dataDir: DataDir
   config: Config
   logger: Logger
-  owner: string
   now: () => Date
 }
 
 export interface RunContext {
   deps: RunnerDeps
   build: Build
+  /** The engine that runs the build. */
+  executor: Executor
   /** Undefined only for an adopted build whose stream was deleted meanwhile. */
   stream: Stream | undefined
   log: Logger
-  /** Aborts when a cancel was requested (the supervisor stops the container). */
+  /** Aborts when a cancel was requested (the supervisor stops the job). */
   cancel: AbortSignal
-  /** Aborts at service shutdown: the run detaches and leaves the container to the next start. */
+  /** Aborts at service shutdown: the run detaches and leaves the job to the next start. */
   shutdown: AbortSignal
   pump: LogPump
   /** What the build's log must never show (the stream's secrets, the result token). */
   redactor: SecretRedactor
+  /** Whether the build's log may still be written here (its lease is surely still this process's). */
+  mayWrite: () => boolean
   /** Called with each step marker the build prints. */
   onStep: (line: string) => void
   /** Settles once every phase heard so far is written (before the final state). */

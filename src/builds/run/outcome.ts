@@ -5,17 +5,17 @@ import { failed, type Final } from '../lifecycle.js'
 // How a build ended, decided from what was observed and nothing else: no
 // I/O, so every case is a row in test/builds/outcome.test.ts.
 
-/** Why the container stopped: on its own, or stopped by the service. */
+/** Why the build's job stopped: on its own, or stopped by the service. */
 export type Ending = 'exited' | 'cancelled' | 'timed_out'
 
 export interface Observation {
   ending: Ending
   timeoutSeconds: number
-  /** The container once it ended: deleted (gone), an engine that never answered again (unknown), or its exit. */
-  container: 'gone' | 'unknown' | { exitCode: number, oomKilled: boolean }
+  /** The job once it ended: deleted (gone), an engine that never answered again (unknown), or its exit. */
+  job: 'gone' | 'unknown' | { exitCode: number, oomKilled: boolean }
   /** The engine stopped answering, or went away, while the build ran. */
   engineWasDown: boolean
-  /** What the container posted and the service accepted. */
+  /** What the build posted and the service accepted. */
   posted?: { cosaBuildId: string, images: Record<string, unknown> } | undefined
   /** Why a posted result was refused, if it was. */
   rejection?: string | undefined
@@ -32,10 +32,10 @@ export type Decision = Final | { publish: true, exitCode: number, warning?: stri
 export function decideOutcome (o: Observation): Decision {
   if (o.ending === 'cancelled') return { state: 'cancelled' }
   if (o.ending === 'timed_out') return failed('timeout', `the build ran longer than the stream's timeout of ${o.timeoutSeconds}s`)
-  if (o.container === 'unknown') return failed('infrastructure', 'the Docker engine went away during the build and did not come back')
-  if (o.container === 'gone') return failed('lost', 'the build container disappeared')
-  const { exitCode, oomKilled } = o.container
-  // An engine that stops kills its containers (unless live-restore keeps
+  if (o.job === 'unknown') return failed('infrastructure', 'the Docker engine went away during the build and did not come back')
+  if (o.job === 'gone') return failed('lost', 'the build container disappeared')
+  const { exitCode, oomKilled } = o.job
+  // An engine that stops kills its jobs (unless live-restore keeps
   // them): a signal death then is the infrastructure's, not the build's.
   if (o.engineWasDown && exitCode > 128 && !oomKilled) {
     return failed('infrastructure', `the Docker engine stopped during the build; the container ended with exit code ${exitCode}`, exitCode)

@@ -1,11 +1,9 @@
-import { execa } from 'execa'
-import { mkdir, stat } from 'node:fs/promises'
-import { hostArch, syncWorkdir } from '../../artifacts/workdir-sync.js'
+import { mkdir } from 'node:fs/promises'
+import { syncWorkdir } from '../../artifacts/workdir-sync.js'
 import { urlPolicy } from '../../config.js'
 import { missingImages, requiredImages } from '../../cosa/recipe.js'
 import { ConfigError } from '../../git/config-mirror.js'
 import { configUrlRefusal } from '../../git/config-url.js'
-import { userProbeSpec } from '../../runner/container-spec.js'
 import { describeProblems, effectiveResources, resourceProblems } from '../../streams/stream-fit.js'
 import type { Final } from '../lifecycle.js'
 import { SecretRedactor } from '../log-sanitizer.js'
@@ -13,9 +11,11 @@ import type { BuildRequest, Stream } from '../model.js'
 import { mintToken } from '../result-token.js'
 import { failed, isFinal, platformsOf, recipeOf, type RunContext } from './context.js'
 
-// The first step of a run: the config commit (mirror), the builder image and
-// its user, the result token, the stream's resources against the engine and
-// the workdir in step with the artifact store. Any of them may end the build.
+// The first step of a run: the config commit (mirror), the engine and its
+// arch, the builder image and its user, the result token, the stream's
+// resources against the engine and the workdir in step with the artifact
+// store (for the engine's arch), and the engine's copy of it where the
+// engine keeps its own. Any of them may end the build.
 
 export interface Prepared {
   commit: string
@@ -24,18 +24,17 @@ export interface Prepared {
   /** As the container runs it: forced when the store's latest build lacks an image asked for. */
   request: BuildRequest
   resources: ReturnType<typeof effectiveResources>
-  workdir: string
 }
 
-export type UserIds = Map<string, { uid: number, gid: number }>
-
-export async function prepare (ctx: RunContext, stream: Stream, userIds: UserIds): Promise<Prepared | Final> {
-  const { deps, build } = ctx
+export async function prepare (ctx: RunContext, stream: Stream): Promise<Prepared | Final> {
+  const { deps, build, executor } = ctx
   const commit = await resolveCommit(ctx, stream)
   if (typeof commit !== 'string') return commit
-  await deps.lifecycle.record(build.id, { configCommit: commit })
+  const arch = await executor.arch()
+  await deps.lifecycle.record(build.id, { configCommit: commit, engine: executor.name, arch })
   await deps.logs.note(build.id, `config commit ${commit}`)
-  const user = await deps.engine.imageUser(stream.image)
+  await deps.logs.note(build.id, `engine ${executor.name} (${arch})`)
+  const user = await executor.imageUser(stream.image)
   if (user === undefined) {
     return failed('image_unavailable',
       `builder image ${stream.image} is not on the Docker engine: build or load it (npm run image:cosa-lite)`)
@@ -43,11 +42,10 @@ export async function prepare (ctx: RunContext, stream: Stream, userIds: UserIds
   const { token, hash } = mintToken()
   await deps.lifecycle.record(build.id, { resultTokenHash: hash })
   ctx.redactor = new SecretRedactor([...Object.values(stream.secrets ?? {}), token])
-  const workdir = deps.dataDir.workdir(stream.name)
-  const fit = await fitAndSync(ctx, stream, workdir)
+  const fit = await fitAndSync(ctx, stream, arch)
   if (isFinal(fit)) return fit
-  if (!/^(|root|0)(:.*)?$/.test(user)) await giveWorkdir(ctx, workdir, stream.image, user, userIds)
-  return { commit, token, workdir, ...fit }
+  await executor.prepareWorkspace({ stream: stream.name, image: stream.image, user, buildId: build.id, sync: fit.workspace })
+  return { commit, token, request: fit.request, resources: fit.resources }
 }
 
 async function resolveCommit (ctx: RunContext, stream: Stream): Promise<string | Final> {
@@ -72,16 +70,17 @@ async function resolveCommit (ctx: RunContext, stream: Stream): Promise<string |
  * platform added since), an unchanged outcome would not give the caller
  * that image: the build is forced, so it makes a complete new one.
  */
-async function fitAndSync (ctx: RunContext, stream: Stream, workdir: string) {
-  const { deps: { logs, engine, publisher }, build } = ctx
-  const capacity = await engine.capacity()
+async function fitAndSync (ctx: RunContext, stream: Stream, arch: string) {
+  const { deps: { logs, publisher }, build, executor } = ctx
+  const capacity = await executor.capacity()
+  const workdir = executor.workdir(stream.name)
   const problems = resourceProblems(stream.resources, capacity)
   if (problems.length) return failed('invalid_settings', `the stream's settings do not fit the Docker engine: ${describeProblems(problems)}`)
   const resources = effectiveResources(stream.resources, capacity)
   await mkdir(workdir, { recursive: true })
   let sync
   try {
-    sync = await syncWorkdir(publisher, stream.name, workdir, hostArch())
+    sync = await syncWorkdir(publisher, stream.name, workdir, arch)
   } catch (err) {
     return failed('infrastructure', `reading the artifact store failed: ${(err as Error).message}`)
   }
@@ -92,23 +91,9 @@ async function fitAndSync (ctx: RunContext, stream: Stream, workdir: string) {
   if (sync.removed.length) await logs.note(build.id, `removed unpublished builds from the workdir: ${sync.removed.join(', ')}`)
   if (sync.synced) await logs.note(build.id, `workdir synced from the artifact store: builds/latest is ${sync.synced}`)
   const lacking = sync.latest ? missingImages(sync.latest.images, requiredImages(recipeOf(stream), platformsOf(build, stream))) : []
-  if (!lacking.length || build.request.force) return { request: build.request, resources }
+  const { workspace } = sync
+  if (!lacking.length || build.request.force) return { request: build.request, resources, workspace }
   await logs.note(build.id, `the latest published build ${sync.latest!.buildid} has no ${lacking.join(', ')} image: ` +
     'building anew (--force) so that this build has every image it asks for')
-  return { request: { ...build.request, force: true }, resources }
-}
-
-/** Makes the workdir the image user's: real cosa runs as uid 1000 `builder`. */
-async function giveWorkdir (ctx: RunContext, workdir: string, image: string, user: string, userIds: UserIds) {
-  const { engine, owner } = ctx.deps
-  const key = `${image}\0${user}`
-  let ids = userIds.get(key)
-  if (!ids) {
-    ids = await engine.userIds(userProbeSpec({ image, user, owner, buildId: ctx.build.id }), user)
-    userIds.set(key, ids)
-  }
-  const st = await stat(workdir)
-  if (st.uid === ids.uid && st.gid === ids.gid) return
-  // A failure here ends the build `infrastructure` (the runner's catch-all).
-  await execa('chown', ['-R', `${ids.uid}:${ids.gid}`, workdir])
+  return { request: { ...build.request, force: true }, resources, workspace }
 }

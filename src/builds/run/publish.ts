@@ -12,19 +12,19 @@ import { failed, type RunContext } from './context.js'
 // not `unchanged`.
 
 export async function publish (ctx: RunContext, posted: PostedResult, exitCode: number): Promise<Final> {
-  const { deps: { store, logs, dataDir, publisher }, build, stream } = ctx
+  const { deps: { store, logs, publisher }, build, stream, executor } = ctx
   const { cosaBuildId: id, arch } = posted.result
   await logs.note(build.id, `publishing build ${id} (${arch}) to the artifact store`)
   try {
     const out = await publisher.publish({
       stream: build.stream,
       buildId: build.id,
-      workdir: dataDir.workdir(build.stream),
+      workdir: executor.workdir(build.stream),
       arch,
       meta: JSON.parse(posted.metaJson) as Meta,
       metaJson: posted.metaJson,
       keep: stream?.keep ?? DEFAULT_KEEP,
-      pinned: await store.pinnedBuilds(build.stream)
+      pinned: await store.pins.pinnedBuilds(build.stream)
     })
     await logs.note(build.id, out.stored
       ? `published ${out.artifacts.length} artifacts of ${id}` + (out.pruned.length ? `; retention pruned ${out.pruned.join(', ')}` : '')

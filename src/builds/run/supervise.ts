@@ -1,55 +1,54 @@
-import { engineGoesAway, inspectPatiently, watchEngine } from '../../runner/engine-watch.js'
+import { engineGoesAway, inspectPatiently, watchEngine } from '../../executor/engine-watch.js'
+import type { JobState } from '../../executor/executor.js'
 import type { LogCopy } from '../log-pump.js'
 import type { Ending, Observation } from './outcome.js'
 import type { RunContext } from './context.js'
 
-// The third step: follow the container's log and wait for it to end (on its
+// The third step: follow the job's log and wait for it to end (on its
 // own, by the deadline, or by a requested cancel), riding out an engine that
 // stops answering, then observe how it ended. What it observed is decided
 // by decideOutcome (outcome.ts); undefined means the service is shutting down
 // and leaves the build to the next start.
 
-/** Container states that mean someone is deleting it. */
-const GOING = new Set(['removing', 'dead'])
-// How long a build whose container has ended waits for a stopped engine to
+// How long a build whose job has ended waits for a stopped engine to
 // come back before it is decided without it.
 const ENGINE_RETURN_MS = 10 * 60_000
 
-export type Observed = Pick<Observation, 'ending' | 'container' | 'engineWasDown' | 'timeoutSeconds'>
+export type Observed = Pick<Observation, 'ending' | 'job' | 'engineWasDown' | 'timeoutSeconds'>
 
 interface Waited { ending: Ending | 'gone', engineWasDown: boolean }
 
-export async function supervise (ctx: RunContext, containerId: string): Promise<Observed | undefined> {
+export async function supervise (ctx: RunContext, jobId: string): Promise<Observed | undefined> {
   const { deps: { config, now }, build, stream, shutdown } = ctx
   const started = Date.parse(build.startedAt ?? now().toISOString())
   const timeoutSeconds = stream?.timeoutSeconds ?? config.builds.defaultTimeoutSeconds
   const timeout = AbortSignal.timeout(Math.max(0, started + timeoutSeconds * 1000 - now().getTime()))
   const logAbort = new AbortController()
   const redact = ctx.redactor.active ? (line: string) => ctx.redactor.redact(line) : undefined
-  const pump = ctx.pump.start(build.id, containerId, AbortSignal.any([logAbort.signal, shutdown]), { redact, onStep: ctx.onStep })
+  const pump = ctx.pump.start(build.id, ctx.executor, jobId, AbortSignal.any([logAbort.signal, shutdown]), { redact, onStep: ctx.onStep, mayWrite: ctx.mayWrite })
   const stop = async () => { logAbort.abort(); await pump.done }
 
-  const waited = await waitForEnd(ctx, containerId, timeout, timeoutSeconds)
+  const waited = await waitForEnd(ctx, jobId, timeout, timeoutSeconds)
   if (!waited) return void await stop()
   if (waited.ending === 'gone') {
     await stop()
-    return { ending: 'exited', container: 'gone', engineWasDown: waited.engineWasDown, timeoutSeconds }
+    return { ending: 'exited', job: 'gone', engineWasDown: waited.engineWasDown, timeoutSeconds }
   }
-  const observed = await observeEnd(ctx, containerId, { ...waited, ending: waited.ending }, pump)
+  const observed = await observeEnd(ctx, jobId, { ...waited, ending: waited.ending }, pump)
   await stop()
   if (shutdown.aborted) return undefined
   return { ...observed, timeoutSeconds }
 }
 
-async function waitForEnd (ctx: RunContext, containerId: string, timeout: AbortSignal, timeoutSeconds: number): Promise<Waited | undefined> {
-  const { deps: { engine, logs, config }, build, cancel, shutdown, log } = ctx
+async function waitForEnd (ctx: RunContext, jobId: string, timeout: AbortSignal, timeoutSeconds: number): Promise<Waited | undefined> {
+  const { deps: { logs, config }, executor: engine, build, cancel, shutdown, log } = ctx
   let engineWasDown = false
   for (;;) {
     // A wait on an engine that died can hang with its connection half
     // open: a heartbeat turns that into a broken wait, which is re-inspected.
     const heartbeat = watchEngine(engine, config.docker.heartbeatMs, AbortSignal.any([cancel, timeout, shutdown]))
     try {
-      await engine.wait(containerId, AbortSignal.any([cancel, timeout, shutdown, heartbeat.lost]))
+      await engine.wait(jobId, AbortSignal.any([cancel, timeout, shutdown, heartbeat.lost]))
       return { ending: 'exited', engineWasDown }
     } catch (err) {
       if (shutdown.aborted) return undefined
@@ -58,12 +57,12 @@ async function waitForEnd (ctx: RunContext, containerId: string, timeout: AbortS
         await logs.note(build.id, ending === 'cancelled'
           ? `cancel requested; stopping the container (grace ${config.builds.stopGraceSeconds}s)`
           : `timed out after ${timeoutSeconds}s; stopping the container`)
-        await engine.stop(containerId, config.builds.stopGraceSeconds)
+        await engine.stop(jobId, config.builds.stopGraceSeconds)
         return { ending, engineWasDown }
       }
-      // A broken wait says nothing about the container: look again.
+      // A broken wait says nothing about the job: look again.
       log.warn({ err }, 'waiting for the build container failed; inspecting it')
-      const { state, unreachable } = await inspectPatiently(engine, containerId, AbortSignal.any([timeout, shutdown, cancel]))
+      const { state, unreachable } = await inspectPatiently(engine, jobId, AbortSignal.any([timeout, shutdown, cancel]))
       if (unreachable && !engineWasDown) {
         engineWasDown = true
         await logs.note(build.id, 'the Docker engine stopped answering during the build; waiting for it')
@@ -75,11 +74,11 @@ async function waitForEnd (ctx: RunContext, containerId: string, timeout: AbortS
   }
 }
 
-async function observeEnd (ctx: RunContext, containerId: string, waited: { ending: Ending, engineWasDown: boolean }, pump: LogCopy) {
-  const { deps: { engine, config }, shutdown } = ctx
-  const after = await inspectPatiently(engine, containerId, AbortSignal.any([shutdown, AbortSignal.timeout(ENGINE_RETURN_MS)]))
-  // `docker rm -f` kills first and deletes after: a container on its way out is gone.
-  const state = typeof after.state === 'object' && !GOING.has(after.state.status) ? after.state : undefined
+async function observeEnd (ctx: RunContext, jobId: string, waited: { ending: Ending, engineWasDown: boolean }, pump: LogCopy) {
+  const { deps: { config }, executor: engine, shutdown } = ctx
+  const after = await inspectPatiently(engine, jobId, AbortSignal.any([shutdown, AbortSignal.timeout(ENGINE_RETURN_MS)]))
+  // A deletion (`docker rm -f`) kills first and deletes after: a job on its way out is gone.
+  const state = typeof after.state === 'object' && !after.state.removing ? after.state : undefined
   let engineWasDown = waited.engineWasDown
   // A graceful engine shutdown stops its containers first (SIGTERM, as
   // `docker stop` does) and goes away a moment later: a signal death we
@@ -89,13 +88,13 @@ async function observeEnd (ctx: RunContext, containerId: string, waited: { endin
   // The pump reads the engine's log until it has nothing more (it waits
   // out an engine that went away, for a while).
   if (state) await pump.finish()
-  const container: Observed['container'] = after.state === 'unknown'
+  const job: Observed['job'] = after.state === 'unknown'
     ? 'unknown'
     : state ? { exitCode: state.exitCode, oomKilled: state.oomKilled } : 'gone'
-  return { ending: waited.ending, container, engineWasDown }
+  return { ending: waited.ending, job, engineWasDown }
 }
 
-/** How a container that ended while no service watched it looks: its exit, or gone. */
-export function observeExited (state: { status: string, exitCode: number, oomKilled: boolean } | undefined): Observed['container'] {
-  return state && !GOING.has(state.status) ? { exitCode: state.exitCode, oomKilled: state.oomKilled } : 'gone'
+/** How a job that ended while no service watched it looks: its exit, or gone. */
+export function observeExited (state: JobState | undefined): Observed['job'] {
+  return state && !state.removing ? { exitCode: state.exitCode, oomKilled: state.oomKilled } : 'gone'
 }

@@ -63,10 +63,11 @@ export const Build = z.object({
     description: 'while queued: with waitingFor stream_busy, its place in its stream\'s queue; otherwise how many ' +
       'builds that can start now are ahead of it, plus one (1 is next)'
   }),
-  waitingFor: z.enum(['stream_busy', 'slot', 'engine_unavailable', 'storage_low']).optional().meta({
+  waitingFor: z.enum(['stream_busy', 'slot', 'engine_unavailable', 'no_engine_for_arch', 'storage_low']).optional().meta({
     description: 'while queued: a build of its stream runs or is queued before it (stream_busy); every slot ' +
-      '(builds.maxConcurrent) is taken or it is about to start (slot); the Docker engine does not answer ' +
-      '(engine_unavailable); free space is below storage.minFreeBytes (storage_low)'
+      '(builds.maxConcurrent) or every engine of its arch is full, or it waits for its home engine, or it is about ' +
+      'to start (slot); no engine of its arch answers (engine_unavailable); no engine serves its arch, or every one ' +
+      'is draining (no_engine_for_arch); free space is below storage.minFreeBytes (storage_low)'
   }),
   pinned: z.boolean().optional().meta({ description: 'with a result: whether its cosa build is pinned against retention' }),
   phase: z.string().optional().meta({
@@ -76,6 +77,8 @@ export const Build = z.object({
   failedStep: z.string().optional().meta({ description: 'a failed build: the phase it was in when it failed' }),
   configCommit: z.string().optional().meta({ description: 'the config repository commit this build built' }),
   containerId: z.string().optional(),
+  engine: z.string().optional().meta({ description: 'the engine that ran the build (`local` for the Docker engine beside the service, by default)' }),
+  arch: z.string().optional().meta({ description: 'the architecture the build ran on, as cosa names it: x86_64, aarch64, s390x or ppc64le' }),
   cancelRequestedAt: Timestamp.optional(),
   createdAt: Timestamp,
   startedAt: Timestamp.optional(),

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { Build } from './build.js'
 import { BOOT_TEST_DEFAULT_MEMORY_MIB, BOOT_TEST_OVERHEAD_MIB, DEFAULT_RESOURCES } from '../../streams/stream-fit.js'
+import { BASEARCHES } from '../../config.js'
 import { SafeText, StreamName, Timestamp } from './common.js'
 
 const SECRET_NAME = /^(?!COSA_BUILDD_|GIT_CONFIG_)[A-Z_][A-Z0-9_]{0,63}$/
@@ -53,6 +54,10 @@ export const StreamInput = z.strictObject({
     .optional().meta({ description: 'builder image, pinned; default the server\'s (cosa-lite:latest). It must be on the ' +
       'Docker engine when the engine answers at registration (422 otherwise); the service does not pull images.' }),
   platforms: z.array(Platform).min(1).max(16).optional().meta({ description: 'image platforms for the osbuild step; default ["qemu"]' }),
+  arches: z.array(z.enum(BASEARCHES)).min(1).max(1).optional().meta({
+    description: 'the basearch its builds run on: an engine of that arch takes them (docs/engines.md), and they wait ' +
+      'with `waitingFor: no_engine_for_arch` while there is none. One for now. Default: the arch of the default engine'
+  }),
   timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional().meta({ description: 'wall-clock limit per build; default 21600 (6 h)' }),
   keep: z.number().int().min(1).max(10_000).optional()
     .meta({ description: 'builds kept in the artifact store, pinned ones not counted; default 10' }),
@@ -86,6 +91,7 @@ export const Stream = z.object({
   config: z.object({ url: z.string(), ref: z.string() }),
   image: z.string(),
   platforms: z.array(z.string()),
+  arches: z.array(z.string()).optional(),
   timeoutSeconds: z.number().int(),
   keep: z.number().int(),
   resources: z.object({ memoryBytes: z.number().optional(), cpus: z.number().optional(), pids: z.number().optional() }),

@@ -1,7 +1,8 @@
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { text } from 'node:stream/consumers'
 import t from 'tap'
-import { BuildLogs } from '../../../src/builds/build-logs.js'
+import { FileLogStore } from '../../../src/logs/file-log-store.js'
 import type { PostedResult } from '../../../src/builds/model.js'
 import { readBootTest } from '../../../src/builds/run/boot-test.js'
 import type { RunContext } from '../../../src/builds/run/context.js'
@@ -37,11 +38,12 @@ const alive = (pid: number) => readFile(`/proc/${pid}/cmdline`, 'utf8').then((c)
 
 t.test('what a boot test left in the workdir is read for the build that ran it', async (t) => {
   const work = await tempDir(t, 'boot-read-')
-  const logs = new BuildLogs(await tempDir(t, 'boot-read-logs-'), 1 << 20)
+  const logs = new FileLogStore(await tempDir(t, 'boot-read-logs-'), 1 << 20)
   const ctx = (platforms = ['qemu']) => ({
     build: { id: 'b1', stream: 's', request: { force: false, skipPrune: false } },
     stream: { recipe: DEFAULT_RECIPE, platforms, bootTest: { enabled: true, mode: 'gate', memoryMiB: 2048 } },
-    deps: { dataDir: { workdir: () => work }, logs }
+    executor: { workdir: () => work },
+    deps: { logs }
   }) as unknown as RunContext
   const posted = (outcome: 'built' | 'unchanged') => ({ outcome, result: { cosaBuildId: '1.0' } }) as PostedResult
   const machine = join(work, 'tmp/kola/basic/m1')
@@ -59,12 +61,12 @@ t.test('what a boot test left in the workdir is read for the build that ran it',
   await writeFile(join(work, 'tmp/kola/reports/report.json'), await readFile(new URL('../../cosa/fixtures/kola-report-upstream.json', import.meta.url)))
   await writeFile(join(work, 'tmp/kola/exit-status'), '77 1.0\n')
   t.match(await readBootTest(ctx(), posted('built')), { record: { status: 'warned' } }, 'upstream kola\'s 77 is a warning')
-  t.equal(await readFile(logs.attachmentPath('b1', 'console.txt'), 'utf8'), 'Linux version 6.1\n', 'the console is kept with the log')
-  t.equal(await readFile(logs.attachmentPath('b1', 'journal.txt'), 'utf8'), 'a journal\n')
+  t.equal(await text((await logs.attachment('b1', 'console.txt'))!.body), 'Linux version 6.1\n', 'the console is kept with the log')
+  t.equal(await text((await logs.attachment('b1', 'journal.txt'))!.body), 'a journal\n')
   t.equal(await readBootTest(ctx(), posted('unchanged')), undefined, 'an unchanged build is not judged')
   t.match(await readBootTest(ctx(['metal']), posted('built')), { record: { status: 'skipped', reason: 'the build makes no qemu image' } })
   await logs.remove('b1')
-  t.notOk(await readFile(logs.attachmentPath('b1', 'console.txt')).then(() => true, () => false), 'removed with the log')
+  t.equal(await logs.attachment('b1', 'console.txt'), undefined, 'removed with the log')
 })
 
 t.test('examples/minimal with a boot test: skipped, the build succeeds', async (t) => {

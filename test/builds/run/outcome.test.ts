@@ -6,21 +6,21 @@ import { decideOutcome, type Observation } from '../../../src/builds/run/outcome
 const base: Observation = {
   ending: 'exited',
   timeoutSeconds: 60,
-  container: { exitCode: 0, oomKilled: false },
+  job: { exitCode: 0, oomKilled: false },
   engineWasDown: false,
   posted: { cosaBuildId: '1.0', images: { ostree: {}, qemu: {} } },
   requiredImages: ['ostree', 'qemu'],
   platforms: ['qemu']
 }
-const exit = (exitCode: number, oomKilled = false) => ({ container: { exitCode, oomKilled } })
+const exit = (exitCode: number, oomKilled = false) => ({ job: { exitCode, oomKilled } })
 
 const rows: Array<[string, Partial<Observation>, object]> = [
   ['complete result, exit 0: publish', {}, { publish: true, exitCode: 0 }],
   ['cancel asked and the container stopped', { ending: 'cancelled', ...exit(143) }, { state: 'cancelled' }],
   ['cancel wins over a posted result', { ending: 'cancelled' }, { state: 'cancelled' }],
   ['deadline passed', { ending: 'timed_out', ...exit(137) }, { state: 'failed', reason: 'timeout', message: /timeout of 60s/ }],
-  ['engine never came back', { container: 'unknown' }, { state: 'failed', reason: 'infrastructure', message: /did not come back/ }],
-  ['container deleted', { container: 'gone' }, { state: 'failed', reason: 'lost' }],
+  ['engine never came back', { job: 'unknown' }, { state: 'failed', reason: 'infrastructure', message: /did not come back/ }],
+  ['container deleted', { job: 'gone' }, { state: 'failed', reason: 'lost' }],
   ['engine went down and killed it', { engineWasDown: true, ...exit(143) },
     { state: 'failed', reason: 'infrastructure', exitCode: 143, message: /engine stopped/ }],
   ['engine was down, but the build exited 1 itself', { engineWasDown: true, ...exit(1) }, { state: 'failed', reason: 'exit_code', exitCode: 1 }],

@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto'
+import { lstat, mkdir, rm } from 'node:fs/promises'
+import { join, posix } from 'node:path'
+import type { DataDir } from '../../data-dir.js'
+import { EngineError, JOB_PATHS, type PulledFile, type WorkspaceSync } from '../executor.js'
+import { INCOMING, LABEL_OWNER, LABEL_STREAM, workspaceSyncSpec } from './container-spec.js'
+import type { DockerEngine } from './docker-engine.js'
+import { extractArchive, packArchive } from './workspace-archive.js'
+
+// A stream's workdir as a named volume on the engine, for engines that do
+// not share the service's disk: nothing of the service's host is mounted
+// into a container. The service keeps its own copy of each workdir (the
+// data directory's, as for a local engine) and copies through the Docker
+// API alone: the store sync goes in before the build (putArchive into a
+// short sync container that applies it to the volume), the config mirror
+// into the build container before it starts, and the build's files come
+// back after it ends (getArchive, streamed to disk and hashed on the way).
+
+/** A relative path without "..", empty parts or a line break: safe in the volume and in the sync's lists. */
+const SAFE_PATH = /^(?!.*(^|\/)\.\.?(\/|$))[^/\n\0][^\n\0]*$/
+
+function checkPaths (paths: readonly string[]) {
+  for (const path of paths) {
+    if (!SAFE_PATH.test(path) || path.includes('//') || path.endsWith('/')) {
+      throw new EngineError('invalid', `workspace path ${JSON.stringify(path)} is not a plain relative path`)
+    }
+  }
+}
+
+export interface VolumeWorkspaceOptions {
+  engine: DockerEngine
+  dataDir: DataDir
+  owner: string
+}
+
+export class VolumeWorkspace {
+  readonly #opts: VolumeWorkspaceOptions
+
+  constructor (opts: VolumeWorkspaceOptions) {
+    this.#opts = opts
+  }
+
+  /** The stream's volume: this installation's (by a hash of its id) and the stream's, by name. */
+  volume (stream: string) {
+    const installation = createHash('sha256').update(this.#opts.owner).digest('hex').slice(0, 12)
+    return `cosa-buildd-${installation}-${stream}`
+  }
+
+  /** Makes the volume (once) and applies `sync` to it, files owned by `ids` (root when undefined). */
+  async push (input: { stream: string, image: string, buildId: string, sync: WorkspaceSync }, ids?: { uid: number, gid: number }) {
+    const { engine, dataDir, owner } = this.#opts
+    const { paths, prune } = input.sync
+    checkPaths([...paths, prune.dir, ...prune.keep])
+    const volume = this.volume(input.stream)
+    await engine.ensureVolume(volume, { [LABEL_OWNER]: owner, [LABEL_STREAM]: input.stream })
+    const workdir = dataDir.workdir(input.stream)
+    const archive = () => packArchive(
+      paths.map((path) => ({ from: join(workdir, path), as: posix.join(INCOMING, path) })),
+      [
+        { as: `${INCOMING}.paths`, content: paths.map((p) => p + '\n').join('') },
+        { as: `${INCOMING}.prune`, content: prune.dir + '\n' },
+        { as: `${INCOMING}.keep`, content: prune.keep.map((k) => k + '\n').join('') }
+      ],
+      ids ?? { uid: 0, gid: 0 })
+    const spec = workspaceSyncSpec({ image: input.image, volume, owner, buildId: input.buildId, ids })
+    const { code, stdout } = await engine.runOnce(spec, (id) => engine.putArchive(id, JOB_PATHS.workdir, archive()))
+    if (code !== 0) {
+      throw new EngineError('refused', `syncing the workdir volume ${volume} failed (exit ${code}): ${stdout.trim().slice(-500)}`)
+    }
+  }
+
+  remove (stream: string) {
+    return this.#opts.engine.removeVolume(this.volume(stream))
+  }
+
+  /** The stream's config mirror, into the created job at JOB_PATHS.config (read by the build's `cosa init`). */
+  async putConfig (jobId: string, stream: string) {
+    const archive = packArchive([{ from: this.#opts.dataDir.mirror(stream), as: JOB_PATHS.config.slice(1) }], [], { uid: 0, gid: 0 })
+    await this.#opts.engine.putArchive(jobId, '/', archive)
+  }
+
+  /** `paths` of the job's workdir into the service's copy, replacing what was there. */
+  async pull (input: { stream: string, jobId: string, paths: string[], signal?: AbortSignal | undefined }): Promise<PulledFile[]> {
+    checkPaths(input.paths)
+    const workdir = this.#opts.dataDir.workdir(input.stream)
+    const signal = input.signal ?? new AbortController().signal
+    const files: PulledFile[] = []
+    for (const path of input.paths) {
+      const parent = posix.dirname(path)
+      await realDirs(workdir, parent)
+      const archive = await this.#opts.engine.getArchive(input.jobId, posix.join(JOB_PATHS.workdir, path), signal)
+      if (!archive) {
+        await rm(join(workdir, path), { recursive: true, force: true })
+        continue
+      }
+      for (const file of await extractArchive(archive, join(workdir, parent), posix.basename(path))) {
+        files.push({ ...file, path: posix.join(parent, file.path) })
+      }
+    }
+    return files
+  }
+}
+
+/**
+ * The build wrote what an earlier pull brought: every directory on the way
+ * to `rel` in `root` must be a real one (a link there is replaced, never
+ * followed).
+ */
+async function realDirs (root: string, rel: string) {
+  let at = root
+  await mkdir(root, { recursive: true })
+  for (const part of rel === '.' ? [] : rel.split('/')) {
+    at = join(at, part)
+    const st = await lstat(at).catch(() => undefined)
+    if (st?.isDirectory()) continue
+    if (st) await rm(at, { recursive: true, force: true })
+    await mkdir(at)
+  }
+}

@@ -1,0 +1,133 @@
+import pg from 'pg'
+import type { Row, SqlClient, SqlDialect, SqlRunner } from './sql-client.js'
+
+const dialect: SqlDialect = {
+  name: 'postgres',
+  skipLocked: 'FOR UPDATE SKIP LOCKED',
+  // Held to the commit: an outbox writer that took number N commits before
+  // the next one takes N+1. A transaction lock, never a session one (those
+  // outlive partitions and break behind PgBouncer).
+  lockOutbox: 'LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE',
+  latestEventSeq: 'SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM events_seq_seq',
+  // clock_timestamp, not now(): a lease renewed late in a long transaction
+  // must not expire at the transaction's start.
+  nowMs: '(extract(epoch FROM clock_timestamp()) * 1000)::bigint',
+  nextLeaseToken: "SELECT nextval('lease_tokens') AS token",
+  isUniqueViolation: (err) => (err as { code?: string }).code === '23505'
+}
+
+// Counts and identity columns are int8, which pg returns as strings; every
+// number here is far below 2^53.
+const INT8 = 20
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser']
+}
+
+/** A broken listener connection is made again after this. */
+const LISTEN_RETRY_MS = 1000
+/** The listener's application_name, as pg_stat_activity shows it. */
+export const LISTENER_NAME = 'cosa-buildd listener'
+
+const numbered = new Map<string, string>()
+
+/** The repositories write `?`; PostgreSQL numbers its parameters. No statement here has a `?` in a literal. */
+function positional (sql: string) {
+  let text = numbered.get(sql)
+  if (text === undefined) {
+    let n = 0
+    text = sql.replace(/\?/g, () => `$${++n}`)
+    numbered.set(sql, text)
+  }
+  return text
+}
+
+const runner = (client: pg.Pool | pg.PoolClient): SqlRunner => ({
+  get: async (sql, args = []) => (await client.query(positional(sql), args as unknown[])).rows[0] as Row | undefined,
+  all: async (sql, args = []) => (await client.query(positional(sql), args as unknown[])).rows as Row[],
+  run: async (sql, args = []) => (await client.query(positional(sql), args as unknown[])).rowCount ?? 0,
+  // Without parameters pg uses the simple protocol, which takes several statements.
+  exec: async (script) => { await client.query(script) }
+})
+
+/** PostgreSQL through a pool of connections (node-postgres). */
+export class PostgresClient implements SqlClient {
+  readonly dialect = dialect
+  readonly #pool: pg.Pool
+  readonly #runner: SqlRunner
+  readonly #url: string
+
+  constructor (url: string, options: { max?: number | undefined } = {}) {
+    this.#url = url
+    this.#pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, types, connectionTimeoutMillis: 10_000 })
+    // An idle connection that breaks is replaced at the next checkout; without
+    // a listener its error would end the process.
+    this.#pool.on('error', () => undefined)
+    this.#runner = runner(this.#pool)
+  }
+
+  get (sql: string, args?: readonly unknown[]) { return this.#runner.get(sql, args) }
+  all (sql: string, args?: readonly unknown[]) { return this.#runner.all(sql, args) }
+  run (sql: string, args?: readonly unknown[]) { return this.#runner.run(sql, args) }
+
+  exec (script: string) { return this.#runner.exec(script) }
+
+  async transaction<T> (work: (tx: SqlRunner) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect()
+    // A connection that cannot even roll back is broken: the pool drops it.
+    let broken: Error | undefined
+    try {
+      await client.query('BEGIN')
+      const result = await work(runner(client))
+      await client.query('COMMIT')
+      return result
+    } catch (err) {
+      await client.query('ROLLBACK').catch((rollback: Error) => { broken = rollback })
+      throw err
+    } finally {
+      client.release(broken)
+    }
+  }
+
+  async notify (channel: string) {
+    await this.#pool.query('SELECT pg_notify($1, \'\')', [channel])
+  }
+
+  // A connection of its own, outside the pool (LISTEN is a session's), made
+  // again a second after it breaks (the server restarted, a proxy cut it).
+  listen (channel: string, fn: () => void) {
+    let client: pg.Client | undefined
+    let stopped = false
+    let retry: NodeJS.Timeout | undefined
+    const again = () => {
+      client = undefined
+      if (!stopped && !retry) retry = setTimeout(() => { retry = undefined; void connect() }, LISTEN_RETRY_MS).unref()
+    }
+    const connect = async () => {
+      const c = new pg.Client({ connectionString: this.#url, application_name: LISTENER_NAME, connectionTimeoutMillis: 10_000 })
+      c.on('error', () => undefined)
+      c.on('notification', () => fn())
+      try {
+        await c.connect()
+        await c.query(`LISTEN "${channel}"`)
+      } catch {
+        await c.end().catch(() => undefined)
+        return again()
+      }
+      if (stopped) return void await c.end().catch(() => undefined)
+      client = c
+      c.once('end', again)
+      fn()
+    }
+    void connect()
+    return async () => {
+      stopped = true
+      clearTimeout(retry)
+      await client?.end().catch(() => undefined)
+    }
+  }
+
+  async close () {
+    await this.#pool.end()
+  }
+}
