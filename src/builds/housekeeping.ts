@@ -6,7 +6,7 @@ import type { Build } from './model.js'
 
 // What the service keeps of finished builds, and for how long: idempotency
 // keys for a day (as Stripe does: a retry comes within hours), build logs,
-// records and outbox events for 90 days. A build whose cosa build is pinned, or still in its
+// records, outbox events and finished webhook deliveries for 90 days. A build whose cosa build is pinned, or still in its
 // stream's builds.json (the store's retention has not pruned it), keeps its
 // record and log: they are what says how that build was made. One pass at a
 // time in this process, the only writer of the database.
@@ -21,7 +21,7 @@ export interface RetentionSettings {
   logDays: number
 }
 
-export interface PruneReport { keys: number, logs: number, builds: number, events: number }
+export interface PruneReport { keys: number, logs: number, builds: number, events: number, deliveries: number }
 
 export interface HousekeepingDeps {
   store: Database
@@ -61,8 +61,10 @@ export class Housekeeping {
     const builds = await store.builds.deleteFinished(records.map((b) => b.id))
     // Events as old as the records they told of: readers (webhooks retry for days) are long done.
     const events = await store.events.pruneEvents(recordCutoff)
-    const report = { keys, logs: logged.length, builds, events }
-    if (keys || logged.length || builds || events) logger.info(report, 'housekeeping pruned old build records')
+    // Pending deliveries stay, however old: they are what a receiver is still owed.
+    const deliveries = await store.webhooks.pruneDeliveries(recordCutoff)
+    const report = { keys, logs: logged.length, builds, events, deliveries }
+    if (Object.values(report).some((n) => n > 0)) logger.info(report, 'housekeeping pruned old build records')
     return report
   }
 

@@ -202,6 +202,8 @@ export interface WebhookRepository {
   getDelivery(webhook: string, id: string): Promise<Delivery | undefined>
   /** Makes a delivery pending and due at `at`, its retry schedule from the start; its attempts stay. */
   redeliver(webhook: string, id: string, at: string): Promise<Delivery | undefined>
+  /** Deletes delivered and failed deliveries made, and last tried, before `before`, with their attempts; how many. */
+  pruneDeliveries(before: string): Promise<number>
 }
 
 export interface LogChunk {

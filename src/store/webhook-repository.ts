@@ -139,4 +139,11 @@ export class SqlWebhookRepository implements WebhookRepository {
                                      WHERE webhook = ? AND id = ? RETURNING ${DELIVERY_COLUMNS}`, [at, webhook, id])
     return row ? this.#withAttempts(row) : undefined
   }
+
+  async pruneDeliveries (before: string) {
+    // A delivery redelivered by hand since is as new as its last attempt.
+    return this.#sql.run(`DELETE FROM webhook_deliveries WHERE state IN ('delivered', 'failed') AND created_at < ?
+                          AND NOT EXISTS (SELECT 1 FROM webhook_attempts a WHERE a.delivery_seq = webhook_deliveries.seq AND a.at >= ?)`,
+    [before, before])
+  }
 }

@@ -323,6 +323,25 @@ export function storeContract (t: Test, open: Open) {
     t.same(await again.webhooks.listDeliveries('a', 10), [], 'its deliveries went with it')
   })
 
+  t.test('pruning webhook deliveries: finished and old ones go with their attempts; pending or lately tried stay', async (t) => {
+    const { db } = await open(t)
+    const w = db.webhooks
+    await w.insertWebhook(hook('a'))
+    const JAN = '2026-01-01T00:00:00.000Z'
+    await w.enqueue('a', 0, 4, [1, 2, 3, 4].map(delivery), JAN)
+    await w.recordAttempt('msg_1', { at: JAN, statusCode: 204, durationMs: 1 }, { state: 'delivered' })
+    await w.recordAttempt('msg_2', { at: JAN, statusCode: 500, durationMs: 1 }, { state: 'failed' })
+    // msg_3 failed in January, was redelivered by hand in June and delivered then.
+    await w.recordAttempt('msg_3', { at: JAN, statusCode: 500, durationMs: 1 }, { state: 'failed' })
+    await w.redeliver('a', 'msg_3', '2026-06-01T00:00:00.000Z')
+    await w.recordAttempt('msg_3', { at: '2026-06-01T00:00:00.000Z', statusCode: 204, durationMs: 1 }, { state: 'delivered' })
+    // msg_4 is still pending: a receiver is owed it, however old.
+    t.equal(await w.pruneDeliveries('2026-03-01T00:00:00.000Z'), 2, 'the delivered and the failed one of January')
+    t.same((await w.listDeliveries('a', 10)).map((d) => d.id), ['msg_4', 'msg_3'])
+    t.equal(await w.pruneDeliveries('2026-03-01T00:00:00.000Z'), 0, 'nothing more')
+    t.equal((await w.getDelivery('a', 'msg_3'))!.attempts.length, 2, 'a kept delivery keeps all its attempts')
+  })
+
   t.test('engines: settings upserted with their drain flag kept; deleted; kept across a reopen', async (t) => {
     const opened = await open(t)
     const e = opened.db.engines
