@@ -66,6 +66,8 @@ export interface SpecInput {
 
 export const containerName = (buildId: string) => `cosa-buildd-${buildId}`
 
+const hostDevice = (path: string) => ({ PathOnHost: path, PathInContainer: path, CgroupPermissions: 'rwm' })
+
 export function containerSpec (input: SpecInput): ContainerSpec {
   const security: Docker.HostConfig = input.profile === 'privileged'
     ? { Privileged: true, SecurityOpt: ['label=disable'] }
@@ -73,7 +75,7 @@ export function containerSpec (input: SpecInput): ContainerSpec {
         CapDrop: ['ALL'],
         CapAdd: UNPRIVILEGED_CAPS,
         SecurityOpt: ['no-new-privileges'],
-        Devices: input.devices.map((path) => ({ PathOnHost: path, PathInContainer: path, CgroupPermissions: 'rwm' }))
+        Devices: input.devices.map(hostDevice)
       }
   const resultUrl = input.resultUrl
     ? `${input.resultUrl.replace(/\/$/, '')}/v1/builds/${input.buildId}/result`
@@ -153,6 +155,21 @@ function helperHostConfig (memoryMiB: number, nanoCpus: number): Docker.HostConf
  * A short container that reads a user's ids from the image: the image's own
  * code runs in it, so it is held as tightly as a build, and tighter.
  */
+/**
+ * A container that only starts: the engine refuses to start one with a
+ * device its host lacks, which is how a remote engine's devices are known.
+ */
+export function deviceProbeSpec (input: { image: string, device: string, owner: string, buildId: string }): ContainerSpec {
+  return {
+    name: `cosa-buildd-dev-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+    Image: input.image,
+    Entrypoint: ['true'],
+    User: '0',
+    Labels: { [LABEL_OWNER]: input.owner, [LABEL_BUILD]: input.buildId },
+    HostConfig: { ...helperHostConfig(64, 5e8), Devices: [hostDevice(input.device)] }
+  }
+}
+
 export function userProbeSpec (input: { image: string, user: string, owner: string, buildId: string }): ContainerSpec {
   return {
     name: `cosa-buildd-id-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,

@@ -6,7 +6,7 @@ import type { Config } from '../../config.js'
 import { basearch } from '../../cosa/basearch.js'
 import type { DataDir } from '../../data-dir.js'
 import { EngineError, type BuildJob, type Executor, type JobState, type LogSnapshot, type LogSnapshotOptions, type WorkspaceSync } from '../executor.js'
-import { containerName, containerSpec, userProbeSpec } from './container-spec.js'
+import { containerName, containerSpec, deviceProbeSpec, userProbeSpec } from './container-spec.js'
 import type { ContainerState, DockerEngine } from './docker-engine.js'
 import { LogFrameParser } from './log-frames.js'
 import { VolumeWorkspace } from './volume-workspace.js'
@@ -20,7 +20,7 @@ import { VolumeWorkspace } from './volume-workspace.js'
 // the API (volume-workspace.ts). Every engine call goes through
 // DockerEngine, with its deadline.
 
-/** Passed through when the host has them: qemu's acceleration, and FUSE for cosa's supermin paths. */
+/** Passed through when the engine's host has them: qemu's acceleration, and FUSE for cosa's supermin paths. */
 const HOST_DEVICES = ['/dev/kvm', '/dev/fuse']
 /** Container states that mean someone is deleting it. */
 const GOING = new Set(['removing', 'dead'])
@@ -40,6 +40,8 @@ export interface DockerExecutorOptions {
    * in named volumes on the engine, for a remote one.
    */
   workspace?: 'host' | 'volume'
+  /** The devices passed through where the engine's host has them (default: /dev/kvm, /dev/fuse). */
+  devices?: string[]
 }
 
 const jobState = (state: ContainerState | undefined): JobState | undefined => state && {
@@ -67,6 +69,8 @@ export class DockerExecutor implements Executor {
   readonly #userIds = new Map<string, { uid: number, gid: number }>()
   /** Set for the `volume` workspace. */
   readonly #volumes: VolumeWorkspace | undefined
+  /** What a remote engine's host has of the devices, probed once. */
+  #remoteDevices: Promise<string[]> | undefined
 
   constructor (opts: DockerExecutorOptions) {
     this.name = opts.name
@@ -128,15 +132,43 @@ export class DockerExecutor implements Executor {
   }
 
   async create (job: BuildJob) {
-    const id = await this.#create(job)
+    const id = await this.#create(job, await this.#devices(job))
     // The config at the build's commit travels with the job; the job reads it at start.
     await this.#volumes?.putConfig(id, job.stream)
     return id
   }
 
-  async #create (job: BuildJob) {
+  /**
+   * An engine beside the service shares its /dev. Another host's is asked
+   * of the engine: a device its host lacks would fail every build there.
+   */
+  async #devices (job: BuildJob) {
+    const candidates = this.#opts.devices ?? HOST_DEVICES
+    if (!this.#volumes) return candidates.filter((d) => existsSync(d))
+    this.#remoteDevices ??= this.#probeDevices(candidates, job).catch((err: unknown) => {
+      this.#remoteDevices = undefined
+      throw err
+    })
+    return this.#remoteDevices
+  }
+
+  async #probeDevices (candidates: string[], job: BuildJob) {
+    const found: string[] = []
+    for (const device of candidates) {
+      const spec = deviceProbeSpec({ image: job.image, device, owner: this.#opts.owner, buildId: job.buildId })
+      try {
+        if ((await this.#engine.runOnce(spec)).code === 0) found.push(device)
+      } catch (err) {
+        // "error gathering device information while adding custom device": not on that host.
+        if (!(err instanceof EngineError && /device information/i.test(err.message))) throw err
+      }
+    }
+    return found
+  }
+
+  async #create (job: BuildJob, devices: string[]) {
     try {
-      return await this.#engine.create(this.#spec(job))
+      return await this.#engine.create(this.#spec(job, devices))
     } catch (err) {
       // The name is the build's: a container of that name is this build's
       // own, created by an earlier attempt that did not record it.
@@ -167,7 +199,7 @@ export class DockerExecutor implements Executor {
     return (await this.#engine.listOwned(this.#opts.owner)).map(({ id, name, buildId }) => ({ id, name, buildId }))
   }
 
-  #spec (job: BuildJob) {
+  #spec (job: BuildJob, devices: string[]) {
     const { dataDir, owner, builds } = this.#opts
     return containerSpec({
       buildId: job.buildId,
@@ -183,7 +215,7 @@ export class DockerExecutor implements Executor {
         : { kind: 'host', workdir: this.workdir(job.stream), mirror: dataDir.mirror(job.stream), apiSocketDir: dataDir.apiSocketDir },
       profile: job.profile,
       networkMode: job.network,
-      devices: HOST_DEVICES.filter((d) => existsSync(d)),
+      devices,
       ...job.resources,
       stopGraceSeconds: builds.stopGraceSeconds,
       log: { fileBytes: builds.logFileBytes, files: builds.logFiles }

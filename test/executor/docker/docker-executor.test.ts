@@ -1,5 +1,6 @@
 import { execa } from 'execa'
 import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -57,4 +58,43 @@ t.test('a job on the Docker engine: create, start, wait, inspect, its log, find,
   await executor.remove(id)
   t.equal(await executor.inspect(id), undefined, 'removed (twice is fine)')
   t.same(await executor.listOwned(), [])
+})
+
+t.test('devices: the service host\'s for an engine beside it; a remote engine\'s host is asked, once', async (t) => {
+  if (!await requireDocker(t)) return
+  const dataDir = new DataDir(join(await tempDir(t), 'data'))
+  const owner = `test-${randomUUID()}`
+  t.teardown(async () => {
+    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
+    if (stdout.trim()) await execa('docker', ['rm', '-f', ...stdout.trim().split('\n')], { reject: false })
+    await execa('docker', ['volume', 'rm', '-f', ...(await execa('docker', ['volume', 'ls', '-q', '--filter', `label=io.cosa-buildd.owner=${owner}`])).stdout.split('\n').filter(Boolean)], { reject: false })
+  })
+  const config = loadConfig({}, { dataDir: dataDir.root })
+  await mkdir(dataDir.workdir('s'), { recursive: true })
+  await mkdir(dataDir.mirror('s'), { recursive: true })
+  // The engine's host is this one: what it has is what existsSync sees.
+  const candidates = ['/dev/kvm', '/dev/fuse', '/dev/cosa-buildd-absent']
+  const present = candidates.filter((d) => existsSync(d))
+  const engine = new DockerEngine(config.docker)
+  const devicesOf = async (executor: DockerExecutor, buildId: string) => {
+    const id = await executor.create({ ...jobOf(buildId), image: IMAGE, script: 'true' })
+    const { stdout } = await execa('docker', ['inspect', '--format', '{{json .HostConfig.Devices}}', id])
+    await executor.remove(id)
+    return (JSON.parse(stdout) as Array<{ PathOnHost: string }> | null ?? []).map((d) => d.PathOnHost)
+  }
+  const local = new DockerExecutor({ name: 'local', engine, dataDir, owner, builds: config.builds, devices: candidates })
+  t.same(await devicesOf(local, `b-${randomUUID().slice(0, 8)}`), present, 'beside the service: those its host has')
+
+  const probes: string[] = []
+  const counting = new (class extends DockerEngine {
+    override runOnce (...args: Parameters<DockerEngine['runOnce']>) {
+      probes.push(args[0].name!)
+      return super.runOnce(...args)
+    }
+  })(config.docker)
+  const remote = new DockerExecutor({ name: 'remote', engine: counting, dataDir, owner, builds: config.builds, devices: candidates, workspace: 'volume' })
+  t.same(await devicesOf(remote, `b-${randomUUID().slice(0, 8)}`), present, 'a remote engine: those the engine could start a container with')
+  t.equal(probes.length, candidates.length, 'one probe container per device')
+  t.same(await devicesOf(remote, `b-${randomUUID().slice(0, 8)}`), present, 'the next build: the same')
+  t.equal(probes.length, candidates.length, 'without probing again')
 })
