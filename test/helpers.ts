@@ -1,7 +1,7 @@
 import { pino } from 'pino'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import { execa } from 'execa'
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -181,3 +181,23 @@ export async function startCollecting (t: Test, overrides: Record<string, unknow
   t.teardown(() => fastify.close())
   return { app: fastify, routes }
 }
+
+/**
+ * At teardown, removes every container and volume labelled as `owner`'s,
+ * whatever the test left: an owner id, or a function that finds it then.
+ */
+export function reapOwned (t: Test, owner: string | (() => Promise<string>)) {
+  t.teardown(async () => {
+    const id = typeof owner === 'string' ? owner : await owner().catch(() => '')
+    if (!id) return
+    const filter = ['--filter', `label=io.cosa-buildd.owner=${id}`]
+    const listed = async (...argv: string[]) => (await execa('docker', [...argv, '-q', ...filter], { reject: false })).stdout.split('\n').filter(Boolean)
+    const containers = await listed('ps', '-a')
+    if (containers.length) await execa('docker', ['rm', '-f', ...containers], { reject: false })
+    const volumes = await listed('volume', 'ls')
+    if (volumes.length) await execa('docker', ['volume', 'rm', '-f', ...volumes], { reject: false })
+  })
+}
+
+/** The owner id of a server's data directory (its instance id), read when asked. */
+export const instanceOwner = (dataDir: string) => async () => (await readFile(join(dataDir, 'instance-id'), 'utf8')).trim()

@@ -1,10 +1,9 @@
 import { execa } from 'execa'
 import { Agent, get, type IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { configRepo, requireDocker, tempDir } from './helpers.js'
+import { configRepo, instanceOwner, reapOwned, requireDocker, tempDir } from './helpers.js'
 import { api, sleep, startServer, tickRecipe, until, type Server } from './server-process.js'
 
 // R12 (reliability plan): SIGTERM while requests are in flight and builds
@@ -20,17 +19,6 @@ const after = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeou
 const containerStates = async (buildId: string) =>
   (await execa('docker', ['ps', '-a', '--filter', `label=io.cosa-buildd.build-id=${buildId}`, '--format', '{{.State}}']))
     .stdout.split('\n').filter(Boolean)
-
-/** Removes every container of this data dir's instance, whatever happened. */
-function reapContainers (t: Test, dataDir: string) {
-  t.teardown(async () => {
-    const owner = (await readFile(join(dataDir, 'instance-id'), 'utf8').catch(() => '')).trim()
-    if (!owner) return
-    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
-    const ids = stdout.split('\n').filter(Boolean)
-    if (ids.length) await execa('docker', ['rm', '-f', ...ids], { reject: false })
-  })
-}
 
 /** Registers one slow stream per name and submits a build to each; waits until every container logs `tick 2`. */
 async function runningBuilds (t: Test, server: Server, names: string[], ticks: number) {
@@ -138,7 +126,7 @@ t.test('SIGTERM during 200 in-flight requests and 5 running builds', { timeout: 
   if (!await requireDocker(t)) return
   const TICKS = 20
   const dataDir = await tempDir(t, 'cosa-r12-')
-  reapContainers(t, dataDir)
+  reapOwned(t, instanceOwner(dataDir))
   let server = await startServer(t, dataDir, 5)
   const ids = await runningBuilds(t, server, ['s0', 's1', 's2', 's3', 's4'], TICKS)
 
@@ -222,7 +210,7 @@ t.test('SIGTERM with log followers open: they end and do not hold the shutdown',
   if (!await requireDocker(t)) return
   const TICKS = 40
   const dataDir = await tempDir(t, 'cosa-r12f-')
-  reapContainers(t, dataDir)
+  reapOwned(t, instanceOwner(dataDir))
   let server = await startServer(t, dataDir, 2)
   const ids = await runningBuilds(t, server, ['f0', 'f1'], TICKS)
 

@@ -2,7 +2,7 @@ import { execa } from 'execa'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { configRepo, requireDocker, tempDir } from '../helpers.js'
+import { configRepo, reapOwned, requireDocker, tempDir } from '../helpers.js'
 import { api, sleep, startServer, tickRecipe, until } from '../server-process.js'
 
 // R3 (reliability plan): the API process is SIGKILLed while ten builds run.
@@ -36,11 +36,7 @@ t.test('SIGKILL mid-build: running builds are adopted after a restart and comple
   const repo = await configRepo(t)
   let server = await startServer(t, dataDir, BUILDS)
   const owner = (await readFile(join(dataDir, 'instance-id'), 'utf8')).trim()
-  t.teardown(async () => {
-    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
-    const ids = stdout.split('\n').filter(Boolean)
-    if (ids.length) await execa('docker', ['rm', '-f', ...ids], { reject: false })
-  })
+  reapOwned(t, owner)
 
   // At most one container per build, at every observation of the whole test.
   const maxPerBuild = new Map<string, number>()

@@ -1,10 +1,10 @@
 import { execa } from 'execa'
 import { createHash } from 'node:crypto'
-import { chown, readFile, writeFile } from 'node:fs/promises'
+import { chown, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { ROOT, configRepo, requireDocker, tempDir } from '../helpers.js'
+import { ROOT, configRepo, instanceOwner, reapOwned, requireDocker, tempDir } from '../helpers.js'
 import { sleep, until } from '../server-process.js'
 
 // The service image from the real Dockerfile, built with no registry and no
@@ -78,12 +78,9 @@ async function buildImage (t: Test) {
 async function runService (t: Test, dataDir: string, repoDir: string, port: number, asRoot: boolean) {
   const name = `cosa-buildd-test-deploy-${process.pid}-${port}`
   const socketGid = (await execa('stat', ['-c', '%g', '/var/run/docker.sock'])).stdout.trim()
-  t.teardown(async () => {
-    await execa('docker', ['rm', '-f', name], { reject: false })
-    const owner = (await readFile(join(dataDir, 'instance-id'), 'utf8').catch(() => '')).trim()
-    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
-    if (owner && stdout.trim()) await execa('docker', ['rm', '-f', ...stdout.split('\n')], { reject: false })
-  })
+  // Teardowns run last-registered first: the service container goes before its builds'.
+  reapOwned(t, instanceOwner(dataDir))
+  t.teardown(() => execa('docker', ['rm', '-f', name], { reject: false }))
   await execa('docker', ['run', '-d', '--name', name, '--init', '--stop-timeout', '40', ...(asRoot ? ['--user', '0'] : []),
     '--group-add', socketGid,
     ...await networkArgs(port),

@@ -10,7 +10,7 @@ import { DataDir } from '../../../src/data-dir.js'
 import { DockerEngine } from '../../../src/executor/docker/docker-engine.js'
 import { DockerExecutor } from '../../../src/executor/docker/docker-executor.js'
 import type { LogFrame } from '../../../src/executor/executor.js'
-import { IMAGE, requireDocker, tempDir } from '../../helpers.js'
+import { IMAGE, reapOwned, requireDocker, tempDir } from '../../helpers.js'
 import { jobOf } from '../fake-executor.js'
 
 // The executor seam on the real engine with cosa-lite: what the build
@@ -22,10 +22,7 @@ t.test('a job on the Docker engine: create, start, wait, inspect, its log, find,
   if (!await requireDocker(t)) return
   const dataDir = new DataDir(join(await tempDir(t), 'data'))
   const owner = `test-${randomUUID()}`
-  t.teardown(async () => {
-    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
-    if (stdout.trim()) await execa('docker', ['rm', '-f', ...stdout.trim().split('\n')], { reject: false })
-  })
+  reapOwned(t, owner)
   const config = loadConfig({}, { dataDir: dataDir.root })
   const executor = new DockerExecutor({ name: 'local', engine: new DockerEngine(config.docker), dataDir, owner, builds: config.builds })
 
@@ -64,11 +61,7 @@ t.test('devices: the service host\'s for an engine beside it; a remote engine\'s
   if (!await requireDocker(t)) return
   const dataDir = new DataDir(join(await tempDir(t), 'data'))
   const owner = `test-${randomUUID()}`
-  t.teardown(async () => {
-    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
-    if (stdout.trim()) await execa('docker', ['rm', '-f', ...stdout.trim().split('\n')], { reject: false })
-    await execa('docker', ['volume', 'rm', '-f', ...(await execa('docker', ['volume', 'ls', '-q', '--filter', `label=io.cosa-buildd.owner=${owner}`])).stdout.split('\n').filter(Boolean)], { reject: false })
-  })
+  reapOwned(t, owner)
   const config = loadConfig({}, { dataDir: dataDir.root })
   await mkdir(dataDir.workdir('s'), { recursive: true })
   await mkdir(dataDir.mirror('s'), { recursive: true })
