@@ -1,7 +1,6 @@
 import { execa } from 'execa'
 import { Agent, get, type IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
-import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { configRepo, instanceOwner, reapOwned, requireDocker, tempDir } from './helpers.js'
 import { api, sleep, startServer, tickRecipe, until, type Server } from './server-process.js'
