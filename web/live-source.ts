@@ -70,23 +70,48 @@ async function streamUrl (filter: LiveFilter, since: number | undefined) {
  * and comes back.
  */
 export function subscribe (filter: LiveFilter, onBuild: OnBuild, onStatus: (status: LiveStatus) => void = () => {}): Subscription {
-  const known = new Map<string, Build>()
+  const live = new LiveBuilds(filter, onBuild, onStatus)
+  void live.open()
+  return { close: () => live.close() }
+}
+
+class LiveBuilds {
+  readonly #filter: LiveFilter
+  readonly #onBuild: OnBuild
+  readonly #onStatus: (status: LiveStatus) => void
+  readonly #known = new Map<string, Build>()
   /** Per build, the number of the last event applied: a refresh older than it is stale. */
-  const lastEvent = new Map<string, number>()
-  let events = 0
-  let lastSeq = filter.since
-  let source: EventSource | undefined
-  let expires = Infinity
-  let stopped = false
-  const timers = new Set<ReturnType<typeof setTimeout>>()
-  const later = (fn: () => void, ms: number) => {
-    const timer = setTimeout(() => { timers.delete(timer); if (!stopped) fn() }, ms)
-    timers.add(timer)
+  readonly #lastEvent = new Map<string, number>()
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
+  #events = 0
+  #lastSeq: number | undefined
+  #source: EventSource | undefined
+  #expires = Infinity
+  #stopped = false
+  #refreshing = false
+  #refreshPending = false
+
+  constructor (filter: LiveFilter, onBuild: OnBuild, onStatus: (status: LiveStatus) => void) {
+    this.#filter = filter
+    this.#onBuild = onBuild
+    this.#onStatus = onStatus
+    this.#lastSeq = filter.since
+  }
+
+  close () {
+    this.#stopped = true
+    this.#source?.close()
+    for (const timer of this.#timers) clearTimeout(timer)
+  }
+
+  #later (fn: () => void, ms: number) {
+    const timer = setTimeout(() => { this.#timers.delete(timer); if (!this.#stopped) fn() }, ms)
+    this.#timers.add(timer)
   }
 
   /** The fields events lack, from the last refresh. */
-  function complete (build: Build): Build {
-    const before = known.get(build.id)
+  #complete (build: Build): Build {
+    const before = this.#known.get(build.id)
     const queued = build.state === 'queued' && before?.state === 'queued'
     return {
       ...build,
@@ -95,79 +120,70 @@ export function subscribe (filter: LiveFilter, onBuild: OnBuild, onStatus: (stat
     }
   }
 
-  let refreshing = false
-  async function refresh () {
-    if (refreshing || stopped) return
-    refreshing = true
-    const startedAt = events
+  async #refresh () {
+    if (this.#refreshing || this.#stopped) return
+    this.#refreshing = true
+    const startedAt = this.#events
     let stale = false
     try {
-      const { body } = await poll<Build | BuildList>(refreshPath(filter))
+      const { body } = await poll<Build | BuildList>(refreshPath(this.#filter))
       for (const build of 'builds' in body ? body.builds : [body]) {
-        if ((lastEvent.get(build.id) ?? 0) > startedAt) { stale = true; continue }
-        known.set(build.id, build)
-        if (!stopped) onBuild(build)
+        if ((this.#lastEvent.get(build.id) ?? 0) > startedAt) { stale = true; continue }
+        this.#known.set(build.id, build)
+        if (!this.#stopped) this.#onBuild(build)
       }
     } catch {
       // The stream's own status tells of a server that is away.
     } finally {
-      refreshing = false
+      this.#refreshing = false
     }
-    if (stale) refreshSoon()
-    const shown = filter.build === undefined ? undefined : known.get(filter.build)
-    if (shown?.state === 'queued') later(() => { void refresh() }, QUEUED_POLL_MS)
-  }
-  let refreshPending = false
-  function refreshSoon () {
-    if (refreshPending) return
-    refreshPending = true
-    later(() => { refreshPending = false; void refresh() }, REFRESH_DEBOUNCE_MS)
+    if (stale) this.#refreshSoon()
+    const shown = this.#filter.build === undefined ? undefined : this.#known.get(this.#filter.build)
+    if (shown?.state === 'queued') this.#later(() => { void this.#refresh() }, QUEUED_POLL_MS)
   }
 
-  function receive (message: MessageEvent<string>) {
+  #refreshSoon () {
+    if (this.#refreshPending) return
+    this.#refreshPending = true
+    this.#later(() => { this.#refreshPending = false; void this.#refresh() }, REFRESH_DEBOUNCE_MS)
+  }
+
+  #receive (message: MessageEvent<string>) {
     const event = JSON.parse(message.data) as BuildEvent
-    lastSeq = event.seq
-    lastEvent.set(event.buildId, ++events)
-    const build = complete(event.build)
-    known.set(build.id, build)
-    onBuild(build, { ...event, build })
-    if (QUEUE_MOVES.has(event.type) && (filter.queue === true || (filter.build !== undefined && build.state !== 'running'))) refreshSoon()
+    this.#lastSeq = event.seq
+    this.#lastEvent.set(event.buildId, ++this.#events)
+    const build = this.#complete(event.build)
+    this.#known.set(build.id, build)
+    this.#onBuild(build, { ...event, build })
+    const { queue, build: one } = this.#filter
+    if (QUEUE_MOVES.has(event.type) && (queue === true || (one !== undefined && build.state !== 'running'))) this.#refreshSoon()
   }
 
-  async function open () {
-    source?.close()
-    onStatus(source === undefined ? 'connecting' : 'reconnecting')
+  async open () {
+    this.#source?.close()
+    this.#onStatus(this.#source === undefined ? 'connecting' : 'reconnecting')
     let next
     try {
-      next = await streamUrl(filter, lastSeq)
+      next = await streamUrl(this.#filter, this.#lastSeq)
     } catch {
-      later(() => { void open() }, REOPEN_MS)
+      this.#later(() => { void this.open() }, REOPEN_MS)
       return
     }
-    if (stopped) return
-    expires = next.expires
+    if (this.#stopped) return
+    this.#expires = next.expires
     const es = new EventSource(next.url)
-    source = es
-    for (const type of eventTypes) es.addEventListener(type, receive)
-    es.onopen = () => { onStatus('live'); refreshSoon() }
+    this.#source = es
+    for (const type of eventTypes) es.addEventListener(type, (message) => this.#receive(message))
+    es.onopen = () => { this.#onStatus('live'); this.#refreshSoon() }
     es.onerror = () => {
-      onStatus('reconnecting')
+      this.#onStatus('reconnecting')
       // EventSource retries by itself (with Last-Event-ID) unless the server
       // refused it; a token about to lapse would be refused on that retry.
       // Either way a new one comes after the same pause as EventSource's own.
-      if (es.readyState === EventSource.CLOSED || expires - Date.now() < TOKEN_MARGIN_MS) {
+      if (es.readyState === EventSource.CLOSED || this.#expires - Date.now() < TOKEN_MARGIN_MS) {
         es.close()
-        later(() => { void open() }, REOPEN_MS)
+        this.#later(() => { void this.open() }, REOPEN_MS)
       }
-    }
-  }
-
-  void open()
-  return {
-    close: () => {
-      stopped = true
-      source?.close()
-      for (const timer of timers) clearTimeout(timer)
     }
   }
 }
