@@ -1,9 +1,16 @@
 import pg from 'pg'
 import type { Row, SqlClient, SqlDialect, SqlRunner } from './sql-client.js'
 
+/** The advisory lock key claims take turns on ('cosa' as bytes). */
+export const CLAIM_LOCK_KEY = 0x636f7361
+
 const dialect: SqlDialect = {
   name: 'postgres',
   skipLocked: 'FOR UPDATE SKIP LOCKED',
+  // A transaction-scoped advisory lock, released at the commit: unlike a
+  // session lock it cannot outlive its holder or stay behind in a pooler's
+  // connection. The key is fixed: there is one queue per database.
+  serializeClaims: `SELECT pg_advisory_xact_lock(${CLAIM_LOCK_KEY})`,
   // Held to the commit: an outbox writer that took number N commits before
   // the next one takes N+1. A transaction lock, never a session one (those
   // outlive partitions and break behind PgBouncer).

@@ -40,6 +40,13 @@ export interface SqlDialect {
    */
   readonly skipLocked: string
   /**
+   * Run first in a claim's transaction, and held to its commit: claims take
+   * turns, so each counts the running builds the one before it committed
+   * (otherwise two claims at once may both see room for one more and exceed
+   * builds.maxConcurrent). SQLite's one connection serializes them anyway.
+   */
+  readonly serializeClaims: string | undefined
+  /**
    * Run in a transaction before it appends an outbox event, so that events
    * commit in the order of their sequence numbers (a reader resuming after N
    * never misses a number that commits later). SQLite has one writer anyway.
