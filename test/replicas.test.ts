@@ -1,13 +1,8 @@
-import { execa } from 'execa'
-import { readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
-import pg from 'pg'
+import { GetObjectCommand } from '@aws-sdk/client-s3'
 import t from 'tap'
-import { configRepo, requireDocker, tempDir } from './helpers.js'
-import { startPostgres } from './postgres-server.js'
-import { S3RVER_CREDENTIALS, startS3 } from './s3-server.js'
-import { api, sleep, startServer, tickRecipe, until, type Server } from './server-process.js'
+import { configRepo, requireDocker } from './helpers.js'
+import { containersByBuild, startCluster } from './replica-cluster.js'
+import { api, sleep, tickRecipe, until, type Server } from './server-process.js'
 
 // Issue #14 §2: two replicas of the service (separate processes) on one
 // PostgreSQL and one S3 (s3rver), sharing the Docker engine and one data
@@ -23,51 +18,12 @@ const TICKS = 20
 const LEASE_SECONDS = 3
 const TERMINAL = ['succeeded', 'unchanged', 'failed', 'cancelled']
 
-/** build id -> how many containers it has, for this data directory's instance. */
-async function containersByBuild (owner: string) {
-  const { stdout } = await execa('docker', ['ps', '-a', '--filter', `label=io.cosa-buildd.owner=${owner}`,
-    '--format', '{{.Label "io.cosa-buildd.build-id"}}'])
-  const byBuild = new Map<string, number>()
-  for (const build of stdout.split('\n').filter(Boolean)) byBuild.set(build, (byBuild.get(build) ?? 0) + 1)
-  return byBuild
-}
-
 t.test('two replicas: one run per build, takeover after SIGKILL, a paused replica fenced out', { timeout: 15 * 60_000 }, async (t) => {
   if (!await requireDocker(t)) return
-  const pgServer = await startPostgres(t)
-  const url = await pgServer.createDatabase('replicas')
-  const db = new pg.Client(url)
-  await db.connect()
-  t.teardown(() => db.end())
-  const s3 = await startS3(t)
-  const raw = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
-  t.teardown(() => raw.destroy())
-  const dataDir = await tempDir(t, 'cosa-rep-')
-  const configFile = join(await tempDir(t), 'config.json')
-  // A short lease and a sweep every second keep the test short.
-  await writeFile(configFile, JSON.stringify({ builds: { reconcileIntervalMs: 1000 } }))
-  const env = (id: string) => ({
-    COSA_BUILDD_CONFIG: configFile,
-    COSA_BUILDD_DATABASE_URL: url,
-    COSA_BUILDD_REPLICA_ID: id,
-    COSA_BUILDD_LEASE_SECONDS: String(LEASE_SECONDS),
-    COSA_BUILDD_STORE: 's3',
-    COSA_BUILDD_S3_BUCKET: s3.bucket,
-    COSA_BUILDD_S3_ENDPOINT: s3.endpoint,
-    COSA_BUILDD_S3_PATH_STYLE: '1',
-    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey
-  })
-  const replicas: Record<string, Server> = {}
-  const start = async (id: string) => { replicas[id] = await startServer(t, dataDir, BUILDS, { env: env(id) }) }
+  const { db, raw, s3, replicas, start, owner: ownerOf } = await startCluster(t, { maxConcurrent: BUILDS, leaseSeconds: LEASE_SECONDS })
   await start('replica-a')
   await start('replica-b')
-  const owner = (await readFile(join(dataDir, 'instance-id'), 'utf8')).trim()
-  t.teardown(async () => {
-    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
-    const ids = stdout.split('\n').filter(Boolean)
-    if (ids.length) await execa('docker', ['rm', '-f', ...ids], { reject: false })
-  })
+  const owner = await ownerOf()
 
   // At most one container per build, at every observation of the whole test.
   const maxPerBuild = new Map<string, number>()
