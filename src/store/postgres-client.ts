@@ -96,13 +96,13 @@ export class PostgresClient implements SqlClient {
     }
   }
 
-  async notify (channel: string) {
-    await this.#pool.query('SELECT pg_notify($1, \'\')', [channel])
+  async notify (channel: string, payload = '') {
+    await this.#pool.query('SELECT pg_notify($1, $2)', [channel, payload])
   }
 
   // A connection of its own, outside the pool (LISTEN is a session's), made
   // again a second after it breaks (the server restarted, a proxy cut it).
-  listen (channel: string, fn: () => void) {
+  listen (channel: string, fn: (payload: string | undefined) => void) {
     let client: pg.Client | undefined
     let stopped = false
     let retry: NodeJS.Timeout | undefined
@@ -113,7 +113,7 @@ export class PostgresClient implements SqlClient {
     const connect = async () => {
       const c = new pg.Client({ connectionString: this.#url, application_name: LISTENER_NAME, connectionTimeoutMillis: 10_000 })
       c.on('error', () => undefined)
-      c.on('notification', () => fn())
+      c.on('notification', (n) => fn(n.payload ?? ''))
       try {
         await c.connect()
         await c.query(`LISTEN "${channel}"`)
@@ -124,7 +124,7 @@ export class PostgresClient implements SqlClient {
       if (stopped) return void await c.end().catch(() => undefined)
       client = c
       c.once('end', again)
-      fn()
+      fn(undefined)
     }
     void connect()
     return async () => {
