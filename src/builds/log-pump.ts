@@ -115,7 +115,7 @@ class Copy {
   async run () {
     this.#safe = await this.#deps.logs.resume(this.#buildId)
     this.#filter = new FrameFilter(this.#safe)
-    this.#writer = await this.#deps.logs.open(this.#buildId, this.#safe)
+    this.#writer = await this.#deps.logs.open(this.#buildId, this.#safe, { signal: this.#signal, mayWrite: this.#mayWrite })
     let failingSince: number | undefined
     try {
       while (!this.#signal.aborted && !this.#fenced) {
