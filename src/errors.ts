@@ -32,9 +32,10 @@ const DATABASE_RETRY_SECONDS = 5
 
 /**
  * The database did not answer (PostgreSQL restarting, unreachable, out of
- * connections): nothing was changed that the caller must know of, and the
- * same request may be sent again shortly. Build supervisors leave the build
- * to be adopted rather than failing it.
+ * connections): the request may be sent again shortly (a change whose
+ * commit the broken connection cut off may have been made: idempotency
+ * keys make a submit safe to repeat). Build supervisors leave the build to
+ * be adopted rather than failing it.
  */
 export class DatabaseUnavailable extends ServiceError {
   constructor (cause: unknown) {

@@ -18,8 +18,8 @@ export interface ReplicaCluster {
   pg: PostgresServer
   /** The database the replicas share. */
   url: string
-  /** A connection of the test's own to that database. */
-  db: pg.Client
+  /** Connections of the test's own to that database. */
+  db: pg.Pool
   s3: S3Server
   /** A client of the s3rver, for reading builds.json. */
   raw: S3Client
@@ -42,10 +42,9 @@ export interface ClusterOptions {
 export async function startCluster (t: Test, opts: ClusterOptions): Promise<ReplicaCluster> {
   const pgServer = await startPostgres(t)
   const url = await pgServer.createDatabase('replicas')
-  const db = new pg.Client(url)
-  // The server may be restarted under the test's connection: its error must not end the test.
+  // A pool: it connects again after the server restarted under it.
+  const db = new pg.Pool({ connectionString: url, max: 2 })
   db.on('error', () => undefined)
-  await db.connect()
   t.teardown(() => db.end().catch(() => undefined))
   const s3 = await startS3(t)
   const raw = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
@@ -148,7 +147,7 @@ export async function eachTickOnce (t: Test, server: Server, ids: string[], tick
 }
 
 /** Who holds each running build's lease, and under which token. */
-export async function leases (db: pg.Client) {
+export async function leases (db: pg.Pool) {
   const { rows } = await db.query("SELECT id, lease_owner, lease_token FROM builds WHERE state = 'running'")
   return new Map(rows.map((r: { id: string, lease_owner: string, lease_token: number }) => [r.id, { owner: r.lease_owner, token: Number(r.lease_token) }]))
 }
