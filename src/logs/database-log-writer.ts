@@ -101,7 +101,10 @@ export class DatabaseLogWriter implements LogWriter {
     this.#pendingBytes += data.length
     if (note || this.#pendingBytes >= READ_BYTES) await this.#flush()
     else this.#soon ??= setTimeout(() => { this.#soon = undefined; this.#flush().catch(() => undefined) }, this.#o.flushMs)
-    while (this.#pendingBytes >= MAX_BUFFERED_BYTES && !this.#closed && !this.#failure && this.#mayTry()) await this.#drained.promise
+    // Looked at again now and then: the lease may run out while the database stays away.
+    while (this.#pendingBytes >= MAX_BUFFERED_BYTES && !this.#closed && !this.#failure && this.#mayTry()) {
+      await Promise.race([this.#drained.promise, new Promise((resolve) => setTimeout(resolve, RETRY_MAX_MS))])
+    }
     if (this.#failure) throw this.#failure
   }
 
