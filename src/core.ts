@@ -109,6 +109,35 @@ const QUEUE_CHANGES = new Set(['build.queued', 'build.finished', 'build.requeued
 const streamDefaults = (config: Config) =>
   ({ image: config.builds.defaultImage, timeoutSeconds: config.builds.defaultTimeoutSeconds })
 
+/**
+ * Replicas wake each other (hints, never relied on: the scheduler polls and
+ * renewals read cancel requests too): when the queue changes, and when a
+ * cancel of a build another replica supervises was requested here, so that
+ * its supervisor stops it at once instead of at its next renewal.
+ */
+function replicaHints (deps: { store: Database, lifecycle: BuildLifecycle, scheduler: Scheduler, runner: BuildRunner, logger: Logger }) {
+  const { store, lifecycle, scheduler, runner, logger } = deps
+  const failed = (err: unknown) => logger.debug({ err }, 'hinting other replicas failed')
+  const unsubscribe = lifecycle.subscribe((e) => {
+    if (QUEUE_CHANGES.has(e.type)) store.hintQueue().catch(failed)
+    if (e.type === 'build.cancel_requested' && !runner.isActive(e.buildId)) store.hintCancel(e.buildId).catch(failed)
+  })
+  const stops = [
+    store.onQueueHint(() => scheduler.wake()),
+    store.onCancelHint((buildId) => {
+      if (!runner.isActive(buildId)) return
+      // A hint is not a request: the row says whether a cancel was asked for.
+      store.builds.getBuild(buildId)
+        .then((build) => { if (build?.cancelRequestedAt) runner.cancel(buildId) })
+        .catch((err) => logger.warn({ err, buildId }, 'reading a build after a cancel hint failed; the next renewal sees the cancel'))
+    })
+  ]
+  return async () => {
+    unsubscribe()
+    await Promise.all(stops.map((stop) => stop()))
+  }
+}
+
 const repeat = (ms: number, what: string, logger: Logger, fn: () => Promise<unknown>) =>
   setInterval(() => { fn().catch((err) => logger.warn({ err }, `${what} failed`)) }, ms).unref()
 
@@ -237,11 +266,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
       logger.error({ err }, 'reconciling builds with the engines failed')
     }
     scheduler.start()
-    // Replicas wake each other when the queue changes; the scheduler's poll is the floor.
-    lifecycle.subscribe((e) => {
-      if (QUEUE_CHANGES.has(e.type)) store.hintQueue().catch((err) => logger.debug({ err }, 'hinting other replicas failed'))
-    })
-    stopHints = store.onQueueHint(() => scheduler.wake())
+    stopHints = replicaHints({ store, lifecycle, scheduler, runner, logger })
     webhooks.start()
     timers.push(
       repeat(opts.reconcileIntervalMs ?? config.builds.reconcileIntervalMs, 'periodic reconcile', logger, () => reconciler.reconcile()),

@@ -9,7 +9,7 @@ export const ERROR_CODES = [
   'BLD_PAYLOAD_TOO_LARGE', 'BLD_UNSUPPORTED_MEDIA_TYPE', 'BLD_RANGE_NOT_SATISFIABLE', 'BLD_IDEMPOTENCY_MISMATCH',
   'BLD_CONFIG_URL_REFUSED', 'BLD_STREAM_UNFIT', 'BLD_RESULT_REJECTED', 'BLD_RATE_LIMITED', 'BLD_STORAGE_LOW',
   'BLD_STORE_UNAVAILABLE', 'BLD_STREAM_BUSY', 'BLD_WEBHOOK_NOT_FOUND', 'BLD_DELIVERY_NOT_FOUND', 'BLD_WEBHOOK_URL_REFUSED',
-  'BLD_ENGINE_NOT_FOUND', 'BLD_ENGINE_CONFIGURED', 'BLD_ENGINE_BUSY', 'BLD_ENGINE_INVALID', 'BLD_INTERNAL'
+  'BLD_ENGINE_NOT_FOUND', 'BLD_ENGINE_CONFIGURED', 'BLD_ENGINE_BUSY', 'BLD_ENGINE_INVALID', 'BLD_DATABASE_UNAVAILABLE', 'BLD_INTERNAL'
 ] as const
 export type ErrorCode = typeof ERROR_CODES[number]
 
@@ -26,6 +26,27 @@ export class ServiceError extends Error {
     this.headers = headers
   }
 }
+
+/** How long a client is asked to wait before it asks again while the database does not answer. */
+const DATABASE_RETRY_SECONDS = 5
+
+/**
+ * The database did not answer (PostgreSQL restarting, unreachable, out of
+ * connections): the request may be sent again shortly (a change whose
+ * commit the broken connection cut off may have been made: idempotency
+ * keys make a submit safe to repeat). Build supervisors leave the build to
+ * be adopted rather than failing it.
+ */
+export class DatabaseUnavailable extends ServiceError {
+  constructor (cause: unknown) {
+    super('BLD_DATABASE_UNAVAILABLE', 503, `the database is unavailable right now: retry in ${DATABASE_RETRY_SECONDS} s`,
+      { 'retry-after': String(DATABASE_RETRY_SECONDS) })
+    this.name = 'DatabaseUnavailable'
+    this.cause = cause
+  }
+}
+
+export const isDatabaseUnavailable = (err: unknown): err is DatabaseUnavailable => err instanceof DatabaseUnavailable
 
 const define = <A extends unknown[]>(code: ErrorCode, statusCode: number, message: (...args: A) => string) =>
   (...args: A) => new ServiceError(code, statusCode, message(...args))

@@ -20,6 +20,10 @@ export interface PostgresServer {
   port: number
   /** A new, empty database on this server, and its URL (with the password). */
   createDatabase(name: string): Promise<string>
+  /** `pg_ctl restart -m fast` (connections are cut, the server starts again); resolves once it accepts connections. */
+  restart(): Promise<void>
+  /** Stops the server (`-m fast`), waits `ms`, starts it again; resolves once it accepts connections. */
+  outage(ms: number): Promise<void>
   close(): Promise<void>
 }
 
@@ -64,18 +68,25 @@ export async function startPostgres (t?: Teardown): Promise<PostgresServer> {
     '--auth-local=trust', '-E', 'UTF8', '--no-sync', '--no-instructions'])
   const port = await freePort()
   // Durability is not what these tests measure.
+  const options = ['-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
+    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200']
   const child = spawn(as[0] ?? join(BIN, 'postgres'), [...as.slice(1), ...(as.length ? [join(BIN, 'postgres')] : []),
-    '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
+    '-D', data, ...options],
   { stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
   child.stderr!.on('data', (chunk: Buffer) => { log = (log + chunk.toString()).slice(-4000) })
+  // Once restarted by pg_ctl, the server is no longer this process's child:
+  // pg_ctl stops it, by the PID in its data directory.
+  let restarted = false
+  const pgCtl = (...args: string[]) => run([...as, join(BIN, 'pg_ctl'), ...args, '-D', data, '-w', '-t', '60'])
+  const serverLog = join(dir, 'server.log')
   let closed: Promise<void> | undefined
   const close = () => (closed ??= (async () => {
     if (child.exitCode === null) {
       child.kill('SIGINT') // fast shutdown
       await once(child, 'exit')
     }
+    if (restarted) await pgCtl('stop', '-m', 'fast').catch(() => undefined)
     await rm(dir, { recursive: true, force: true })
   })())
   t?.teardown(close)
@@ -97,6 +108,16 @@ export async function startPostgres (t?: Teardown): Promise<PostgresServer> {
         await client.end()
       }
       return url(name)
+    },
+    restart: async () => {
+      restarted = true
+      await pgCtl('restart', '-m', 'fast', '-l', serverLog)
+    },
+    outage: async (ms) => {
+      restarted = true
+      await pgCtl('stop', '-m', 'fast')
+      await new Promise((resolve) => setTimeout(resolve, ms))
+      await pgCtl('start', '-l', serverLog, '-o', options.join(' '))
     },
     close
   }

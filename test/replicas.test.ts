@@ -1,13 +1,9 @@
-import { execa } from 'execa'
-import { readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
-import pg from 'pg'
 import t from 'tap'
-import { configRepo, requireDocker, tempDir } from './helpers.js'
-import { startPostgres } from './postgres-server.js'
-import { S3RVER_CREDENTIALS, startS3 } from './s3-server.js'
-import { api, sleep, startServer, tickRecipe, until, type Server } from './server-process.js'
+import { configRepo, requireDocker } from './helpers.js'
+import {
+  allEnded, checkBuildsJson, containersByBuild, eachTickOnce, leases as leasesIn, sampleContainers, startCluster, startRunning
+} from './replica-cluster.js'
+import { api, sleep, tickRecipe, until } from './server-process.js'
 
 // Issue #14 §2: two replicas of the service (separate processes) on one
 // PostgreSQL and one S3 (s3rver), sharing the Docker engine and one data
@@ -21,66 +17,16 @@ import { api, sleep, startServer, tickRecipe, until, type Server } from './serve
 const BUILDS = 4
 const TICKS = 20
 const LEASE_SECONDS = 3
-const TERMINAL = ['succeeded', 'unchanged', 'failed', 'cancelled']
-
-/** build id -> how many containers it has, for this data directory's instance. */
-async function containersByBuild (owner: string) {
-  const { stdout } = await execa('docker', ['ps', '-a', '--filter', `label=io.cosa-buildd.owner=${owner}`,
-    '--format', '{{.Label "io.cosa-buildd.build-id"}}'])
-  const byBuild = new Map<string, number>()
-  for (const build of stdout.split('\n').filter(Boolean)) byBuild.set(build, (byBuild.get(build) ?? 0) + 1)
-  return byBuild
-}
 
 t.test('two replicas: one run per build, takeover after SIGKILL, a paused replica fenced out', { timeout: 15 * 60_000 }, async (t) => {
   if (!await requireDocker(t)) return
-  const pgServer = await startPostgres(t)
-  const url = await pgServer.createDatabase('replicas')
-  const db = new pg.Client(url)
-  await db.connect()
-  t.teardown(() => db.end())
-  const s3 = await startS3(t)
-  const raw = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
-  t.teardown(() => raw.destroy())
-  const dataDir = await tempDir(t, 'cosa-rep-')
-  const configFile = join(await tempDir(t), 'config.json')
-  // A short lease and a sweep every second keep the test short.
-  await writeFile(configFile, JSON.stringify({ builds: { reconcileIntervalMs: 1000 } }))
-  const env = (id: string) => ({
-    COSA_BUILDD_CONFIG: configFile,
-    COSA_BUILDD_DATABASE_URL: url,
-    COSA_BUILDD_REPLICA_ID: id,
-    COSA_BUILDD_LEASE_SECONDS: String(LEASE_SECONDS),
-    COSA_BUILDD_STORE: 's3',
-    COSA_BUILDD_S3_BUCKET: s3.bucket,
-    COSA_BUILDD_S3_ENDPOINT: s3.endpoint,
-    COSA_BUILDD_S3_PATH_STYLE: '1',
-    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey
-  })
-  const replicas: Record<string, Server> = {}
-  const start = async (id: string) => { replicas[id] = await startServer(t, dataDir, BUILDS, { env: env(id) }) }
+  const cluster = await startCluster(t, { maxConcurrent: BUILDS, leaseSeconds: LEASE_SECONDS })
+  const { db, replicas, start } = cluster
   await start('replica-a')
   await start('replica-b')
-  const owner = (await readFile(join(dataDir, 'instance-id'), 'utf8')).trim()
-  t.teardown(async () => {
-    const { stdout } = await execa('docker', ['ps', '-aq', '--filter', `label=io.cosa-buildd.owner=${owner}`], { reject: false })
-    const ids = stdout.split('\n').filter(Boolean)
-    if (ids.length) await execa('docker', ['rm', '-f', ...ids], { reject: false })
-  })
-
+  const owner = await cluster.owner()
   // At most one container per build, at every observation of the whole test.
-  const maxPerBuild = new Map<string, number>()
-  let sampling = true
-  const sampler = (async () => {
-    while (sampling) {
-      try {
-        for (const [build, n] of await containersByBuild(owner)) maxPerBuild.set(build, Math.max(maxPerBuild.get(build) ?? 0, n))
-      } catch {}
-      await sleep(500)
-    }
-  })()
-  t.teardown(async () => { sampling = false; await sampler })
+  const sampler = sampleContainers(t, owner)
 
   const repo = await configRepo(t)
   const recipe = tickRecipe(TICKS)
@@ -88,28 +34,9 @@ t.test('two replicas: one run per build, takeover after SIGKILL, a paused replic
     const reg = await api(replicas['replica-a']!, `/v1/streams/s${i}`, { method: 'PUT', body: { config: { url: repo.url, ref: 'main' }, recipe } })
     t.ok(reg.status < 300, `register s${i} on one replica: ${reg.status < 300 ? reg.status : reg.text}`)
   }
-  const leases = async () => new Map((await db.query("SELECT id, lease_owner, lease_token FROM builds WHERE state = 'running'")).rows
-    .map((r: { id: string, lease_owner: string, lease_token: number }) => [r.id, { owner: r.lease_owner, token: Number(r.lease_token) }]))
-  const states = async (server: Server, ids: string[]) => Promise.all(ids.map(async (id) => (await api(server, `/v1/builds/${id}`)).json()))
-
-  /** Submits one build per stream, alternating between the replicas; waits until each runs and has logged "tick 2". */
-  const round = async (server: () => Server[]) => {
-    const ids: string[] = []
-    for (let i = 0; i < BUILDS; i++) {
-      const via = server()[i % server().length]!
-      const sub = await api(via, `/v1/streams/s${i}/builds`, { method: 'POST', body: { force: true } })
-      t.equal(sub.status, 202, `submit s${i}`)
-      ids.push(sub.json().id)
-    }
-    await until('every build to run and log "tick 2"', 5 * 60_000, async () => {
-      for (const b of await states(server()[0]!, ids)) {
-        if (TERMINAL.includes(b.state)) throw new Error(`build ${b.id} ended early: ${b.state} ${b.message ?? ''}`)
-        if (!b.containerId || !/^tick 2$/m.test((await api(server()[0]!, `/v1/builds/${b.id}/log`)).text)) return false
-      }
-      return true
-    })
-    return ids
-  }
+  const leases = () => leasesIn(db)
+  const streams = Array.from({ length: BUILDS }, (_, i) => `s${i}`)
+  const round = () => startRunning(t, [replicas['replica-a']!, replicas['replica-b']!], streams)
   /** The replica that supervises most of `ids`, and the builds it supervises. */
   const busiest = async (ids: string[]) => {
     const held = await leases()
@@ -118,20 +45,8 @@ t.test('two replicas: one run per build, takeover after SIGKILL, a paused replic
     const [victim, builds] = [...byOwner].sort((x, y) => y[1].length - x[1].length)[0]!
     return { victim, builds, held, spread: [...byOwner].map(([o, b]) => `${o}: ${b.length}`).join(', ') }
   }
-  const finish = async (server: Server, ids: string[]) => until('every build to end', 8 * 60_000, async () => {
-    const all = await states(server, ids)
-    return all.every((b) => TERMINAL.includes(b.state)) && all
-  })
-  const checkBuildsJson = async (finals: Array<{ id: string, stream: string, result?: { cosaBuildId: string } }>) => {
-    for (const b of finals) {
-      const body = await (await raw.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${b.stream}/builds/builds.json` }))).Body!.transformToString()
-      const listed = (JSON.parse(body).builds as Array<{ id: string }>).filter((e) => e.id === b.result?.cosaBuildId)
-      t.equal(listed.length, 1, `build ${b.id}: exactly one builds.json entry (${b.result?.cosaBuildId})`)
-    }
-  }
-
   // 1. Builds submitted to either replica run once; SIGKILL the busiest replica.
-  const first = await round(() => [replicas['replica-a']!, replicas['replica-b']!])
+  const first = await round()
   const kill = await busiest(first)
   t.comment(`round 1 leases: ${kill.spread}`)
   const survivor = kill.victim === 'replica-a' ? 'replica-b' : 'replica-a'
@@ -144,24 +59,17 @@ t.test('two replicas: one run per build, takeover after SIGKILL, a paused replic
   })
   const takeoverMs = Date.now() - killedAt
   t.ok(adopted, `${kill.builds.length} builds taken over by ${survivor} with higher tokens`)
-  const finals1 = await finish(replicas[survivor]!, first)
+  const finals1 = await allEnded(replicas[survivor]!, first)
   t.comment(`takeover: all ${kill.builds.length} builds of the killed replica held by ${survivor} ${takeoverMs} ms after SIGKILL ` +
     `(lease ${LEASE_SECONDS} s, sweep 1 s)`)
   for (const b of finals1) t.equal(b.state, 'succeeded', `build ${b.id}: ${b.message ?? 'succeeded'}`)
   t.match(replicas[survivor]!.output(), /took over a build whose lease expired/, 'the survivor logged its takeovers')
-  await checkBuildsJson(finals1)
-  const eachTickOnce = async (server: Server, ids: string[], why: string) => {
-    for (const id of ids) {
-      const log = (await api(server, `/v1/builds/${id}/log`)).text
-      const ticks = Array.from({ length: TICKS }, (_, i) => log.split('\n').filter((l) => l === `tick ${i + 1}`).length)
-      t.same(ticks, Array(TICKS).fill(1), `build ${id}: each tick once (${why})`)
-    }
-  }
-  await eachTickOnce(replicas[survivor]!, first, 'across the kill')
+  await checkBuildsJson(t, cluster, finals1)
+  await eachTickOnce(t, replicas[survivor]!, first, TICKS, 'across the kill')
 
   // 2. The killed replica comes back; then the busiest one is paused past its leases.
   await start(kill.victim)
-  const second = await round(() => [replicas['replica-a']!, replicas['replica-b']!])
+  const second = await round()
   const pause = await busiest(second)
   t.comment(`round 2 leases: ${pause.spread}`)
   const other = pause.victim === 'replica-a' ? 'replica-b' : 'replica-a'
@@ -174,10 +82,10 @@ t.test('two replicas: one run per build, takeover after SIGKILL, a paused replic
   })
   await sleep(2000)
   paused.child.kill('SIGCONT')
-  const finals2 = await finish(replicas[other]!, second)
+  const finals2 = await allEnded(replicas[other]!, second)
   for (const b of finals2) t.equal(b.state, 'succeeded', `build ${b.id}: ${b.message ?? 'succeeded'}`)
-  await checkBuildsJson(finals2)
-  await eachTickOnce(replicas[other]!, second, 'across the pause')
+  await checkBuildsJson(t, cluster, finals2)
+  await eachTickOnce(t, replicas[other]!, second, TICKS, 'across the pause')
   await sleep(LEASE_SECONDS * 1000)
   const after = paused.output().slice(outputBefore)
   const gaveUp = [...after.matchAll(/lease is lost|not renewed in time/g)].length
@@ -191,8 +99,7 @@ t.test('two replicas: one run per build, takeover after SIGKILL, a paused replic
     [[...first, ...second]])).rows
   t.ok(events.every((r: { n: string }) => Number(r.n) === 1) && events.length === BUILDS * 2, 'one build.finished event per build')
 
-  sampling = false
-  await sampler
+  const maxPerBuild = await sampler.stop()
   for (const id of [...first, ...second]) t.equal(maxPerBuild.get(id), 1, `build ${id}: one container at every observation`)
   const left = await until('no container left', 30_000, async () => (await containersByBuild(owner)).size === 0).catch(() => false)
   t.ok(left, 'no container left once every build has ended')

@@ -6,6 +6,7 @@ import {
   emptyBuildsJson, insertBuild, parseBuildsJson, removeBuilds, serializeBuildsJson, type BuildsJson
 } from '../cosa/builds-json.js'
 import type { Meta, MetaImage } from '../cosa/meta.js'
+import { isDatabaseUnavailable } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { ArtifactStore } from './artifact-store.js'
 import { buildsToPrune } from './retention.js'
@@ -116,12 +117,17 @@ export class Publisher {
     return bytes === undefined ? undefined : parseBuildsJson(bytes.toString('utf8'))
   }
 
-  /** Every failure, the store's own included (S3 down), is a PublishError. */
+  /**
+   * Every failure, the store's own included (S3 down), is a PublishError;
+   * but the database not answering (the builds.json lock row) is not the
+   * build's failure: it goes to the caller as it is, and the build is
+   * published again once adopted (publishing is idempotent).
+   */
   async publish (input: PublishInput): Promise<PublishOutput> {
     try {
       return await this.#publish(input)
     } catch (err) {
-      throw asPublishError(err)
+      throw isDatabaseUnavailable(err) ? err : asPublishError(err)
     }
   }
 

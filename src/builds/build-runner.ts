@@ -1,4 +1,5 @@
 import { requiredImages, stepPhase } from '../cosa/recipe.js'
+import { isDatabaseUnavailable } from '../errors.js'
 import { childLogger } from '../logger.js'
 import { EngineError, type Executor } from '../executor/executor.js'
 import type { BuildEvent } from './build-event.js'
@@ -16,6 +17,21 @@ import { publish } from './run/publish.js'
 import { observeExited, supervise, type Observed } from './run/supervise.js'
 
 export type { RunnerDeps } from './run/context.js'
+
+const RETRY_FIRST_MS = 100
+const RETRY_MAX_MS = 2000
+
+/** Runs `fn` again while the database does not answer and the build's lease is surely still this process's. */
+async function whileLeaseLasts (ctx: RunContext, fn: () => Promise<void>) {
+  for (let pause = RETRY_FIRST_MS; ; pause = Math.min(RETRY_MAX_MS, pause * 2)) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || !ctx.mayWrite()) throw err
+      await new Promise((resolve) => setTimeout(resolve, pause))
+    }
+  }
+}
 
 // Runs one build from claim to final state, as a pipeline of steps with one
 // job each: prepare (run/prepare.ts) → execute (run/execute.ts) → supervise
@@ -123,7 +139,9 @@ export class BuildRunner {
     // removal does not hold the build back; the reconciler retries it.
     await ctx.executor.remove(jobId)
       .catch((err) => ctx.log.warn({ err }, 'removing the build job failed; the reconciler will retry'))
-    await this.#finish(ctx, final)
+    // Without its job, a build left to be adopted would be `lost`: the final
+    // state waits out a database that does not answer, while the lease lasts.
+    await whileLeaseLasts(ctx, () => this.#finish(ctx, final))
   }
 
   /** How the build ends; undefined when it is no longer this process's to end (its lease was lost). */
@@ -209,6 +227,13 @@ export class BuildRunner {
     const done = this.#context(build, executor, cancel)
       .then((c) => fn(ctx = c))
       .catch(async (err) => {
+        // The database did not answer (restarting): the build is not the
+        // worse for it. Its lease lapses (or is let go below) and the sweep
+        // adopts it, here or on another replica, once the database is back.
+        if (isDatabaseUnavailable(err)) {
+          this.#deps.logger.warn({ err, buildId }, 'the database did not answer during the build; leaving it to be adopted')
+          return
+        }
         this.#deps.logger.error({ err, buildId }, 'build supervision failed')
         if (!failOnError || !ctx || ctx.shutdown.aborted) return
         await this.#finish(ctx, failed('infrastructure', `the service failed to run the build: ${(err as Error).message}`))

@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { Database, LeaseTerms } from '../store/repositories.js'
 
@@ -62,7 +63,14 @@ export class HeldLeases {
     for (const [buildId, held] of this.#held) {
       if (held.lost.signal.aborted) continue
       const asked = performance.now()
-      const renewed = await this.#store.leases.renew(buildId, held.token, this.terms)
+      let renewed
+      try {
+        renewed = await this.#store.leases.renew(buildId, held.token, this.terms)
+      } catch (err) {
+        // Not lost, not renewed: the deadline says when the lease can no longer be trusted.
+        if (isDatabaseUnavailable(err)) continue
+        throw err
+      }
       if (!renewed) {
         this.lose(buildId)
         continue

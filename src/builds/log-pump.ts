@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer'
+import { isDatabaseUnavailable } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { Executor, LogFrame } from '../executor/executor.js'
 import type { LogStore, LogWriter, Marks } from '../logs/log-store.js'
@@ -112,10 +113,22 @@ class Copy {
     this.#wake.abort()
   }
 
+  /** Where the log resumes, and its writer; a database that does not answer is asked again while the log may be written. */
+  async #open () {
+    for (let pause = 100; ; pause = Math.min(2000, pause * 2)) {
+      try {
+        this.#safe = await this.#deps.logs.resume(this.#buildId)
+        return await this.#deps.logs.open(this.#buildId, this.#safe, { signal: this.#signal, mayWrite: this.#mayWrite })
+      } catch (err) {
+        if (!isDatabaseUnavailable(err) || this.#signal.aborted || this.#mayWrite?.() === false) throw err
+        await this.#pause(pause, false)
+      }
+    }
+  }
+
   async run () {
-    this.#safe = await this.#deps.logs.resume(this.#buildId)
+    this.#writer = await this.#open()
     this.#filter = new FrameFilter(this.#safe)
-    this.#writer = await this.#deps.logs.open(this.#buildId, this.#safe)
     let failingSince: number | undefined
     try {
       while (!this.#signal.aborted && !this.#fenced) {

@@ -651,13 +651,13 @@ export interface components {
             /** @description units whose failure only warns (kola exit 77): the build is published with the warning */
             allowFailedUnits?: string[];
         };
-        /** @description Every 4xx and 5xx answer has this shape; `code` is stable. */
+        /** @description Every 4xx and 5xx answer has this shape; `code` is stable. Any request that reads or writes the service's state may answer 503 `BLD_DATABASE_UNAVAILABLE` with Retry-After while its PostgreSQL does not answer (restarting, unreachable). */
         Error: {
             /**
              * @example BLD_STREAM_NOT_FOUND
              * @enum {string}
              */
-            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_STREAM_BUSY" | "BLD_WEBHOOK_NOT_FOUND" | "BLD_DELIVERY_NOT_FOUND" | "BLD_WEBHOOK_URL_REFUSED" | "BLD_ENGINE_NOT_FOUND" | "BLD_ENGINE_CONFIGURED" | "BLD_ENGINE_BUSY" | "BLD_ENGINE_INVALID" | "BLD_INTERNAL";
+            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_STREAM_BUSY" | "BLD_WEBHOOK_NOT_FOUND" | "BLD_DELIVERY_NOT_FOUND" | "BLD_WEBHOOK_URL_REFUSED" | "BLD_ENGINE_NOT_FOUND" | "BLD_ENGINE_CONFIGURED" | "BLD_ENGINE_BUSY" | "BLD_ENGINE_INVALID" | "BLD_DATABASE_UNAVAILABLE" | "BLD_INTERNAL";
             message: string;
         };
         BuildRequest: {

@@ -1,14 +1,16 @@
 import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import type { LogChunk, LogRepository } from '../store/repositories.js'
+import type { LogRepository } from '../store/repositories.js'
 import { readLog, type LogSource } from './log-reader.js'
-import { noteLine, READ_BYTES, TRUNCATED, type BootTestFile, type IsDone, type LogStore, type LogWriter, type Marks } from './log-store.js'
+import { DatabaseLogWriter } from './database-log-writer.js'
+import { noteLine, type BootTestFile, type IsDone, type LogStore, type LogWriter, type Marks, type WriterFence } from './log-store.js'
 
 // Build logs as chunks in the database, so that every replica on one
 // PostgreSQL serves any build's log and follows it while another replica
-// writes it. The writer gathers output for at most `flushMs` (or one chunk's
-// worth) and writes it as one chunk; a checkpoint goes in the same
+// writes it. The writer (database-log-writer.ts) gathers output for at most
+// `flushMs` (or one chunk's worth) and writes it as one chunk, keeping it
+// while the database does not answer; a checkpoint goes in the same
 // transaction as the chunk before it, so a resume after a crash cuts the
 // log back exactly to what the checkpoint covers, as the file store does.
 // Followers in this process are woken by each write; followers elsewhere
@@ -67,51 +69,26 @@ export class DatabaseLogStore implements LogStore {
     this.#events.emit(buildId)
   }
 
-  async open (buildId: string, marks: Marks | undefined): Promise<LogWriter> {
-    let bytes = await this.#repo.size(buildId)
-    let full = bytes >= this.#maxBytes
-    let pending: Buffer[] = []
-    let buffered = 0
-    let timer: NodeJS.Timeout | undefined
-    // Writes, flushes and checkpoints one at a time, in order.
-    let queue = Promise.resolve()
-    const enqueue = (work: () => Promise<void>) => (queue = queue.then(work))
-    const flush = async (checkpoint?: Marks) => {
-      clearTimeout(timer)
-      timer = undefined
-      const chunks = toChunks(bytes, pending)
-      pending = []
-      buffered = 0
-      if (!chunks.length && !checkpoint) return
-      const end = chunks.length ? chunks.at(-1)!.offset + chunks.at(-1)!.data.length : bytes
-      await this.#repo.append(buildId, { chunks, checkpoint: checkpoint && { bytes: end, marks: checkpoint } })
-      bytes = end
-      if (chunks.length) this.#events.emit(buildId)
-    }
-    const append = (text: string | Buffer, note: boolean) => enqueue(async () => {
-      if (full && !note) return
-      let data = typeof text === 'string' ? Buffer.from(text) : text
-      if (!note && bytes + buffered + data.length > this.#maxBytes) {
-        data = Buffer.from(TRUNCATED)
-        full = true
-      }
-      pending.push(data)
-      buffered += data.length
-      if (note || buffered >= READ_BYTES) return flush()
-      timer ??= setTimeout(() => { enqueue(flush).catch(() => undefined) }, this.#flushMs)
+  async open (buildId: string, marks: Marks | undefined, fence?: WriterFence): Promise<LogWriter> {
+    const writer = new DatabaseLogWriter({
+      repo: this.#repo,
+      buildId,
+      end: await this.#repo.size(buildId),
+      maxBytes: this.#maxBytes,
+      flushMs: this.#flushMs,
+      written: () => this.#events.emit(buildId),
+      fence
     })
-    const noteWriter = (text: string) => append(text, true)
-    this.#writers.set(buildId, noteWriter)
-    const checkpoint = (next: Marks) => enqueue(() => flush(next))
-    await checkpoint(marks ?? {})
+    const note = (line: string) => writer.note(line)
+    this.#writers.set(buildId, note)
+    await writer.checkpoint(marks ?? {})
     return {
-      write: (text) => append(text, false),
-      checkpoint,
+      write: (text) => writer.write(text),
+      checkpoint: (next) => writer.checkpoint(next),
       close: async () => {
-        if (this.#writers.get(buildId) === noteWriter) this.#writers.delete(buildId)
+        if (this.#writers.get(buildId) === note) this.#writers.delete(buildId)
         // No checkpoint here: output written since the last one is re-read on resume.
-        await enqueue(flush).catch(() => undefined)
-        clearTimeout(timer)
+        await writer.close()
         this.#events.emit(buildId)
       }
     }
@@ -147,15 +124,4 @@ export class DatabaseLogStore implements LogStore {
   remove (buildId: string) {
     return this.#repo.remove(buildId)
   }
-}
-
-/** The pending output as chunks of at most READ_BYTES each, starting at `offset`. */
-function toChunks (offset: number, pending: Buffer[]): LogChunk[] {
-  if (!pending.length) return []
-  const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending)
-  const chunks: LogChunk[] = []
-  for (let at = 0; at < all.length; at += READ_BYTES) {
-    chunks.push({ offset: offset + at, data: all.subarray(at, at + READ_BYTES) })
-  }
-  return chunks
 }

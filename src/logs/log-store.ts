@@ -27,6 +27,12 @@ export interface LogWriter {
   close: () => Promise<void>
 }
 
+/** Until when a writer may write: its supervisor's signal, and whether its lease is still surely its own. */
+export interface WriterFence {
+  signal?: AbortSignal | undefined
+  mayWrite?: (() => boolean) | undefined
+}
+
 /** Says whether a followed build has ended: then the follow ends once everything is sent. */
 export type IsDone = () => Promise<boolean>
 
@@ -44,8 +50,12 @@ export interface LogStore {
    * moves the checkpoint past itself, so no resume can cut it off.
    */
   note: (buildId: string, text: string) => Promise<void>
-  /** The build's writer for container output, until closed; service notes go through it meanwhile. */
-  open: (buildId: string, marks: Marks | undefined) => Promise<LogWriter>
+  /**
+   * The build's writer for container output, until closed; service notes go
+   * through it meanwhile. `fence`: when the writer must stop trying to write
+   * (a store that retries, the database's, gives up then).
+   */
+  open: (buildId: string, marks: Marks | undefined, fence?: WriterFence) => Promise<LogWriter>
   /** The log from `offset`; with `follow`, keeps streaming until `isDone()` holds and everything written has been sent. */
   read: (buildId: string, offset: number, follow: boolean, isDone: IsDone, signal: AbortSignal) => Readable
   /** Keeps a boot-test file (copied from `path`) with the build's log. */

@@ -182,6 +182,8 @@ export class SqlBuildRepository implements BuildRepository {
   // nobody supervises).
   async #claimTx (sql: string, args: unknown[], event: EventDraft): Promise<Claimed | undefined> {
     return this.#sql.transaction(async (tx) => {
+      const { serializeClaims } = this.#sql.dialect
+      if (serializeClaims) await tx.get(serializeClaims)
       const { token } = (await tx.get(this.#sql.dialect.nextLeaseToken))!
       const row = await tx.get(sql, [token, ...args])
       if (!row) return undefined
@@ -192,8 +194,10 @@ export class SqlBuildRepository implements BuildRepository {
 
   async claimNext (maxRunning: number, startedAt: string, phase: string, event: EventDraft, lease: LeaseTerms, placed?: Placed) {
     // One statement. On SQLite one connection makes it atomic; on PostgreSQL
-    // concurrent claimers skip each other's rows, and the unique index on
-    // running builds turns a second claim of a busy stream into an error.
+    // claims take turns (dialect.serializeClaims), so each counts the running
+    // builds of the claims before it, the other replicas' too; concurrent
+    // claimers skip each other's rows, and the unique index on running
+    // builds turns a second claim of a busy stream into an error.
     // Only the oldest queued build of a stream is a candidate: a claimer that
     // skips an older build another claimer has locked must not start the
     // next one of that stream before it (a stream's builds run in order).

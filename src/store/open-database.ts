@@ -13,6 +13,8 @@ import { SqlWebhookRepository } from './webhook-repository.js'
 
 /** The NOTIFY channel of queue changes (a build queued, or one ended and freed a slot). */
 const QUEUE_CHANNEL = 'cosa_buildd_queue'
+/** The NOTIFY channel of cancel requests, with the build's id: its supervisor, on another replica, stops it at once. */
+const CANCEL_CHANNEL = 'cosa_buildd_cancel'
 
 /** The URL as it may be logged or shown: its password replaced. */
 export function redactDatabaseUrl (url: string) {
@@ -47,7 +49,9 @@ async function databaseOver (sql: SqlClient, legacy?: { userVersion: number }): 
     logs: new SqlLogRepository(sql),
     leases: new SqlLeaseRepository(sql),
     hintQueue: async () => { await sql.notify?.(QUEUE_CHANNEL) },
-    onQueueHint: (fn) => sql.listen?.(QUEUE_CHANNEL, fn) ?? (async () => undefined),
+    onQueueHint: (fn) => sql.listen?.(QUEUE_CHANNEL, () => fn()) ?? (async () => undefined),
+    hintCancel: async (buildId) => { await sql.notify?.(CANCEL_CHANNEL, buildId) },
+    onCancelHint: (fn) => sql.listen?.(CANCEL_CHANNEL, (id) => { if (id) fn(id) }) ?? (async () => undefined),
     engines: new SqlEngineRepository(sql),
     ping: async () => { await sql.get('SELECT 1') },
     close: () => sql.close()

@@ -1,9 +1,17 @@
 import pg from 'pg'
+import { DatabaseUnavailable, isDatabaseUnavailable } from '../errors.js'
 import type { Row, SqlClient, SqlDialect, SqlRunner } from './sql-client.js'
+
+/** The advisory lock key claims take turns on ('cosa' as bytes). */
+export const CLAIM_LOCK_KEY = 0x636f7361
 
 const dialect: SqlDialect = {
   name: 'postgres',
   skipLocked: 'FOR UPDATE SKIP LOCKED',
+  // A transaction-scoped advisory lock, released at the commit: unlike a
+  // session lock it cannot outlive its holder or stay behind in a pooler's
+  // connection. The key is fixed: there is one queue per database.
+  serializeClaims: `SELECT pg_advisory_xact_lock(${CLAIM_LOCK_KEY})`,
   // Held to the commit: an outbox writer that took number N commits before
   // the next one takes N+1. A transaction lock, never a session one (those
   // outlive partitions and break behind PgBouncer).
@@ -42,12 +50,38 @@ function positional (sql: string) {
   return text
 }
 
+// What a server that is restarting, shutting down, unreachable or out of
+// connections answers (or how its connections end): SQLSTATE class 08
+// (connection exception), 57P01-57P03 (admin/crash shutdown, cannot connect
+// now), 53300 (too many connections); the socket's errors; node-postgres's
+// own messages for a connection that ended or never came.
+const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT',
+  'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'])
+const UNAVAILABLE_MESSAGES = /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|Client was closed/i
+
+export function isUnavailable (err: unknown) {
+  const { code, message } = (err ?? {}) as { code?: unknown, message?: unknown }
+  return (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) ||
+    (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message))
+}
+
+/** The driver's failure, as DatabaseUnavailable when the database did not answer. */
+const unavailable = (err: unknown) => isUnavailable(err) && !isDatabaseUnavailable(err) ? new DatabaseUnavailable(err) : err
+
+async function query (client: pg.Pool | pg.PoolClient, sql: string, args?: readonly unknown[]) {
+  try {
+    return await client.query(sql, args as unknown[] | undefined)
+  } catch (err) {
+    throw unavailable(err)
+  }
+}
+
 const runner = (client: pg.Pool | pg.PoolClient): SqlRunner => ({
-  get: async (sql, args = []) => (await client.query(positional(sql), args as unknown[])).rows[0] as Row | undefined,
-  all: async (sql, args = []) => (await client.query(positional(sql), args as unknown[])).rows as Row[],
-  run: async (sql, args = []) => (await client.query(positional(sql), args as unknown[])).rowCount ?? 0,
+  get: async (sql, args = []) => (await query(client, positional(sql), args)).rows[0] as Row | undefined,
+  all: async (sql, args = []) => (await query(client, positional(sql), args)).rows as Row[],
+  run: async (sql, args = []) => (await query(client, positional(sql), args)).rowCount ?? 0,
   // Without parameters pg uses the simple protocol, which takes several statements.
-  exec: async (script) => { await client.query(script) }
+  exec: async (script) => { await query(client, script) }
 })
 
 /** PostgreSQL through a pool of connections (node-postgres). */
@@ -73,29 +107,40 @@ export class PostgresClient implements SqlClient {
   exec (script: string) { return this.#runner.exec(script) }
 
   async transaction<T> (work: (tx: SqlRunner) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect()
+    const client = await this.#pool.connect().catch((err: unknown) => { throw unavailable(err) })
     // A connection that cannot even roll back is broken: the pool drops it.
     let broken: Error | undefined
+    // The pool listens for errors of idle connections only: one killed while
+    // checked out (the server restarted) would otherwise end the process, or
+    // leave the transaction waiting for an answer that never comes.
+    let killed!: (err: Error) => void
+    const lost = new Promise<never>((_resolve, reject) => {
+      killed = (err) => { broken = err; reject(new DatabaseUnavailable(err)) }
+    })
+    lost.catch(() => undefined)
+    client.on('error', killed)
+    const step = <R>(p: Promise<R>) => Promise.race([p, lost])
     try {
-      await client.query('BEGIN')
-      const result = await work(runner(client))
-      await client.query('COMMIT')
+      await step(query(client, 'BEGIN'))
+      const result = await step(work(runner(client)))
+      await step(query(client, 'COMMIT'))
       return result
     } catch (err) {
-      await client.query('ROLLBACK').catch((rollback: Error) => { broken = rollback })
-      throw err
+      if (!broken) await client.query('ROLLBACK').catch((rollback: Error) => { broken = rollback })
+      throw unavailable(err)
     } finally {
+      client.removeListener('error', killed)
       client.release(broken)
     }
   }
 
-  async notify (channel: string) {
-    await this.#pool.query('SELECT pg_notify($1, \'\')', [channel])
+  async notify (channel: string, payload = '') {
+    await query(this.#pool, 'SELECT pg_notify($1, $2)', [channel, payload])
   }
 
   // A connection of its own, outside the pool (LISTEN is a session's), made
   // again a second after it breaks (the server restarted, a proxy cut it).
-  listen (channel: string, fn: () => void) {
+  listen (channel: string, fn: (payload: string | undefined) => void) {
     let client: pg.Client | undefined
     let stopped = false
     let retry: NodeJS.Timeout | undefined
@@ -106,7 +151,7 @@ export class PostgresClient implements SqlClient {
     const connect = async () => {
       const c = new pg.Client({ connectionString: this.#url, application_name: LISTENER_NAME, connectionTimeoutMillis: 10_000 })
       c.on('error', () => undefined)
-      c.on('notification', () => fn())
+      c.on('notification', (n) => fn(n.payload ?? ''))
       try {
         await c.connect()
         await c.query(`LISTEN "${channel}"`)
@@ -117,7 +162,7 @@ export class PostgresClient implements SqlClient {
       if (stopped) return void await c.end().catch(() => undefined)
       client = c
       c.once('end', again)
-      fn()
+      fn(undefined)
     }
     void connect()
     return async () => {

@@ -290,6 +290,10 @@ export interface Database {
   hintQueue(): Promise<void>
   /** Calls `fn` when a replica hints that the queue changed, and after a reconnect of the listener; returns the stop. */
   onQueueHint(fn: () => void): () => Promise<void>
+  /** Tells the other replicas that a cancel of this running build was requested (a hint, like hintQueue). */
+  hintCancel(buildId: string): Promise<void>
+  /** Calls `fn` with the build when a replica hints that its cancel was requested; returns the stop. */
+  onCancelHint(fn: (buildId: string) => void): () => Promise<void>
   ping(): Promise<void>
   close(): Promise<void>
 }

@@ -24,9 +24,12 @@ export interface SqlClient extends SqlRunner {
    * LISTEN/NOTIFY; SQLite has one process and none). A hint may be lost:
    * listeners always poll too.
    */
-  notify?(channel: string): Promise<void>
-  /** Calls `fn` on each notification of `channel`, and after each reconnect (one may have been missed); returns the stop. */
-  listen?(channel: string, fn: () => void): () => Promise<void>
+  notify?(channel: string, payload?: string): Promise<void>
+  /**
+   * Calls `fn` with each notification's payload on `channel`, and with
+   * undefined after each reconnect (one may have been missed); returns the stop.
+   */
+  listen?(channel: string, fn: (payload: string | undefined) => void): () => Promise<void>
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: SqlRunner) => Promise<T>): Promise<T>
   close(): Promise<void>
@@ -39,6 +42,13 @@ export interface SqlDialect {
    * PostgreSQL each take a different row instead of queueing for one.
    */
   readonly skipLocked: string
+  /**
+   * Run first in a claim's transaction, and held to its commit: claims take
+   * turns, so each counts the running builds the one before it committed
+   * (otherwise two claims at once may both see room for one more and exceed
+   * builds.maxConcurrent). SQLite's one connection serializes them anyway.
+   */
+  readonly serializeClaims: string | undefined
   /**
    * Run in a transaction before it appends an outbox event, so that events
    * commit in the order of their sequence numbers (a reader resuming after N

@@ -4,6 +4,7 @@ import type { Row, SqlClient, SqlDialect, SqlRunner } from './sql-client.js'
 const dialect: SqlDialect = {
   name: 'sqlite',
   skipLocked: '',
+  serializeClaims: undefined,
   lockOutbox: undefined,
   // AUTOINCREMENT's table remembers the highest number ever given.
   latestEventSeq: "SELECT seq FROM sqlite_sequence WHERE name = 'events'",

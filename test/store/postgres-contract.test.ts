@@ -60,6 +60,43 @@ t.test('two claimers at once on one stream, 50 times: one claim each round, neve
   t.equal(claims, 50, 'exactly one claim per round, the older build')
 })
 
+t.test('claimers on several pools at once never start more than maxConcurrent (claims take turns)', async (t) => {
+  // Three processes' worth of pools, twelve startable streams, a limit of
+  // three, every claim sent at once. The count of running builds in each
+  // claim is only right if claims take turns: without that (the advisory
+  // lock dropped) most rounds started five or more.
+  const url = await server.createDatabase('max_concurrent')
+  const pools = await Promise.all([1, 2, 3].map(() => openDatabase({ url, poolSize: 6 }, '')))
+  t.teardown(() => Promise.all(pools.map((p) => p.close())))
+  const db = pools[0]!
+  const STREAMS = 12
+  const LIMIT = 3
+  const ROUNDS = 10
+  for (let i = 0; i < STREAMS; i++) {
+    await db.streams.putStream({ name: `s${i}`, config: { url: 'file:///x', ref: 'main' }, image: 'i', platforms: [], timeoutSeconds: 60,
+      keep: 10, resources: {}, recipe: [], createdAt: 'c', updatedAt: 'u' })
+  }
+  const request = { force: false, skipPrune: false }
+  const started: number[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const ids = Array.from({ length: STREAMS }, (_, i) => `r${round}s${i}`)
+    for (const [i, id] of ids.entries()) {
+      await db.builds.insertBuild({ id, stream: `s${i}`, request, createdAt: 'now' }, undefined, { type: 'build.queued', time: 't' })
+    }
+    const claims = await Promise.all(ids.map((_, i) => pools[i % pools.length]!.builds.claimNext(LIMIT, 't', 'preparing',
+      { type: 'build.started', time: 't' }, { owner: `replica-${i % pools.length}`, ms: 60_000 })))
+    const running = (await db.builds.buildsInState(['running'])).length
+    started.push(running)
+    t.equal(claims.filter(Boolean).length, running, `round ${round}: each claim that came back started one build`)
+    for (const id of ids) {
+      await db.builds.transition(id, ['running'], 'succeeded', {}, { type: 'build.finished', time: 't' })
+      await db.builds.transition(id, ['queued'], 'cancelled', {}, { type: 'build.finished', time: 't' })
+    }
+  }
+  t.comment(`running builds after each round of ${STREAMS} concurrent claims (limit ${LIMIT}): ${started.join(' ')}`)
+  t.same(started, Array(ROUNDS).fill(LIMIT), 'every round started exactly the limit, never more')
+})
+
 t.test('the password never shows in an error', async (t) => {
   const url = `postgres://postgres:${PG_PASSWORD}@127.0.0.1:${server.port}/no_such_database`
   const err = await openDatabase({ url }, '').then(() => undefined, (e: Error) => e)

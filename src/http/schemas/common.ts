@@ -7,7 +7,11 @@ export const Timestamp = z.string().meta({ format: 'date-time', example: '2026-1
 export const ErrorBody = z.object({
   code: z.enum(ERROR_CODES).meta({ example: 'BLD_STREAM_NOT_FOUND' }),
   message: z.string()
-}).meta({ id: 'Error', description: 'Every 4xx and 5xx answer has this shape; `code` is stable.' })
+}).meta({
+  id: 'Error',
+  description: 'Every 4xx and 5xx answer has this shape; `code` is stable. Any request that reads or writes the service\'s state ' +
+    'may answer 503 `BLD_DATABASE_UNAVAILABLE` with Retry-After while its PostgreSQL does not answer (restarting, unreachable).'
+})
 
 /** 304 to an If-None-Match that names the current ETag (routes with `config.etag`). */
 export const NotModified = z.null().meta({ description: 'Not modified: the ETag sent in If-None-Match is still current; no body.' })
