@@ -157,7 +157,9 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   const logs = openLogStore(store, dataDir.logs, config.builds.logMaxBytes)
   const artifactStore = await openArtifactStore(config)
   const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
-  const lifecycle = new BuildLifecycle({ store, now, logger, lease: { owner: config.replicas.id, ms: config.replicas.leaseSeconds * 1000 } })
+  const lifecycle = new BuildLifecycle({ store, now, logger, lease: { owner: config.replicas.id, ms: config.replicas.leaseSeconds * 1000 },
+    infrastructureRetries: config.builds.infrastructureRetries
+  })
   // Webhooks are opened below; the lag is read at scrape time.
   const metrics = serviceMetrics({ config, store, engines, lifecycle, outboxLagSeconds: () => webhooks.lagSeconds() })
   const publisher = new Publisher({

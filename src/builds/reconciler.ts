@@ -15,6 +15,7 @@ import type { Build } from './model.js'
 //   running row, no job at all        -> requeue (nothing ran) or lost
 //   running row, engine not registered -> failed (infrastructure)
 //   job without a live build          -> remove it
+//   job of an earlier attempt         -> remove it (the build was retried)
 // An engine that does not answer is skipped until a later pass; the others
 // are reconciled all the same.
 //
@@ -117,10 +118,13 @@ export class Reconciler {
   async #orphans (executor: Executor) {
     const { store, runner, logger } = this.#deps
     for (const job of await executor.listOwned()) {
+      // Read after the list: a job listed was created before this read.
       const build = await store.builds.getBuild(job.buildId)
-      if (build && !isTerminal(build.state)) continue
-      if (build && runner.isActive(build.id)) continue
-      logger.info({ job: job.name, engine: executor.name }, 'removing a job that belongs to no live build')
+      const earlier = build !== undefined && isEarlierAttempt(build, job.id)
+      if (build && !isTerminal(build.state) && !earlier) continue
+      if (build && !earlier && runner.isActive(build.id)) continue
+      logger.info({ job: job.name, engine: executor.name },
+        earlier ? 'removing the job of an earlier attempt of a retried build' : 'removing a job that belongs to no live build')
       await executor.remove(job.id)
     }
   }
@@ -129,10 +133,21 @@ export class Reconciler {
   async #unregistered (builds: Build[]) {
     const { lifecycle, logger } = this.#deps
     for (const build of builds) {
-      await lifecycle.finish(build, {
+      const done = await lifecycle.finish(build, {
         state: 'failed', reason: 'infrastructure', message: `the engine ${build.engine} that ran the build is not configured any more`
       })
-      logger.warn({ buildId: build.id, engine: build.engine }, 'build failed: its engine is not configured')
+      logger.warn({ buildId: build.id, engine: build.engine },
+        done?.state === 'queued' ? 'build queued again: its engine is not configured' : 'build failed: its engine is not configured')
     }
   }
+}
+
+/**
+ * A job of a live build that is not its current attempt's: the build is
+ * queued again (its attempt ended), or runs in another recorded container.
+ * A running build that has not recorded its container yet may own the job.
+ */
+function isEarlierAttempt (build: Build, jobId: string) {
+  if (build.state === 'queued') return true
+  return build.state === 'running' && build.containerId !== undefined && build.containerId !== jobId
 }

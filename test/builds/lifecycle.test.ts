@@ -18,7 +18,7 @@ async function setup (t: Test) {
   const lines: Array<{ level: number, msg: string }> = []
   const logger = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s)) } })
   let clock = Date.parse('2026-01-01T00:00:00Z')
-  const lifecycle = new BuildLifecycle({ store, logger, now: () => new Date(clock += 1000), lease: { owner: 'test', ms: 30_000 } })
+  const lifecycle = new BuildLifecycle({ store, logger, now: () => new Date(clock += 1000), lease: { owner: 'test', ms: 30_000 }, infrastructureRetries: 0 })
   const heard: BuildEvent[] = []
   lifecycle.subscribe((e) => heard.push(e))
   return { store, lifecycle, lines, heard }
