@@ -187,7 +187,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     now,
     canStart: startable(space)
   })
-  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger })
+  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger, engineLostMs: config.builds.engineLostMs })
   const housekeeping = new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
   const builds = new BuildService({
     store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), waitingFor: (id) => scheduler.waitingFor(id), now

@@ -14,6 +14,7 @@ import type { Build } from './model.js'
 //   running row, exited job           -> decide the build from its exit status
 //   running row, no job at all        -> requeue (nothing ran) or lost
 //   running row, engine not registered -> failed (infrastructure)
+//   running row, engine silent for builds.engineLostMs -> failed (infrastructure)
 //   job without a live build          -> remove it
 //   job of an earlier attempt         -> remove it (the build was retried)
 // An engine that does not answer is skipped until a later pass; the others
@@ -35,10 +36,14 @@ interface ReconcilerDeps {
   engines: EngineRegistry
   runner: BuildRunner
   logger: Logger
+  /** builds.engineLostMs: how long an engine may not answer before the attempts it runs count as lost. */
+  engineLostMs: number
 }
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps
+  /** Since when (ms) each engine has failed every pass. */
+  readonly #silentSince = new Map<string, number>()
 
   constructor (deps: ReconcilerDeps) {
     this.#deps = deps
@@ -69,11 +74,14 @@ export class Reconciler {
     await this.#unregistered(running.filter((b) => !engines.get(b.engine)))
     const failures: unknown[] = []
     for (const executor of engines.all()) {
+      const builds = running.filter((b) => engines.get(b.engine) === executor)
       try {
-        await this.#builds(executor, running.filter((b) => engines.get(b.engine) === executor))
+        await this.#builds(executor, builds)
         await this.#orphans(executor)
+        this.#silentSince.delete(executor.name)
       } catch (err) {
         failures.push(err)
+        await this.#silent(executor, builds)
       }
     }
     if (failures.length) throw failures[0]
@@ -126,6 +134,25 @@ export class Reconciler {
       logger.info({ job: job.name, engine: executor.name },
         earlier ? 'removing the job of an earlier attempt of a retried build' : 'removing a job that belongs to no live build')
       await executor.remove(job.id)
+    }
+  }
+
+  /**
+   * Builds on an engine that has not answered for builds.engineLostMs, whose
+   * supervisor is gone: the attempt is lost (infrastructure, so retried
+   * elsewhere while retries are left). Its job, should the engine come
+   * back, is an earlier attempt's, and removed then.
+   */
+  async #silent (executor: Executor, builds: Build[]) {
+    const { lifecycle, runner, logger, engineLostMs } = this.#deps
+    const since = this.#silentSince.get(executor.name) ?? Date.now()
+    this.#silentSince.set(executor.name, since)
+    if (Date.now() - since < engineLostMs) return
+    for (const build of builds.filter((b) => !runner.isActive(b.id))) {
+      const done = await lifecycle.finish(build, {
+        state: 'failed', reason: 'infrastructure', message: `the engine ${executor.name} did not answer for ${Math.round((Date.now() - since) / 1000)}s`
+      })
+      logger.warn({ buildId: build.id, engine: executor.name, state: done?.state }, 'the build\'s engine does not answer: its attempt is lost')
     }
   }
 

@@ -64,7 +64,7 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
     store, lifecycle, engines, logs, dataDir, config, logger: silentLogger, now, publisher, results: intake, mirror: new ConfigMirror({ timeoutMs: 60_000 })
   })
   t.teardown(() => runner.detachAll())
-  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger: silentLogger })
+  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger: silentLogger, engineLostMs: config.builds.engineLostMs })
   const repo = await configRepo(t)
   // One build runs per stream: tests that need several running use several streams.
   for (const name of ['s', 't', 'u']) {
