@@ -145,9 +145,8 @@ export class BuildLifecycle {
     const at = this.#now().toISOString()
     const earlier = stored.attempts ?? []
     const attempts = [...earlier, endedAttempt(stored, final, at)]
-    if (shouldRetry({ final, earlier: earlier.length, cancelRequested: stored.cancelRequestedAt !== undefined, allowed: this.#infrastructureRetries })) {
-      return this.#retry(stored, attempts)
-    }
+    const cancelRequested = stored.cancelRequestedAt !== undefined
+    if (shouldRetry({ final, earlier: earlier.length, cancelRequested, allowed: this.#infrastructureRetries })) return this.#retry(stored, attempts)
     return this.#finishFrom(stored, 'running', final, { attempts }, at)
   }
 

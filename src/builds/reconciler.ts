@@ -170,11 +170,12 @@ export class Reconciler {
 }
 
 /**
- * A job of a live build that is not its current attempt's: the build is
+ * A job of a retried build that is not its current attempt's: the build is
  * queued again (its attempt ended), or runs in another recorded container.
  * A running build that has not recorded its container yet may own the job.
  */
 function isEarlierAttempt (build: Build, jobId: string) {
+  if (!build.attempts?.length) return false
   if (build.state === 'queued') return true
   return build.state === 'running' && build.containerId !== undefined && build.containerId !== jobId
 }
