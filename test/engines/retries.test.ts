@@ -1,4 +1,5 @@
 import t from 'tap'
+import { DEFAULT_RECIPE } from '../../src/cosa/recipe.js'
 import { startEngine } from '../engine.js'
 import { configRepo, register, requireDocker, startApp, submit, type TestApp } from '../helpers.js'
 
@@ -9,8 +10,8 @@ import { configRepo, register, requireDocker, startApp, submit, type TestApp } f
 // builds.infrastructureRetries 0 the first such failure is the build's.
 
 const FINAL = ['succeeded', 'unchanged', 'failed', 'cancelled']
-// Long enough to stop the engine in the middle of it; short, as the retry sleeps too.
-const SLOW = [['shell', '--', 'sleep', '15'], ['build', '{build-flags}']]
+// A pause long enough to stop the engine in it; short, as the retry pauses too.
+const SLOW = [DEFAULT_RECIPE[0]!, ['shell', '--', 'sleep', '15'], ...DEFAULT_RECIPE.slice(1)]
 
 async function waitForLog (h: TestApp, id: string, text: string, ms = 120_000) {
   for (const deadline = Date.now() + ms; ;) {
