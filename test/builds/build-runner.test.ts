@@ -121,6 +121,20 @@ t.test('with a retry allowed, the attempt the engine killed is recorded and the 
   t.notMatch(log, /was lost/, 'the second job\'s log is not read against the first one\'s marks')
 })
 
+t.test('an engine that stops answering for builds.engineLostMs: the attempt is lost, `infrastructure`', async (t) => {
+  const h = await runnerHarness(t, { engineLostMs: 500 })
+  h.fake.program = forever
+  const claimed = await h.claim()
+  const running = h.runner.run(claimed, h.fake)
+  await h.until('the job to print', async () => /working/.test(await h.log(claimed.id)))
+  const crashed = Date.now()
+  h.fake.crash()
+  await running
+  t.match(await h.build(claimed.id), { state: 'failed', reason: 'infrastructure', message: /went away during the build and did not come back/ })
+  t.ok(Date.now() - crashed < 10_000, `decided ${Date.now() - crashed} ms after the engine went silent, not at the build's timeout`)
+  t.match(await h.log(claimed.id), /waiting for it \(at most 0.5s\)/)
+})
+
 t.test('a job deleted from outside: the build fails `lost`', async (t) => {
   const h = await runnerHarness(t)
   h.fake.program = forever

@@ -120,6 +120,20 @@ t.test('every engine is walked; each build is looked for on the engine it record
   t.notOk(first.calls.includes(`inspect ${there.jobId}`))
 })
 
+t.test('an engine silent for builds.engineLostMs: its unsupervised builds\' attempts are lost, and retried', async (t) => {
+  const h = await runnerHarness(t, { engines: 2, arches: ['x86_64', 'x86_64'], infrastructureRetries: 1, engineLostMs: 300 })
+  const [first] = h.fakes as [FakeExecutor, FakeExecutor]
+  const { build } = await abandoned(h, first, async () => undefined)
+  first.crash()
+  await t.rejects(h.reconciler.reconcile(), /fake engine fake is down/)
+  t.equal((await h.build(build.id)).state, 'running', 'silent for less than engineLostMs: it waits')
+  await new Promise((resolve) => setTimeout(resolve, 350))
+  await t.rejects(h.reconciler.reconcile(), /fake engine fake is down/)
+  t.match(await h.build(build.id), {
+    state: 'queued', attempts: [{ engine: 'fake', state: 'failed', reason: 'infrastructure', message: /the engine fake did not answer for \d+s/ }]
+  }, 'its attempt is lost: queued again for another engine')
+})
+
 t.test('a build whose engine is not registered any more fails `infrastructure`', async (t) => {
   const h = await runnerHarness(t)
   const build = await h.claim()

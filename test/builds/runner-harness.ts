@@ -33,6 +33,8 @@ export interface HarnessOptions {
   callTimeoutMs?: number
   /** builds.infrastructureRetries; none unless asked, so that a test sees the first infrastructure failure. */
   infrastructureRetries?: number
+  /** builds.engineLostMs. */
+  engineLostMs?: number
 }
 
 export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
@@ -42,7 +44,7 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
     dataDir: dataDir.root,
     allowFileUrls: true,
     logLevel: 'silent',
-    builds: { engineProbeMs: 300, logPollMs: 20, stopGraceSeconds: 0, infrastructureRetries: opts.infrastructureRetries ?? 0 },
+    builds: { engineProbeMs: 300, logPollMs: 20, stopGraceSeconds: 0, infrastructureRetries: opts.infrastructureRetries ?? 0, ...(opts.engineLostMs === undefined ? {} : { engineLostMs: opts.engineLostMs }) },
     docker: { heartbeatMs: 100, callTimeoutMs: opts.callTimeoutMs ?? 2000 }
   })
   const store = await openDatabase({}, dataDir.database)
