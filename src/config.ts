@@ -92,6 +92,13 @@ export const configSchema = z.strictObject({
     // After a container dies by a signal the service did not send, how long
     // to watch whether the engine is shutting down (then: infrastructure).
     engineProbeMs: z.coerce.number().int().min(0).default(15_000),
+    // A build whose attempt failed for infrastructure reasons (its engine
+    // went away or refused it) runs again this many times, preferably on
+    // another engine, before it is reported failed (src/builds/retry-policy.ts).
+    infrastructureRetries: z.coerce.number().int().min(0).max(10).default(1),
+    // How long a running build waits for an engine that stopped answering
+    // before the attempt counts as lost (infrastructure), and is retried.
+    engineLostMs: z.coerce.number().int().min(0).default(10 * 60_000),
     // How often running builds and owned containers are reconciled.
     reconcileIntervalMs: z.coerce.number().int().positive().default(30_000),
     logMaxBytes: z.coerce.number().int().positive().default(64 * 1024 * 1024),
@@ -209,6 +216,7 @@ const ENV: Record<string, { path: string[], parse?: (value: string) => unknown }
   DOCKER_HOST: { path: ['docker', 'socketPath'], parse: dockerSocket },
   COSA_BUILDD_MAX_CONCURRENT: { path: ['builds', 'maxConcurrent'] },
   COSA_BUILDD_IMAGE: { path: ['builds', 'defaultImage'] },
+  COSA_BUILDD_INFRASTRUCTURE_RETRIES: { path: ['builds', 'infrastructureRetries'] },
   COSA_BUILDD_SECURITY_PROFILE: { path: ['builds', 'securityProfile'] },
   COSA_BUILDD_NETWORK_MODE: { path: ['builds', 'networkMode'] },
   COSA_BUILDD_RESULT_URL: { path: ['builds', 'resultUrl'] },

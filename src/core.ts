@@ -186,7 +186,9 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   const logs = openLogStore(store, dataDir.logs, config.builds.logMaxBytes)
   const artifactStore = await openArtifactStore(config)
   const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
-  const lifecycle = new BuildLifecycle({ store, now, logger, lease: { owner: config.replicas.id, ms: config.replicas.leaseSeconds * 1000 } })
+  const lifecycle = new BuildLifecycle({ store, now, logger, lease: { owner: config.replicas.id, ms: config.replicas.leaseSeconds * 1000 },
+    infrastructureRetries: config.builds.infrastructureRetries
+  })
   // Webhooks are opened below; the lag is read at scrape time.
   const metrics = serviceMetrics({ config, store, engines, lifecycle, outboxLagSeconds: () => webhooks.lagSeconds() })
   const publisher = new Publisher({
@@ -214,7 +216,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     now,
     canStart: startable(space)
   })
-  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger })
+  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger, engineLostMs: config.builds.engineLostMs })
   const housekeeping = new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
   const builds = new BuildService({
     store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), waitingFor: (id) => scheduler.waitingFor(id), now

@@ -14,6 +14,7 @@ import { readBootTest } from './run/boot-test.js'
 import { decideOutcome } from './run/outcome.js'
 import { prepare } from './run/prepare.js'
 import { publish } from './run/publish.js'
+import { noteRequeued } from './run/requeued.js'
 import { observeExited, supervise, type Observed } from './run/supervise.js'
 
 export type { RunnerDeps } from './run/context.js'
@@ -173,7 +174,8 @@ export class BuildRunner {
   async #finish (ctx: RunContext, final: Final) {
     await ctx.phasesWritten()
     const done = await this.#deps.lifecycle.finish(ctx.build, final)
-    if (done) await this.#deps.logs.note(ctx.build.id, `build ${final.state}${final.message ? `: ${final.message}` : ''}`)
+    if (done?.state === 'queued') await noteRequeued(this.#deps.logs, done, final)
+    else if (done) await this.#deps.logs.note(ctx.build.id, `build ${final.state}${final.message ? `: ${final.message}` : ''}`)
   }
 
   async #cancelRequested (ctx: RunContext) {

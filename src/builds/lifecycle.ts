@@ -5,6 +5,7 @@ import type { BuildEvent, BuildEventType } from './build-event.js'
 import { canMove, isTerminal, type BuildState, type FailureReason } from './build-state.js'
 import { HeldLeases } from './held-leases.js'
 import type { Build, BuildResult } from './model.js'
+import { endedAttempt, shouldRetry } from './retry-policy.js'
 
 // The one writer of a build's state and phase. Every move is checked against
 // the transition table (build-state.ts) and written as a conditional update
@@ -46,14 +47,17 @@ export class BuildLifecycle {
   readonly #store: Database
   readonly #now: () => Date
   readonly #logger: Logger
+  readonly #infrastructureRetries: number
   readonly #listeners = new Set<EventListener>()
   /** The leases of the builds this process supervises. */
   readonly leases: HeldLeases
 
-  constructor (deps: { store: Database, now: () => Date, logger: Logger, lease: LeaseTerms }) {
+  /** infrastructureRetries: builds.infrastructureRetries (src/builds/retry-policy.ts). */
+  constructor (deps: { store: Database, now: () => Date, logger: Logger, lease: LeaseTerms, infrastructureRetries: number }) {
     this.#store = deps.store
     this.#now = deps.now
     this.#logger = deps.logger
+    this.#infrastructureRetries = deps.infrastructureRetries
     this.leases = new HeldLeases({ store: deps.store, logger: deps.logger, terms: deps.lease })
   }
 
@@ -128,15 +132,51 @@ export class BuildLifecycle {
     return this.#move(id, 'running', 'queued', { phase: null, startedAt: null, engine: null, arch: null }, 'build.requeued')
   }
 
-  /** Ends a running build; undefined when it was no longer running (someone else ended it). */
+  /**
+   * Ends a running build's attempt: the build ends, or, failed for
+   * infrastructure with retries left (retry-policy.ts), is queued again
+   * (state `queued` in the answer). Undefined when it was no longer running
+   * (someone else ended it).
+   */
   async finish (build: Build, final: Final) {
-    return this.#finishFrom(build, 'running', final)
+    // As stored: the supervisor may have moved the phase since `build` was read.
+    const stored = await this.#store.builds.getBuild(build.id)
+    if (stored?.state !== 'running') return undefined
+    const at = this.#now().toISOString()
+    const earlier = stored.attempts ?? []
+    const attempts = [...earlier, endedAttempt(stored, final, at)]
+    const cancelRequested = stored.cancelRequestedAt !== undefined
+    if (shouldRetry({ final, earlier: earlier.length, cancelRequested, allowed: this.#infrastructureRetries })) return this.#retry(stored, attempts)
+    return this.#finishFrom(stored, 'running', final, { attempts }, at)
   }
 
-  async #finishFrom (build: Build, from: BuildState, final: Final, extra: BuildPatch = {}) {
-    // The phase as stored: the supervisor may have moved it since `build` was read.
-    const phase = (await this.#store.builds.getBuild(build.id))?.phase
-    const at = this.#now().toISOString()
+  /** The attempt failed for infrastructure: the build waits for its turn again, its attempt recorded. */
+  async #retry (build: Build, attempts: NonNullable<Build['attempts']>) {
+    const done = await this.#move(build.id, 'running', 'queued', {
+      attempts,
+      // What belonged to the attempt; the next records its own.
+      phase: null,
+      startedAt: null,
+      engine: null,
+      arch: null,
+      containerId: null,
+      exitCode: null,
+      result: null,
+      outcome: null,
+      metaJson: null,
+      resultTokenHash: null
+    }, 'build.requeued')
+    if (done) {
+      const last = attempts.at(-1)!
+      this.#logger.warn({ buildId: build.id, stream: build.stream, engine: last.engine, attempt: attempts.length, message: last.message },
+        'build attempt failed for infrastructure reasons; the build is queued again')
+    }
+    return done
+  }
+
+  async #finishFrom (build: Build, from: BuildState, final: Final, extra: BuildPatch = {}, now?: string) {
+    const phase = from === 'running' ? build.phase : (await this.#store.builds.getBuild(build.id))?.phase
+    const at = now ?? this.#now().toISOString()
     const patch: BuildPatch = {
       ...extra,
       finishedAt: at,

@@ -29,7 +29,7 @@ export const logLoss = { events: 0 }
 const MIN_TAIL = 200
 const MAX_TAIL = 100_000
 const CHECKPOINT_MS = 500
-/** While the job is gone or the engine away, finishing gives up after this long without an answer. */
+/** While the job is gone or the engine away, finishing gives up after this long without an answer (unless told otherwise). */
 const FINISH_PATIENCE_MS = 30_000
 
 /** Where a job's log is read. */
@@ -58,8 +58,11 @@ const STEP_MARK = Buffer.from('==> cosa ')
 export interface LogCopy {
   /** Settles once copying has stopped (never rejects). */
   done: Promise<void>
-  /** The job has ended: copy what is left of its log, then stop. */
-  finish: () => Promise<void>
+  /**
+   * The job has ended: copy what is left of its log, then stop; give up
+   * after `patienceMs` of failed reads (an engine known to be gone).
+   */
+  finish: (patienceMs?: number) => Promise<void>
 }
 
 export class LogPump {
@@ -75,7 +78,7 @@ export class LogPump {
     const done = copy.run().catch((err) => {
       if (!signal.aborted) this.#deps.logger.warn({ err, buildId }, 'copying the build log failed')
     })
-    return { done, finish: () => { copy.finishing(); return done } }
+    return { done, finish: (patienceMs = FINISH_PATIENCE_MS) => { copy.finishing(patienceMs); return done } }
   }
 }
 
@@ -95,6 +98,7 @@ class Copy {
   #writer: LogWriter | undefined
   #tail: number | undefined
   #finishing = false
+  #patienceMs = FINISH_PATIENCE_MS
   #wake = new AbortController()
   #checkpointAt = 0
 
@@ -108,7 +112,8 @@ class Copy {
     this.#mayWrite = opts.mayWrite
   }
 
-  finishing () {
+  finishing (patienceMs: number) {
+    this.#patienceMs = patienceMs
     this.#finishing = true
     this.#wake.abort()
   }
@@ -140,7 +145,7 @@ class Copy {
           this.#filter = new FrameFilter(this.#safe)
           if (this.#signal.aborted) break
           failingSince ??= Date.now()
-          if (this.#finishing && Date.now() - failingSince > FINISH_PATIENCE_MS) throw err
+          if (this.#finishing && Date.now() - failingSince >= this.#patienceMs) throw err
           this.#deps.logger.debug({ err, buildId: this.#buildId }, 'reading the build log failed; retrying')
           await this.#pause(Math.min(5000, 250 + (Date.now() - failingSince) / 4), false)
           continue

@@ -85,6 +85,20 @@ export interface BuildResult {
   files?: PublishedFile[] | undefined
 }
 
+/** One run of a build on an engine, once it ended (docs/engines.md, "Retries"). */
+export interface BuildAttempt {
+  engine?: string | undefined
+  arch?: string | undefined
+  startedAt?: string | undefined
+  endedAt: string
+  /** How the attempt ended: the build's final state, or `failed` for one that was retried. */
+  state: Exclude<BuildState, 'queued' | 'running'>
+  reason?: FailureReason | undefined
+  message?: string | undefined
+  /** The phase it was in when it failed. */
+  failedStep?: string | undefined
+}
+
 export interface Build {
   id: string
   seq: number
@@ -111,6 +125,8 @@ export interface Build {
   failedStep?: string | undefined
   /** A new build of a stream with a boot test: what the test found. */
   bootTest?: BootTestRecord | undefined
+  /** Each run on an engine that ended, oldest first: more than one when infrastructure failures were retried. */
+  attempts?: BuildAttempt[] | undefined
 }
 
 /** What a build's container reported through POST /v1/builds/{id}/result. */

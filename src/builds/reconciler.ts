@@ -14,7 +14,9 @@ import type { Build } from './model.js'
 //   running row, exited job           -> decide the build from its exit status
 //   running row, no job at all        -> requeue (nothing ran) or lost
 //   running row, engine not registered -> failed (infrastructure)
+//   running row, engine silent for builds.engineLostMs -> failed (infrastructure)
 //   job without a live build          -> remove it
+//   job of an earlier attempt         -> remove it (the build was retried)
 // An engine that does not answer is skipped until a later pass; the others
 // are reconciled all the same.
 //
@@ -34,10 +36,14 @@ interface ReconcilerDeps {
   engines: EngineRegistry
   runner: BuildRunner
   logger: Logger
+  /** builds.engineLostMs: how long an engine may not answer before the attempts it runs count as lost. */
+  engineLostMs: number
 }
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps
+  /** Since when (ms) each engine has failed every pass. */
+  readonly #silentSince = new Map<string, number>()
 
   constructor (deps: ReconcilerDeps) {
     this.#deps = deps
@@ -68,11 +74,14 @@ export class Reconciler {
     await this.#unregistered(running.filter((b) => !engines.get(b.engine)))
     const failures: unknown[] = []
     for (const executor of engines.all()) {
+      const builds = running.filter((b) => engines.get(b.engine) === executor)
       try {
-        await this.#builds(executor, running.filter((b) => engines.get(b.engine) === executor))
+        await this.#builds(executor, builds)
         await this.#orphans(executor)
+        this.#silentSince.delete(executor.name)
       } catch (err) {
         failures.push(err)
+        await this.#silent(executor, builds)
       }
     }
     if (failures.length) throw failures[0]
@@ -117,11 +126,33 @@ export class Reconciler {
   async #orphans (executor: Executor) {
     const { store, runner, logger } = this.#deps
     for (const job of await executor.listOwned()) {
+      // Read after the list: a job listed was created before this read.
       const build = await store.builds.getBuild(job.buildId)
-      if (build && !isTerminal(build.state)) continue
-      if (build && runner.isActive(build.id)) continue
-      logger.info({ job: job.name, engine: executor.name }, 'removing a job that belongs to no live build')
+      const earlier = build !== undefined && isEarlierAttempt(build, job.id)
+      if (build && !isTerminal(build.state) && !earlier) continue
+      if (build && !earlier && runner.isActive(build.id)) continue
+      logger.info({ job: job.name, engine: executor.name },
+        earlier ? 'removing the job of an earlier attempt of a retried build' : 'removing a job that belongs to no live build')
       await executor.remove(job.id)
+    }
+  }
+
+  /**
+   * Builds on an engine that has not answered for builds.engineLostMs, whose
+   * supervisor is gone: the attempt is lost (infrastructure, so retried
+   * elsewhere while retries are left). Its job, should the engine come
+   * back, is an earlier attempt's, and removed then.
+   */
+  async #silent (executor: Executor, builds: Build[]) {
+    const { lifecycle, runner, logger, engineLostMs } = this.#deps
+    const since = this.#silentSince.get(executor.name) ?? Date.now()
+    this.#silentSince.set(executor.name, since)
+    if (Date.now() - since < engineLostMs) return
+    for (const build of builds.filter((b) => !runner.isActive(b.id))) {
+      const done = await lifecycle.finish(build, {
+        state: 'failed', reason: 'infrastructure', message: `the engine ${executor.name} did not answer for ${Math.round((Date.now() - since) / 1000)}s`
+      })
+      logger.warn({ buildId: build.id, engine: executor.name, state: done?.state }, 'the build\'s engine does not answer: its attempt is lost')
     }
   }
 
@@ -129,10 +160,22 @@ export class Reconciler {
   async #unregistered (builds: Build[]) {
     const { lifecycle, logger } = this.#deps
     for (const build of builds) {
-      await lifecycle.finish(build, {
+      const done = await lifecycle.finish(build, {
         state: 'failed', reason: 'infrastructure', message: `the engine ${build.engine} that ran the build is not configured any more`
       })
-      logger.warn({ buildId: build.id, engine: build.engine }, 'build failed: its engine is not configured')
+      logger.warn({ buildId: build.id, engine: build.engine },
+        done?.state === 'queued' ? 'build queued again: its engine is not configured' : 'build failed: its engine is not configured')
     }
   }
+}
+
+/**
+ * A job of a retried build that is not its current attempt's: the build is
+ * queued again (its attempt ended), or runs in another recorded container.
+ * A running build that has not recorded its container yet may own the job.
+ */
+function isEarlierAttempt (build: Build, jobId: string) {
+  if (!build.attempts?.length) return false
+  if (build.state === 'queued') return true
+  return build.state === 'running' && build.containerId !== undefined && build.containerId !== jobId
 }

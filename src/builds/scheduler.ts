@@ -8,6 +8,7 @@ import type { Database } from '../store/repositories.js'
 import type { BuildRunner } from './build-runner.js'
 import { secondsBetween, type BuildLifecycle } from './lifecycle.js'
 import type { Build } from './model.js'
+import { failedEngines } from './retry-policy.js'
 
 /** Why a queued build waits: its stream busy, no room, no engine, or a gate that holds them all. */
 export type WaitingFor = 'stream_busy' | Waiting | 'storage_low'
@@ -137,9 +138,16 @@ export class Scheduler {
     const fleet = this.#fleet(running)
     const defaultArch = health.status(engines.default.name)?.arch
     for (const build of heads) {
+      // Queued again after a failed attempt whose supervisor here is still
+      // winding down: the runner takes one run of a build at a time.
+      if (this.#deps.runner.isActive(build.id)) {
+        waiting.set(build.id, 'slot')
+        continue
+      }
       const arch = (await store.streams.getStream(build.stream))?.arches?.[0] ?? defaultArch
       const home = arch === undefined ? undefined : await store.builds.homeEngine(build.stream, arch)
-      const decision = place({ arch, home, waitedMs: now().getTime() - Date.parse(build.createdAt) }, fleet, homeEngineWaitMs)
+      const waitedMs = now().getTime() - Date.parse(build.createdAt)
+      const decision = place({ arch, home, waitedMs, avoid: failedEngines(build) }, fleet, homeEngineWaitMs)
       if ('waiting' in decision) {
         waiting.set(build.id, decision.waiting)
         continue

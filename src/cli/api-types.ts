@@ -98,7 +98,7 @@ export interface paths {
         get: operations["getStream"];
         /**
          * Register or update a stream
-         * @description 201 when it created the stream, 200 when it replaced it. Resources and the image are checked against the Docker engine while it answers (422 `BLD_STREAM_UNFIT`).
+         * @description 201 when it created the stream, 200 when it replaced it. Resources and the image are checked against the Docker engine while it answers (422 `BLD_STREAM_UNFIT`). `warnings` says when no engine serves an arch of `arches` (its builds wait for one).
          */
         put: operations["putStream"];
         post?: never;
@@ -716,6 +716,31 @@ export interface components {
                 line: string;
             }[];
         };
+        BuildAttempt: {
+            /** @description the engine it ran on */
+            engine?: string;
+            arch?: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            startedAt?: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            endedAt: string;
+            /**
+             * @description how it ended: the build's final state, or `failed` (reason `infrastructure`) for an attempt that was retried
+             * @enum {string}
+             */
+            state: "succeeded" | "unchanged" | "failed" | "cancelled";
+            /** @enum {string} */
+            reason?: "exit_code" | "oom" | "timeout" | "infrastructure" | "invalid_result" | "config_unavailable" | "image_unavailable" | "invalid_settings" | "lost" | "publish_failed" | "boot_test";
+            message?: string;
+            /** @description the phase it was in when it failed */
+            failedStep?: string;
+        };
         Build: {
             id: string;
             stream: string;
@@ -786,6 +811,8 @@ export interface components {
             };
             /** @description a new build of a stream with bootTest enabled: how `cosa kola run basic` ended. The console and journal: GET /v1/builds/{id}/boot-test/{file} */
             bootTest?: components["schemas"]["BootTest"];
+            /** @description each run on an engine that ended, oldest first; more than one when an attempt failed for `infrastructure` reasons and was retried (builds.infrastructureRetries). The attempt running now is the build's own engine and startedAt */
+            attempts?: components["schemas"]["BuildAttempt"][];
         };
         /** @description the same fields as an entry of the config file's `engines` (docs/engines.md) */
         EngineRegistration: {
@@ -973,6 +1000,50 @@ export interface components {
             updatedAt: string;
             /** @description the newest build that made or found a cosa build: `readlink builds/latest` */
             latestBuild?: components["schemas"]["Build"];
+        };
+        StreamRegistered: {
+            name: string;
+            config: {
+                url: string;
+                ref: string;
+            };
+            image: string;
+            platforms: string[];
+            arches?: string[];
+            timeoutSeconds: number;
+            keep: number;
+            resources: {
+                memoryBytes?: number;
+                cpus?: number;
+                pids?: number;
+            };
+            networkMode?: string;
+            recipe: string[][];
+            publicRead: boolean;
+            /** @description the names of the stream's secrets */
+            secrets: string[];
+            bootTest?: {
+                enabled: boolean;
+                /** @enum {string} */
+                mode: "gate" | "warn";
+                timeoutSeconds?: number;
+                memoryMiB: number;
+                allowFailedUnits?: string[];
+            };
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            updatedAt: string;
+            /** @description the newest build that made or found a cosa build: `readlink builds/latest` */
+            latestBuild?: components["schemas"]["Build"];
+            /** @description what the stream was registered despite: an arch of its `arches` that no engine serves (or every engine of which is draining); its builds wait with `waitingFor: no_engine_for_arch` until one is added */
+            warnings?: string[];
         };
         WebhookRegistration: {
             /** @description where deliveries are POSTed: https (http only where `webhooks.schemes` allows it), a public host unless `webhooks.allowPrivateHosts`, under a `webhooks.allowedPrefixes` entry when there are any */
@@ -1757,7 +1828,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Stream"];
+                    "application/json": components["schemas"]["StreamRegistered"];
                 };
             };
             /** @description Default Response */
@@ -1767,7 +1838,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Stream"];
+                    "application/json": components["schemas"]["StreamRegistered"];
                 };
             };
             /** @description Default Response */

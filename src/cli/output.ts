@@ -28,6 +28,7 @@ export function describeState (build: Build) {
 export function printBuild (io: Io, api: Api, build: Build) {
   if (io.json) return printJson(io, build)
   const lines = [`build ${build.id} of ${build.stream}: ${describeState(build)}`]
+  lines.push(...describeAttempts(build))
   if (build.bootTest) lines.push(`  ${describeBootTest(build.bootTest)}, console ${api.link(`/v1/builds/${build.id}/boot-test/console.txt`)}`)
   if (build.result) {
     lines.push(`  cosa build ${build.result.cosaBuildId} (${build.result.arch})${build.pinned ? ', pinned' : ''}`)
@@ -36,6 +37,17 @@ export function printBuild (io: Io, api: Api, build: Build) {
     }
   }
   io.out.write(lines.join('\n') + '\n')
+}
+
+/** A retried build's attempts, one line each (a build that ran once has nothing to add). */
+function describeAttempts (build: Build) {
+  const attempts = build.attempts ?? []
+  const retried = attempts.length > 1 || (attempts.length > 0 && (build.state === 'queued' || build.state === 'running'))
+  if (!retried) return []
+  return attempts.map((a, i) => {
+    const how = a.state === 'failed' ? `failed${a.failedStep ? ` in ${a.failedStep}` : ''} (${a.reason ?? 'unknown reason'})` : a.state
+    return `  attempt ${i + 1} on ${a.engine ?? 'no engine'}: ${how}, ${a.startedAt ?? '?'} – ${a.endedAt}${a.message ? `: ${a.message}` : ''}`
+  })
 }
 
 function describeBootTest (b: NonNullable<Build['bootTest']>) {

@@ -61,6 +61,7 @@ export const streamCommands: Command[] = [
       const { data } = await call(api, `register stream ${name}`, () =>
         api.client.PUT('/v1/streams/{stream}', { params: { path: { stream: name } }, body: body as never }))
       printStream(ctx.io, data)
+      for (const warning of data.warnings ?? []) ctx.io.err.write(`warning: ${warning}\n`)
       return EXIT.ok
     }
   },

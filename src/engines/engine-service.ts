@@ -4,6 +4,7 @@ import type { EngineRegistry } from '../executor/engine-registry.js'
 import { EngineError, type Executor } from '../executor/executor.js'
 import type { Logger } from '../logger.js'
 import type { Database } from '../store/repositories.js'
+import { archWarnings } from './arch-coverage.js'
 import type { EngineHealth } from './engine-health.js'
 import type { EngineRecord } from './model.js'
 
@@ -58,6 +59,15 @@ export class EngineService {
 
   constructor (deps: EngineServiceDeps) {
     this.#deps = deps
+  }
+
+  /** Warnings for a stream registered with these arches: one per arch no engine serves now (arch-coverage.ts). */
+  async archWarnings (arches: readonly string[] | undefined) {
+    if (!arches?.length) return []
+    const { registry, health } = this.#deps
+    await health.settle()
+    return archWarnings(arches, registry.entries().map(({ executor, draining }) =>
+      ({ name: executor.name, arch: health.status(executor.name)?.arch, draining })))
   }
 
   /**

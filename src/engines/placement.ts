@@ -5,7 +5,9 @@
 // or draining is left at once; a home that is only full is waited for,
 // `homeWaitMs` from the build's submission, before another engine of the
 // arch takes it and syncs a fresh workdir from the artifact store. Among the
-// others, the least loaded (by share of capacity), then by name.
+// others, the least loaded (by share of capacity), then by name. A build
+// retried after an infrastructure failure avoids the engines that failed
+// it while another can take it (its home among them).
 
 export interface PlacementEngine {
   name: string
@@ -22,6 +24,8 @@ export interface Candidate {
   arch: string | undefined
   home?: string | undefined
   waitedMs: number
+  /** Engines an earlier attempt failed on (src/builds/retry-policy.ts): last choice. */
+  avoid?: readonly string[] | undefined
 }
 
 export type Waiting = 'slot' | 'engine_unavailable' | 'no_engine_for_arch'
@@ -39,9 +43,11 @@ export function place (build: Candidate, engines: PlacementEngine[], homeWaitMs:
     return { waiting: down || arch === undefined ? 'engine_unavailable' : 'no_engine_for_arch' }
   }
   const hasRoom = (e: PlacementEngine) => e.running < e.capacity
-  const home = usable.find((e) => e.name === build.home)
+  const avoided = (e: PlacementEngine) => build.avoid?.includes(e.name) === true
+  const home = usable.find((e) => e.name === build.home && !avoided(e))
   if (home && hasRoom(home)) return { engine: home, home: true }
   if (home && build.waitedMs < homeWaitMs) return { waiting: 'slot' }
-  const other = usable.filter(hasRoom).sort((a, b) => load(a) - load(b) || a.name.localeCompare(b.name))[0]
-  return other ? { engine: other, home: false } : { waiting: 'slot' }
+  const other = usable.filter(hasRoom)
+    .sort((a, b) => Number(avoided(a)) - Number(avoided(b)) || load(a) - load(b) || a.name.localeCompare(b.name))[0]
+  return other ? { engine: other, home: other.name === build.home } : { waiting: 'slot' }
 }

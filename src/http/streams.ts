@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { errorResponses, NotModified, StreamName } from './schemas/common.js'
 import { sendTagged } from './etag.js'
-import { Stream, StreamInput, StreamList } from './schemas/stream.js'
+import { Stream, StreamInput, StreamList, StreamRegistered } from './schemas/stream.js'
 
 const security = [{ bearerAuth: [] }]
 
@@ -14,15 +14,17 @@ const streams: FastifyPluginAsyncZod = async (app) => {
       operationId: 'putStream',
       summary: 'Register or update a stream',
       description: '201 when it created the stream, 200 when it replaced it. Resources and the image are checked ' +
-        'against the Docker engine while it answers (422 `BLD_STREAM_UNFIT`).',
+        'against the Docker engine while it answers (422 `BLD_STREAM_UNFIT`). `warnings` says when no engine serves an ' +
+        'arch of `arches` (its builds wait for one).',
       security,
       params: z.object({ stream: StreamName }),
       body: StreamInput,
-      response: { 200: Stream, 201: Stream, ...errorResponses(400, 401, 403, 422) }
+      response: { 200: StreamRegistered, 201: StreamRegistered, ...errorResponses(400, 401, 403, 422) }
     }
   }, async (request, reply) => {
     const { stream, created } = await app.core.streams.put(request.params.stream, request.body)
-    return reply.code(created ? 201 : 200).send(await app.core.streams.get(stream.name))
+    const warnings = await app.core.engineAdmin.archWarnings(stream.arches)
+    return reply.code(created ? 201 : 200).send({ ...await app.core.streams.get(stream.name), ...(warnings.length ? { warnings } : {}) })
   })
 
   app.delete('/v1/streams/:stream', {

@@ -22,7 +22,10 @@ const columns: Record<keyof BuildPatch, string> = {
   resultTokenHash: 'result_token_hash',
   phase: 'phase',
   failedStep: 'failed_step',
-  bootTest: 'boot_test'
+  bootTest: 'boot_test',
+  attempts: 'attempts',
+  outcome: 'outcome',
+  metaJson: 'meta_json'
 }
 
 export function toBuild (row: Row): Build {
@@ -46,13 +49,14 @@ export function toBuild (row: Row): Build {
     cancelRequestedAt: optional(row.cancel_requested_at),
     phase: optional(row.phase),
     failedStep: optional(row.failed_step),
-    bootTest: row.boot_test ? JSON.parse(row.boot_test) : undefined
+    bootTest: row.boot_test ? JSON.parse(row.boot_test) : undefined,
+    attempts: row.attempts ? JSON.parse(row.attempts) : undefined
   }
 }
 
 // Everything a Build has; meta.json (up to megabytes) is read only when asked for.
 export const BUILD_COLUMNS = `seq, id, stream, state, reason, message, exit_code, request, config_commit, container_id,
-  engine, arch, result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step, boot_test`
+  engine, arch, result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step, boot_test, attempts`
 
 // Built once: the statement cache looks statements up by their text.
 const GET_BUILD = `SELECT ${BUILD_COLUMNS} FROM builds WHERE id = ?`
@@ -159,7 +163,7 @@ export class SqlBuildRepository implements BuildRepository {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof BuildPatch, unknown][]
     return {
       sql: entries.map(([k]) => `, ${columns[k]} = ?`).join(''),
-      args: entries.map(([k, v]) => ((k === 'result' || k === 'bootTest') && v !== null ? JSON.stringify(v) : v))
+      args: entries.map(([k, v]) => ((k === 'result' || k === 'bootTest' || k === 'attempts') && v !== null ? JSON.stringify(v) : v))
     }
   }
 

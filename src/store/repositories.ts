@@ -38,7 +38,9 @@ export interface BuildQuery {
 
 type BuildFields = Pick<Build,
   'reason' | 'message' | 'exitCode' | 'configCommit' | 'containerId' | 'engine' | 'arch' | 'startedAt' | 'finishedAt' |
-  'cancelRequestedAt' | 'result' | 'phase' | 'failedStep' | 'bootTest'> & { resultTokenHash: string }
+  'cancelRequestedAt' | 'result' | 'phase' | 'failedStep' | 'bootTest' | 'attempts'> &
+  // outcome and metaJson: a posted result, cleared when an attempt is retried.
+  { resultTokenHash: string, outcome: PostedResult['outcome'], metaJson: string }
 
 /** Fields to set; null clears one. */
 export type BuildPatch = { [K in keyof BuildFields]?: BuildFields[K] | null }

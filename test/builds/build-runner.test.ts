@@ -98,6 +98,43 @@ t.test('the engine dies mid-build and comes back: the build fails `infrastructur
   t.match(await h.log(claimed.id), /stopped answering during the build/)
 })
 
+t.test('with a retry allowed, the attempt the engine killed is recorded and the next one, run again, succeeds', async (t) => {
+  const h = await runnerHarness(t, { infrastructureRetries: 1 })
+  h.fake.program = forever
+  const claimed = await h.claim()
+  const running = h.runner.run(claimed, h.fake)
+  await h.until('the job to print', async () => /working/.test(await h.log(claimed.id)))
+  h.fake.crash()
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  h.fake.restore()
+  await running
+  const requeued = await h.build(claimed.id)
+  t.match(requeued, { state: 'queued', attempts: [{ engine: 'fake', state: 'failed', reason: 'infrastructure' }] })
+  t.equal(h.fake.jobs.size, 0, 'the failed attempt\'s job is removed')
+  h.fake.program = h.builds('1.0')
+  const again = (await h.lifecycle.claimNext(10))!
+  await h.runner.run(again, h.fake)
+  const done = await h.build(claimed.id)
+  t.match(done, { state: 'succeeded', attempts: [{ reason: 'infrastructure' }, { state: 'succeeded' }] }, done.message ?? '')
+  const log = await h.log(claimed.id)
+  t.match(log, /attempt 1 failed \(infrastructure: /)
+  t.notMatch(log, /was lost/, 'the second job\'s log is not read against the first one\'s marks')
+})
+
+t.test('an engine that stops answering for builds.engineLostMs: the attempt is lost, `infrastructure`', async (t) => {
+  const h = await runnerHarness(t, { engineLostMs: 500 })
+  h.fake.program = forever
+  const claimed = await h.claim()
+  const running = h.runner.run(claimed, h.fake)
+  await h.until('the job to print', async () => /working/.test(await h.log(claimed.id)))
+  const crashed = Date.now()
+  h.fake.crash()
+  await running
+  t.match(await h.build(claimed.id), { state: 'failed', reason: 'infrastructure', message: /went away during the build and did not come back/ })
+  t.ok(Date.now() - crashed < 10_000, `decided ${Date.now() - crashed} ms after the engine went silent, not at the build's timeout`)
+  t.match(await h.log(claimed.id), /waiting for it \(at most 0.5s\)/)
+})
+
 t.test('a job deleted from outside: the build fails `lost`', async (t) => {
   const h = await runnerHarness(t)
   h.fake.program = forever

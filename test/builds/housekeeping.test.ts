@@ -25,7 +25,7 @@ t.test('a pass prunes what is old and not kept', async (t) => {
   await store.streams.putStream({ name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, keep: 10, resources: {}, recipe: [], createdAt: '', updatedAt: '' })
   let clock = Date.parse('2026-01-01T00:00:00Z')
   const now = () => new Date(clock)
-  const lifecycle = new BuildLifecycle({ store, now, logger: silentLogger, lease: { owner: 'test', ms: 30_000 } })
+  const lifecycle = new BuildLifecycle({ store, now, logger: silentLogger, lease: { owner: 'test', ms: 30_000 }, infrastructureRetries: 0 })
   const logs = new FileLogStore(join(root, 'logs'), 1 << 20)
   const artifacts = new LocalStore(join(root, 'store'))
   const publisher = new Publisher({ store: artifacts, guard: new SpaceGuard({ dataDir: root, store: artifacts, minFreeBytes: 0 }), logger: silentLogger, now })

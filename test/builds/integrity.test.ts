@@ -144,7 +144,8 @@ t.test('a stream\'s settings are checked against the engine, and are never an in
 t.test('an engine restart during the image step, then a retry', async (t) => {
   if (!await requireDocker(t)) return
   const engine = await startEngine(t)
-  const h = await startApp(t, { docker: { socketPath: engine.socketPath, callTimeoutMs: 5000 }, builds: { stopGraceSeconds: 1 } })
+  // Not retried automatically: the retry here is a new build, of a fixed commit.
+  const h = await startApp(t, { docker: { socketPath: engine.socketPath, callTimeoutMs: 5000 }, builds: { stopGraceSeconds: 1, infrastructureRetries: 0 } })
   const repo = await configRepo(t)
   await register(h, 'engine', { config: { url: repo.url, ref: 'main' }, image: IMAGE, recipe: FAULT_RECIPE })
   await repo.commit('fault', 'hang')

@@ -8,7 +8,7 @@ import { tempDir } from '../helpers.js'
 
 const request = { force: false, skipPrune: false }
 
-async function setup (t: Test) {
+async function setup (t: Test, infrastructureRetries = 0) {
   const store = await openDatabase({}, join(await tempDir(t), 'db.sqlite'))
   t.teardown(() => store.close())
   await store.streams.putStream({
@@ -18,7 +18,7 @@ async function setup (t: Test) {
   const lines: Array<{ level: number, msg: string }> = []
   const logger = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s)) } })
   let clock = Date.parse('2026-01-01T00:00:00Z')
-  const lifecycle = new BuildLifecycle({ store, logger, now: () => new Date(clock += 1000), lease: { owner: 'test', ms: 30_000 } })
+  const lifecycle = new BuildLifecycle({ store, logger, now: () => new Date(clock += 1000), lease: { owner: 'test', ms: 30_000 }, infrastructureRetries })
   const heard: BuildEvent[] = []
   lifecycle.subscribe((e) => heard.push(e))
   return { store, lifecycle, lines, heard }
@@ -67,4 +67,37 @@ t.test('a move the table forbids is a programming error: logged at error, refuse
   t.equal((await store.builds.getBuild('b'))?.state, 'running', 'nothing was written')
   t.match(lines.find((l) => l.level === 50), { msg: 'illegal build state transition refused', from: 'running', to: 'started' })
   t.equal(heard.length, 2, 'and no event')
+})
+
+t.test('an infrastructure failure is queued again with its attempt recorded, once per retry allowed', async (t) => {
+  const { store, lifecycle, heard } = await setup(t, 1)
+  await lifecycle.submit({ id: 'b', stream: 's', request, createdAt: '2026-01-01T00:00:00Z' })
+  const first = (await lifecycle.claimNext(1, { id: 'b', engine: 'e1', arch: 'x86_64', capacity: 1 }))!
+  await lifecycle.record('b', { containerId: 'c1', resultTokenHash: 'f'.repeat(64) })
+  await lifecycle.phase('b', 'build')
+  const requeued = await lifecycle.finish(first, { state: 'failed', reason: 'infrastructure', message: 'the engine went away', exitCode: 143 })
+  t.match(requeued, { state: 'queued', attempts: [{ engine: 'e1', arch: 'x86_64', state: 'failed', reason: 'infrastructure', failedStep: 'build' }] })
+  for (const key of ['engine', 'arch', 'containerId', 'startedAt', 'phase', 'exitCode', 'reason', 'finishedAt'] as const) {
+    t.equal(requeued?.[key], undefined, `the next attempt starts without the last one's ${key}`)
+  }
+  t.notOk(await store.builds.resultTokenHash('b'), 'nor its result token')
+  t.notOk(lifecycle.leases.token('b'), 'nor its lease')
+
+  const second = (await lifecycle.claimNext(1, { id: 'b', engine: 'e2', arch: 'x86_64', capacity: 1 }))!
+  const failed = await lifecycle.finish(second, { state: 'failed', reason: 'infrastructure', message: 'again' })
+  t.match(failed, { state: 'failed', reason: 'infrastructure', message: 'again' }, 'the retries are used up: it fails')
+  t.same(failed?.attempts?.map((a) => [a.engine, a.state, a.reason]), [['e1', 'failed', 'infrastructure'], ['e2', 'failed', 'infrastructure']])
+  t.same(heard.map((e) => e.type), ['build.queued', 'build.started', 'build.phase', 'build.requeued', 'build.started', 'build.finished'])
+  t.equal(heard.find((e) => e.type === 'build.requeued')?.build.attempts?.length, 1, 'the event shows the attempt')
+})
+
+t.test('other failures, and a build whose cancel was requested, are not retried', async (t) => {
+  const { store, lifecycle } = await setup(t, 3)
+  await lifecycle.submit({ id: 'x', stream: 's', request, createdAt: '2026-01-01T00:00:00Z' })
+  const x = (await lifecycle.claimNext(1))!
+  t.match(await lifecycle.finish(x, { state: 'failed', reason: 'exit_code', exitCode: 1 }), { state: 'failed', attempts: [{ reason: 'exit_code' }] })
+  await lifecycle.submit({ id: 'y', stream: 's', request, createdAt: '2026-01-01T00:00:00Z' })
+  const y = (await lifecycle.claimNext(1))!
+  await lifecycle.requestCancel((await store.builds.getBuild('y'))!)
+  t.match(await lifecycle.finish(y, { state: 'failed', reason: 'infrastructure', message: 'm' }), { state: 'failed', reason: 'infrastructure' })
 })

@@ -73,6 +73,35 @@ t.test('a job without a live build is removed; a build\'s job is not', async (t)
   t.ok(h.fake.jobs.has(kept), 'a live build\'s job stays')
 })
 
+t.test('a retried build\'s earlier attempt\'s job is removed, on any engine; its current one stays', async (t) => {
+  const h = await runnerHarness(t, { engines: 2, arches: ['x86_64', 'x86_64'], infrastructureRetries: 1 })
+  const [first, second] = h.fakes as [FakeExecutor, FakeExecutor]
+  const build = await h.claim()
+  const failed = await first.create(jobOf(build.id))
+  await h.lifecycle.record(build.id, { containerId: failed, engine: first.name, arch: 'x86_64' })
+  const requeued = await h.lifecycle.finish(await h.build(build.id), { state: 'failed', reason: 'infrastructure', message: 'm' })
+  t.equal(requeued?.state, 'queued')
+  await h.reconciler.reconcile()
+  t.notOk(first.jobs.has(failed), 'queued again: the failed attempt\'s job goes')
+
+  let exit!: () => void
+  const later = new Promise<void>((resolve) => { exit = resolve })
+  second.program = async () => { await later; return { exitCode: 3 } }
+  const stale = await first.create(jobOf(build.id))
+  await h.lifecycle.claimNext(10, { id: build.id, engine: second.name, arch: 'x86_64', capacity: 1 })
+  const current = await second.create(jobOf(build.id))
+  await second.start(current)
+  await h.lifecycle.record(build.id, { containerId: current })
+  // As after a crash: the reconciler adopts the retry.
+  h.lifecycle.leases.forget(build.id)
+  await h.reconciler.reconcile()
+  t.notOk(first.jobs.has(stale), 'running in another container: the earlier attempt\'s job goes')
+  t.ok(second.jobs.has(current), 'the current attempt\'s job stays')
+  exit()
+  await ended(h, build.id)
+  t.match(await h.build(build.id), { state: 'failed', reason: 'exit_code', attempts: [{ engine: first.name }, { engine: second.name }] })
+})
+
 t.test('every engine is walked; each build is looked for on the engine it recorded', async (t) => {
   const h = await runnerHarness(t, { engines: 2 })
   const [first, second] = h.fakes as [FakeExecutor, FakeExecutor]
@@ -89,6 +118,20 @@ t.test('every engine is walked; each build is looked for on the engine it record
   t.match(await h.build(old.build.id), { state: 'failed', exitCode: 4 }, 'a build that recorded no engine is the default engine\'s')
   t.notOk(second.calls.includes(`inspect ${old.jobId}`), 'each engine is asked only for its own builds')
   t.notOk(first.calls.includes(`inspect ${there.jobId}`))
+})
+
+t.test('an engine silent for builds.engineLostMs: its unsupervised builds\' attempts are lost, and retried', async (t) => {
+  const h = await runnerHarness(t, { engines: 2, arches: ['x86_64', 'x86_64'], infrastructureRetries: 1, engineLostMs: 300 })
+  const [first] = h.fakes as [FakeExecutor, FakeExecutor]
+  const { build } = await abandoned(h, first, async () => undefined)
+  first.crash()
+  await t.rejects(h.reconciler.reconcile(), /fake engine fake is down/)
+  t.equal((await h.build(build.id)).state, 'running', 'silent for less than engineLostMs: it waits')
+  await new Promise((resolve) => setTimeout(resolve, 350))
+  await t.rejects(h.reconciler.reconcile(), /fake engine fake is down/)
+  t.match(await h.build(build.id), {
+    state: 'queued', attempts: [{ engine: 'fake', state: 'failed', reason: 'infrastructure', message: /the engine fake did not answer for \d+s/ }]
+  }, 'its attempt is lost: queued again for another engine')
 })
 
 t.test('a build whose engine is not registered any more fails `infrastructure`', async (t) => {

@@ -22,7 +22,7 @@ t.test('results are checked against the workdir', async (t) => {
   const dataDir = new DataDir(join(root, 'data'))
   const store = await openDatabase({}, dataDir.database)
   t.teardown(() => store.close())
-  const lifecycle = new BuildLifecycle({ store, now: () => new Date(), logger: silentLogger, lease: { owner: 'test', ms: 30_000 } })
+  const lifecycle = new BuildLifecycle({ store, now: () => new Date(), logger: silentLogger, lease: { owner: 'test', ms: 30_000 }, infrastructureRetries: 0 })
   const engines = new EngineRegistry([new FakeExecutor({ workdir: (stream) => dataDir.workdir(stream) })])
   const intake = new ResultIntake({ store, lifecycle, engines })
   await store.streams.putStream({ name: 's', config: { url: 'file:///x', ref: 'm' }, image: 'i', platforms: [], timeoutSeconds: 1, keep: 10, resources: {}, recipe: [], createdAt: '', updatedAt: '' })

@@ -31,6 +31,10 @@ export interface HarnessOptions {
   /** The one engine, instead of those in memory; with its calls' deadline. */
   executor?: (dataDir: DataDir, config: Config) => Executor
   callTimeoutMs?: number
+  /** builds.infrastructureRetries; none unless asked, so that a test sees the first infrastructure failure. */
+  infrastructureRetries?: number
+  /** builds.engineLostMs. */
+  engineLostMs?: number
 }
 
 export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
@@ -40,13 +44,15 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
     dataDir: dataDir.root,
     allowFileUrls: true,
     logLevel: 'silent',
-    builds: { engineProbeMs: 300, logPollMs: 20, stopGraceSeconds: 0 },
+    builds: { engineProbeMs: 300, logPollMs: 20, stopGraceSeconds: 0, infrastructureRetries: opts.infrastructureRetries ?? 0, ...(opts.engineLostMs === undefined ? {} : { engineLostMs: opts.engineLostMs }) },
     docker: { heartbeatMs: 100, callTimeoutMs: opts.callTimeoutMs ?? 2000 }
   })
   const store = await openDatabase({}, dataDir.database)
   t.teardown(() => store.close())
   const now = () => new Date()
-  const lifecycle = new BuildLifecycle({ store, now, logger: silentLogger, lease: { owner: 'test', ms: opts.leaseMs ?? 30_000 } })
+  const lifecycle = new BuildLifecycle({ store, now, logger: silentLogger, lease: { owner: 'test', ms: opts.leaseMs ?? 30_000 },
+    infrastructureRetries: config.builds.infrastructureRetries
+  })
   const logs = new FileLogStore(dataDir.logs, config.builds.logMaxBytes)
   const artifacts = new LocalStore(join(root, 'store'))
   const publisher = new Publisher({
@@ -60,7 +66,7 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
     store, lifecycle, engines, logs, dataDir, config, logger: silentLogger, now, publisher, results: intake, mirror: new ConfigMirror({ timeoutMs: 60_000 })
   })
   t.teardown(() => runner.detachAll())
-  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger: silentLogger })
+  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger: silentLogger, engineLostMs: config.builds.engineLostMs })
   const repo = await configRepo(t)
   // One build runs per stream: tests that need several running use several streams.
   for (const name of ['s', 't', 'u']) {

@@ -28,3 +28,21 @@ t.test('a build shows how its boot test ended and where the console is', async (
   t.match(text, 'failed in kola run basic (boot_test)')
   t.match(text, '  boot test failed (degraded: x.service), tcg 25.1 s, console http://h/v1/builds/b1/boot-test/console.txt\n')
 })
+
+t.test('a retried build lists its attempts; one that ran once does not', async (t) => {
+  const print = (build: Partial<Build>) => {
+    const out = new PassThrough()
+    printBuild({ out, err: new PassThrough(), json: false }, { link: (p: string) => p } as unknown as Api,
+      { id: 'b2', stream: 's', request: { force: false, skipPrune: false }, createdAt: '2026-01-01T00:00:00Z', ...build } as Build)
+    return String(out.read())
+  }
+  const failed = {
+    engine: 'e1', startedAt: '2026-01-01T00:00:01Z', endedAt: '2026-01-01T00:00:30Z', state: 'failed', reason: 'infrastructure',
+    failedStep: 'build', message: 'the Docker engine stopped during the build'
+  } as const
+  const text = print({ state: 'succeeded', attempts: [failed, { engine: 'e2', endedAt: '2026-01-01T00:01:00Z', state: 'succeeded' }] })
+  t.match(text, '  attempt 1 on e1: failed in build (infrastructure), 2026-01-01T00:00:01Z – 2026-01-01T00:00:30Z: the Docker engine stopped during the build\n')
+  t.match(text, '  attempt 2 on e2: succeeded, ? – 2026-01-01T00:01:00Z\n')
+  t.match(print({ state: 'queued', attempts: [failed] }), 'attempt 1 on e1: failed in build', 'queued again: its failed attempt')
+  t.notMatch(print({ state: 'succeeded', attempts: [{ engine: 'e1', endedAt: '2026-01-01T00:01:00Z', state: 'succeeded' }] }), 'attempt')
+})

@@ -43,3 +43,15 @@ t.test('arch: only engines of it; none at all, or all draining, is no_engine_for
   t.equal(where(place({ arch: undefined, waitedMs: 0 }, [engine('a', { reachable: false })], WAIT)), 'engine_unavailable',
     'the default engine\'s arch is not known yet')
 })
+
+t.test('a retried build avoids the engines that failed it while another can take it', async (t) => {
+  const engines = [engine('a'), engine('b', { capacity: 2, running: 1 })]
+  t.equal(where(place({ arch: 'x86_64', home: 'a', waitedMs: 0, avoid: ['a'] }, engines, WAIT)), 'b',
+    'its home failed it: another engine at once, though more loaded')
+  t.equal(where(place({ arch: 'x86_64', waitedMs: 0, avoid: ['b'] }, [engine('a', { capacity: 2, running: 1 }), engine('b')], WAIT)), 'a',
+    'without a home: the engines that did not fail it first')
+  t.same(place({ arch: 'x86_64', home: 'a', waitedMs: 0, avoid: ['a'] }, [engine('a'), engine('b', { running: 1 })], WAIT),
+    { engine: engine('a'), home: true }, 'only the engine that failed it has room: it runs there again rather than wait')
+  t.equal(where(place({ arch: 'x86_64', home: 'b', waitedMs: 0, avoid: ['a'] }, [engine('a'), engine('b', { running: 1 })], WAIT)), 'slot',
+    'a home that did not fail it is waited for as ever')
+})

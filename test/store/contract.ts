@@ -129,6 +129,24 @@ export function storeContract (t: Test, open: Open) {
     t.equal((await db.builds.latestResult('a'))?.id, 'x')
   })
 
+  t.test('a retried attempt: recorded in attempts, its posted result and container cleared as it goes back to queued', async (t) => {
+    const { db } = await fresh(t)
+    await insert(db, 'x', 'a')
+    await claim(db, 1)
+    await db.builds.update('x', ['running'], { containerId: 'c1' })
+    await db.builds.recordResult('x', { outcome: 'built', result: { cosaBuildId: '1.0', images: [] }, metaJson: '{}' } as never)
+    const attempts = [{ engine: 'e1', endedAt: AT, state: 'failed' as const, reason: 'infrastructure' as const, message: 'gone' }]
+    const back = await db.builds.transition('x', ['running'], 'queued', {
+      attempts, containerId: null, result: null, outcome: null, metaJson: null, startedAt: null
+    }, { type: 'build.requeued', time: AT })
+    t.match(back?.build, { state: 'queued', attempts })
+    t.equal(back?.build.containerId, undefined)
+    t.equal(back?.build.result, undefined)
+    t.equal(await db.builds.postedResult('x'), undefined, 'the attempt\'s posted result is gone')
+    t.same(back?.event.build.attempts, attempts, 'the event carries the attempts')
+    t.same((await db.builds.getBuild('x'))?.attempts, attempts, 'read back as written')
+  })
+
   t.test('leases: a claim takes one; only its holder renews it; expiry makes the build adoptable', async (t) => {
     const { db } = await fresh(t)
     for (const [id, s] of [['x', 'a'], ['y', 'b']]) await insert(db, id!, s!)

@@ -56,7 +56,8 @@ async function resolveCommit (ctx: RunContext, stream: Stream): Promise<string |
   if (refusal) return failed('config_unavailable', `config repository refused: ${refusal}`)
   try {
     await deps.mirror.sync(stream.config.url, deps.dataDir.mirror(stream.name))
-    return await deps.mirror.resolve(deps.dataDir.mirror(stream.name), stream.config.ref, build.request.commit)
+    // A retried build (an earlier attempt recorded the commit) builds the same inputs again.
+    return await deps.mirror.resolve(deps.dataDir.mirror(stream.name), stream.config.ref, build.request.commit ?? build.configCommit)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     return failed('config_unavailable', `config repository: ${err.message}`)

@@ -10,13 +10,16 @@ import type { RunContext } from './context.js'
 // by decideOutcome (outcome.ts); undefined means the service is shutting down
 // and leaves the build to the next start.
 
-// How long a build whose job has ended waits for a stopped engine to
-// come back before it is decided without it.
-const ENGINE_RETURN_MS = 10 * 60_000
+// Once the engine is known to have gone away, what is left of the job's log
+// is not waited for: it is at most the last poll's worth (builds.logPollMs),
+// and it stays in the engine's log. The build, retried elsewhere, need not
+// wait the log pump's usual patience for an engine that is not coming back.
+const GONE_ENGINE_LOG_PATIENCE_MS = 2000
 
 export type Observed = Pick<Observation, 'ending' | 'job' | 'engineWasDown' | 'timeoutSeconds'>
 
-interface Waited { ending: Ending | 'gone', engineWasDown: boolean }
+/** lost: the engine did not answer for builds.engineLostMs. */
+interface Waited { ending: Ending | 'gone' | 'lost', engineWasDown: boolean }
 
 export async function supervise (ctx: RunContext, jobId: string): Promise<Observed | undefined> {
   const { deps: { config, now }, build, stream, shutdown } = ctx
@@ -30,9 +33,9 @@ export async function supervise (ctx: RunContext, jobId: string): Promise<Observ
 
   const waited = await waitForEnd(ctx, jobId, timeout, timeoutSeconds)
   if (!waited) return void await stop()
-  if (waited.ending === 'gone') {
+  if (waited.ending === 'gone' || waited.ending === 'lost') {
     await stop()
-    return { ending: 'exited', job: 'gone', engineWasDown: waited.engineWasDown, timeoutSeconds }
+    return { ending: 'exited', job: waited.ending === 'gone' ? 'gone' : 'unknown', engineWasDown: waited.engineWasDown, timeoutSeconds }
   }
   const observed = await observeEnd(ctx, jobId, { ...waited, ending: waited.ending }, pump)
   await stop()
@@ -62,12 +65,15 @@ async function waitForEnd (ctx: RunContext, jobId: string, timeout: AbortSignal,
       }
       // A broken wait says nothing about the job: look again.
       log.warn({ err }, 'waiting for the build container failed; inspecting it')
-      const { state, unreachable } = await inspectPatiently(engine, jobId, AbortSignal.any([timeout, shutdown, cancel]))
+      const lost = AbortSignal.timeout(config.builds.engineLostMs)
+      const { state, unreachable } = await inspectPatiently(engine, jobId, AbortSignal.any([timeout, shutdown, cancel, lost]))
       if (unreachable && !engineWasDown) {
         engineWasDown = true
-        await logs.note(build.id, 'the Docker engine stopped answering during the build; waiting for it')
+        await logs.note(build.id, `the Docker engine stopped answering during the build; waiting for it (at most ${config.builds.engineLostMs / 1000}s)`)
       }
       if (state === 'gone') return { ending: 'gone', engineWasDown }
+      // The others are seen to at the next turn.
+      if (state === 'unknown' && lost.aborted && !cancel.aborted && !timeout.aborted && !shutdown.aborted) return { ending: 'lost', engineWasDown: true }
     } finally {
       heartbeat.stop()
     }
@@ -76,18 +82,18 @@ async function waitForEnd (ctx: RunContext, jobId: string, timeout: AbortSignal,
 
 async function observeEnd (ctx: RunContext, jobId: string, waited: { ending: Ending, engineWasDown: boolean }, pump: LogCopy) {
   const { deps: { config }, executor: engine, shutdown } = ctx
-  const after = await inspectPatiently(engine, jobId, AbortSignal.any([shutdown, AbortSignal.timeout(ENGINE_RETURN_MS)]))
+  const after = await inspectPatiently(engine, jobId, AbortSignal.any([shutdown, AbortSignal.timeout(config.builds.engineLostMs)]))
   // A deletion (`docker rm -f`) kills first and deletes after: a job on its way out is gone.
   const state = typeof after.state === 'object' && !after.state.removing ? after.state : undefined
-  let engineWasDown = waited.engineWasDown
   // A graceful engine shutdown stops its containers first (SIGTERM, as
   // `docker stop` does) and goes away a moment later: a signal death we
   // did not cause is only a build failure if the engine stays up.
-  if (after.unreachable || (waited.ending === 'exited' && state && !state.oomKilled && state.exitCode > 128 &&
-      await engineGoesAway(engine, config.builds.engineProbeMs, shutdown))) engineWasDown = true
+  const wentAway = waited.ending === 'exited' && state !== undefined && !state.oomKilled && state.exitCode > 128 &&
+    await engineGoesAway(engine, config.builds.engineProbeMs, shutdown)
+  const engineWasDown = waited.engineWasDown || after.unreachable || wentAway
   // The pump reads the engine's log until it has nothing more (it waits
-  // out an engine that went away, for a while).
-  if (state) await pump.finish()
+  // out an engine that went away, for a while: not one that is going).
+  if (state) await pump.finish(wentAway ? GONE_ENGINE_LOG_PATIENCE_MS : undefined)
   const job: Observed['job'] = after.state === 'unknown'
     ? 'unknown'
     : state ? { exitCode: state.exitCode, oomKilled: state.oomKilled } : 'gone'

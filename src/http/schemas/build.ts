@@ -45,6 +45,19 @@ export const BootTest = z.object({
     .meta({ description: 'console or journal lines that matched a failure pattern' })
 }).meta({ id: 'BootTest' })
 
+export const BuildAttempt = z.object({
+  engine: z.string().optional().meta({ description: 'the engine it ran on' }),
+  arch: z.string().optional(),
+  startedAt: Timestamp.optional(),
+  endedAt: Timestamp,
+  state: z.enum(['succeeded', 'unchanged', 'failed', 'cancelled']).meta({
+    description: 'how it ended: the build\'s final state, or `failed` (reason `infrastructure`) for an attempt that was retried'
+  }),
+  reason: z.enum(failureReasons).optional(),
+  message: z.string().optional(),
+  failedStep: z.string().optional().meta({ description: 'the phase it was in when it failed' })
+}).meta({ id: 'BuildAttempt' })
+
 export const Build = z.object({
   id: z.string(),
   stream: z.string(),
@@ -94,6 +107,11 @@ export const Build = z.object({
   bootTest: BootTest.optional().meta({
     description: 'a new build of a stream with bootTest enabled: how `cosa kola run basic` ended. The console and ' +
       'journal: GET /v1/builds/{id}/boot-test/{file}'
+  }),
+  attempts: z.array(BuildAttempt).optional().meta({
+    description: 'each run on an engine that ended, oldest first; more than one when an attempt failed for ' +
+      '`infrastructure` reasons and was retried (builds.infrastructureRetries). The attempt running now is the ' +
+      'build\'s own engine and startedAt'
   })
 }).meta({ id: 'Build' })
 

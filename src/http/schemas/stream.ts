@@ -111,4 +111,11 @@ export const Stream = z.object({
   latestBuild: Build.optional().meta({ description: 'the newest build that made or found a cosa build: `readlink builds/latest`' })
 }).meta({ id: 'Stream' })
 
+export const StreamRegistered = Stream.extend({
+  warnings: z.array(z.string()).optional().meta({
+    description: 'what the stream was registered despite: an arch of its `arches` that no engine serves (or every ' +
+      'engine of which is draining); its builds wait with `waitingFor: no_engine_for_arch` until one is added'
+  })
+}).meta({ id: 'StreamRegistered' })
+
 export const StreamList = z.object({ streams: z.array(Stream) })

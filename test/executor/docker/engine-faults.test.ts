@@ -12,7 +12,8 @@ const SLOW = [['shell', '--', 'sleep', '120'], ['build', '{build-flags}']]
 t.test('the engine stops and starts mid-build', async (t) => {
   if (!await requireDocker(t)) return
   const engine = await startEngine(t)
-  const h = await startApp(t, { docker: { socketPath: engine.socketPath, callTimeoutMs: 5000 }, builds: { maxConcurrent: 4 } })
+  // Not retried: this test is about the attempt the engine killed (test/engines/retries.test.ts has the retry).
+  const h = await startApp(t, { docker: { socketPath: engine.socketPath, callTimeoutMs: 5000 }, builds: { maxConcurrent: 4, infrastructureRetries: 0 } })
   const repo = await configRepo(t)
   const config = { url: repo.url, ref: 'main' }
   await register(h, 'one', { config, recipe: SLOW })
