@@ -4,7 +4,7 @@ import type { BuildChange, BuildPatch, Database, IdempotencyClaim, LeaseTerms, N
 import type { BuildEvent, BuildEventType } from './build-event.js'
 import { canMove, isTerminal, type BuildState, type FailureReason } from './build-state.js'
 import { HeldLeases } from './held-leases.js'
-import type { Build, BuildResult } from './model.js'
+import type { ArchRun, Build, BuildResult } from './model.js'
 
 // The one writer of a build's state and phase. Every move is checked against
 // the transition table (build-state.ts) and written as a conditional update
@@ -126,6 +126,17 @@ export class BuildLifecycle {
   async requeue (id: string) {
     // Nothing ran: the next attempt records the engine it runs on.
     return this.#move(id, 'running', 'queued', { phase: null, startedAt: null, engine: null, arch: null }, 'build.requeued')
+  }
+
+  /**
+   * A multi-arch build goes on with its next arch, on the engine placed for
+   * it (src/builds/run/arches.ts): fenced, 'full' when that engine has no
+   * room by the time of the write. Its phase starts again at `preparing`.
+   */
+  async moveArch (id: string, to: Omit<Placed, 'id'>, arches: ArchRun[]) {
+    const moved = await this.#fenced(id, (fence) => this.#store.builds.moveArch(id, to, arches, fence))
+    if (moved === undefined || moved === 'full') return moved
+    return this.phase(id, PREPARING)
   }
 
   /** Ends a running build; undefined when it was no longer running (someone else ended it). */

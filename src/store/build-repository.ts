@@ -1,6 +1,6 @@
 import type { EventDraft } from '../builds/build-event.js'
 import { terminalStates, type BuildState } from '../builds/build-state.js'
-import type { Build, PostedResult } from '../builds/model.js'
+import type { ArchRun, Build, PostedResult } from '../builds/model.js'
 import { appendEvent } from './event-repository.js'
 import type {
   BuildChange, BuildPatch, BuildQuery, BuildRepository, Claimed, IdempotencyClaim, InsertOutcome, LeaseTerms, NewBuild, Placed, QuietPatch
@@ -22,8 +22,12 @@ const columns: Record<keyof BuildPatch, string> = {
   resultTokenHash: 'result_token_hash',
   phase: 'phase',
   failedStep: 'failed_step',
-  bootTest: 'boot_test'
+  bootTest: 'boot_test',
+  arches: 'arches'
 }
+
+/** Fields stored as JSON text. */
+const JSON_COLUMNS = new Set<keyof BuildPatch>(['result', 'bootTest', 'arches'])
 
 export function toBuild (row: Row): Build {
   return {
@@ -46,13 +50,15 @@ export function toBuild (row: Row): Build {
     cancelRequestedAt: optional(row.cancel_requested_at),
     phase: optional(row.phase),
     failedStep: optional(row.failed_step),
-    bootTest: row.boot_test ? JSON.parse(row.boot_test) : undefined
+    bootTest: row.boot_test ? JSON.parse(row.boot_test) : undefined,
+    arches: row.arches ? JSON.parse(row.arches) : undefined
   }
 }
 
 // Everything a Build has; meta.json (up to megabytes) is read only when asked for.
 export const BUILD_COLUMNS = `seq, id, stream, state, reason, message, exit_code, request, config_commit, container_id,
-  engine, arch, result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step, boot_test`
+  engine, arch, result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step, boot_test,
+  arches`
 
 // Built once: the statement cache looks statements up by their text.
 const GET_BUILD = `SELECT ${BUILD_COLUMNS} FROM builds WHERE id = ?`
@@ -159,7 +165,7 @@ export class SqlBuildRepository implements BuildRepository {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof BuildPatch, unknown][]
     return {
       sql: entries.map(([k]) => `, ${columns[k]} = ?`).join(''),
-      args: entries.map(([k, v]) => ((k === 'result' || k === 'bootTest') && v !== null ? JSON.stringify(v) : v))
+      args: entries.map(([k, v]) => (JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v))
     }
   }
 
@@ -223,6 +229,18 @@ export class SqlBuildRepository implements BuildRepository {
         if (tries === CLAIM_TRIES) return undefined
       }
     }
+  }
+
+  async moveArch (id: string, to: Omit<Placed, 'id'>, arches: ArchRun[], fence: number) {
+    // The build runs on its last arch's engine still: it is not one of the new engine's builds.
+    const row = await this.#sql.get(`UPDATE builds SET engine = ?, arch = ?, arches = ?, container_id = NULL,
+        result_token_hash = NULL, outcome = NULL, result = NULL, meta_json = NULL
+      WHERE id = ? AND state = 'running' AND lease_token = ?
+        AND (SELECT COUNT(*) FROM builds WHERE state = 'running' AND engine = ? AND id <> ?) < ?
+      RETURNING ${BUILD_COLUMNS}`, [to.engine, to.arch, JSON.stringify(arches), id, fence, to.engine, id, to.capacity])
+    if (row) return toBuild(row)
+    const held = await this.#sql.get("SELECT 1 AS held FROM builds WHERE id = ? AND state = 'running' AND lease_token = ?", [id, fence])
+    return held ? 'full' as const : undefined
   }
 
   async homeEngine (stream: string, arch: string) {

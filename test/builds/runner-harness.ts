@@ -53,7 +53,7 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
     store: artifacts, guard: new SpaceGuard({ dataDir: dataDir.root, store: artifacts, minFreeBytes: 0 }), logger: silentLogger, now
   })
   const fakes = Array.from({ length: opts.engines ?? 1 }, (_, i) =>
-    new FakeExecutor({ name: i === 0 ? 'fake' : `fake-${i}`, arch: opts.arches?.[i] ?? (i === 0 ? 'x86_64' : 'aarch64'), workdir: (s) => dataDir.workdir(s) }))
+    new FakeExecutor({ name: i === 0 ? 'fake' : `fake-${i}`, arch: opts.arches?.[i] ?? (i === 0 ? 'x86_64' : 'aarch64'), workdir: (s, arch) => dataDir.workdir(s, arch) }))
   const engines = new EngineRegistry(opts.executor ? [opts.executor(dataDir, config)] : [fakes[0]!, ...fakes.slice(1)])
   const intake = new ResultIntake({ store, lifecycle, engines })
   const runner = new BuildRunner({

@@ -13,6 +13,7 @@ import type { BuildLifecycle, Final } from '../lifecycle.js'
 import type { LogPump } from '../log-pump.js'
 import type { SecretRedactor } from '../log-sanitizer.js'
 import type { Build, Stream } from '../model.js'
+import { secondaryArch } from './arches.js'
 
 // What every step of a build's run (prepare, execute, supervise, publish) is
 // given: the services, the build and its stream, a logger bound to the build,
@@ -58,6 +59,8 @@ export interface RunContext {
 }
 
 export const recipeOf = (stream: Stream) => stream.recipe.length ? stream.recipe : DEFAULT_RECIPE
+/** The workdir of the arch the build runs now, as the service reads and writes it. */
+export const workdirOf = (ctx: Pick<RunContext, 'build' | 'executor'>) => ctx.executor.workdir(ctx.build.stream, secondaryArch(ctx.build))
 export const platformsOf = (build: Build, stream: Stream) => build.request.platforms ?? stream.platforms
 
 export { failed } from '../lifecycle.js'
