@@ -32,6 +32,8 @@ export interface Final {
   exitCode?: number | undefined
   result?: BuildResult | undefined
   bootTest?: BootTestRecord | undefined
+  /** A multi-arch build: how each arch ended (src/builds/run/arches.ts). */
+  arches?: ArchRun[] | undefined
 }
 
 export const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
@@ -156,6 +158,7 @@ export class BuildLifecycle {
       exitCode: final.exitCode,
       result: final.result,
       bootTest: final.bootTest,
+      arches: final.arches,
       failedStep: final.state === 'failed' ? phase : undefined,
       phase: null,
       resultTokenHash: null

@@ -234,7 +234,7 @@ export class SqlBuildRepository implements BuildRepository {
   async moveArch (id: string, to: Omit<Placed, 'id'>, arches: ArchRun[], fence: number) {
     // The build runs on its last arch's engine still: it is not one of the new engine's builds.
     const row = await this.#sql.get(`UPDATE builds SET engine = ?, arch = ?, arches = ?, container_id = NULL,
-        result_token_hash = NULL, outcome = NULL, result = NULL, meta_json = NULL
+        result_token_hash = NULL, outcome = NULL, result = NULL, meta_json = NULL, message = NULL
       WHERE id = ? AND state = 'running' AND lease_token = ?
         AND (SELECT COUNT(*) FROM builds WHERE state = 'running' AND engine = ? AND id <> ?) < ?
       RETURNING ${BUILD_COLUMNS}`, [to.engine, to.arch, JSON.stringify(arches), id, fence, to.engine, id, to.capacity])

@@ -137,7 +137,7 @@ export interface BuildRepository {
   /**
    * A running multi-arch build's next arch (fenced): the engine and arch it
    * moves to and its arches record, with nothing left of the last arch's run
-   * (job, result token, posted result); only while that engine runs fewer
+   * (job, result token, posted result, message); only while that engine runs fewer
    * than `to.capacity` other builds ('full' otherwise; undefined when the
    * fence no longer holds).
    */

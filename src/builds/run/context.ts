@@ -6,7 +6,7 @@ import type { ConfigMirror } from '../../git/config-mirror.js'
 import type { Logger } from '../../logger.js'
 import type { EngineRegistry } from '../../executor/engine-registry.js'
 import type { Executor } from '../../executor/executor.js'
-import type { Database } from '../../store/repositories.js'
+import type { Database, Placed } from '../../store/repositories.js'
 import type { LogStore } from '../../logs/log-store.js'
 import type { ResultIntake } from '../result-intake.js'
 import type { BuildLifecycle, Final } from '../lifecycle.js'
@@ -33,7 +33,16 @@ export interface RunnerDeps {
   config: Config
   logger: Logger
   now: () => Date
+  /**
+   * Where a multi-arch build's next arch runs now, or why it waits: the
+   * scheduler's placement (Scheduler.placeArch). Unset (unit tests): the
+   * first engine of the arch.
+   */
+  placeArch?: ((build: Build, arch: string, waitedMs: number) => Promise<ArchPlacement>) | undefined
 }
+
+/** An engine with room for a build's next arch, or why there is none. */
+export type ArchPlacement = { placed: Omit<Placed, 'id'>, executor: Executor } | { waiting: string }
 
 export interface RunContext {
   deps: RunnerDeps
