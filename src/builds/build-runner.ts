@@ -5,11 +5,9 @@ import type { BuildEvent } from './build-event.js'
 import { PUBLISHING, type Final } from './lifecycle.js'
 import { LogPump } from './log-pump.js'
 import { SecretRedactor } from './log-sanitizer.js'
-import type { ArchRun, Build, BuildResult, Stream } from './model.js'
-import type { Meta } from '../cosa/meta.js'
-import { buildKey } from '../artifacts/store-layout.js'
-import { moveToArch } from './run/arch-placement.js'
-import { archEnded, archIs, archRequest, isMultiArch, nextStep, startArches } from './run/arches.js'
+import type { Build, Stream } from './model.js'
+import { afterArch, goOn, type Launch } from './run/arch-sequence.js'
+import { isMultiArch, startArches } from './run/arches.js'
 import { failed, isFinal, platformsOf, recipeOf, type RunContext, type RunnerDeps } from './run/context.js'
 import { collect } from './run/collect.js'
 import { execute } from './run/execute.js'
@@ -30,6 +28,8 @@ export type { RunnerDeps } from './run/context.js'
 // one the scheduler placed it on, an adopted build on the one it recorded. Cancel
 // reaches it as an event (`build.cancel_requested`), never as a call.
 // Shutdown detaches without touching the job; the next start adopts it.
+// A build of several arches runs that pipeline once per arch, each on an
+// engine of its arch, the primary first (run/arch-sequence.ts).
 
 export class BuildRunner {
   readonly #deps: RunnerDeps
@@ -75,7 +75,8 @@ export class BuildRunner {
     return this.#track(build, executor, async (ctx) => {
       if (!ctx.stream) return this.#finish(ctx, failed('config_unavailable', `stream ${build.stream} no longer exists`))
       if (isMultiArch(ctx.stream)) {
-        const started = await this.#deps.lifecycle.record(build.id, { arches: startArches(ctx.stream.arches!, executor.name, build.startedAt ?? this.#deps.now().toISOString()) })
+        const arches = startArches(ctx.stream.arches!, executor.name, build.startedAt ?? this.#deps.now().toISOString())
+        const started = await this.#deps.lifecycle.record(build.id, { arches })
         if (!started) return
         ctx.build = started
       }
@@ -87,7 +88,7 @@ export class BuildRunner {
   resume (build: Build, executor: Executor) {
     return this.#track(build, executor, async (ctx) => {
       await this.#deps.logs.note(build.id, 'service restarted; going on with the arches not built yet')
-      const final = await this.#nextArch(ctx, build.arches ?? [])
+      const final = await goOn(ctx, build.arches ?? [], this.#launchArch)
       if (final) await this.#finishBuild(ctx, final)
     })
   }
@@ -176,90 +177,20 @@ export class BuildRunner {
 
   async #finish (ctx: RunContext, final: Final) {
     await ctx.phasesWritten()
-    const end = await this.#archEnded(ctx, final)
+    const end = await afterArch(ctx, final, this.#launchArch)
     if (end) await this.#finishBuild(ctx, end)
+  }
+
+  /** Launches a multi-arch build's next arch, on the engine it moved to, under the same supervision. */
+  readonly #launchArch: Launch = async (build, executor) => {
+    const next = await this.#context(build, executor, this.#active.get(build.id)!)
+    if (!next.stream) return this.#finish(next, failed('config_unavailable', `stream ${build.stream} no longer exists`))
+    await this.#launchGuarded(next, next.stream)
   }
 
   async #finishBuild (ctx: RunContext, final: Final) {
     const done = await this.#deps.lifecycle.finish(ctx.build, final)
     if (done) await this.#deps.logs.note(ctx.build.id, `build ${final.state}${final.message ? `: ${final.message}` : ''}`)
-  }
-
-  /**
-   * An arch of a multi-arch build ended (run/arches.ts): the build's end, or
-   * undefined once the next arch runs (it ends the build in its turn). A
-   * build of one arch simply ends.
-   */
-  async #archEnded (ctx: RunContext, final: Final): Promise<Final | undefined> {
-    const { store, logs, now } = this.#deps
-    const build = await store.builds.getBuild(ctx.build.id)
-    if (!build?.arches || build.state !== 'running' || !build.arch) return final
-    await logs.note(build.id, `${build.arch}: ${final.state}${final.message ? `: ${final.message}` : ''}`)
-    const runs = archEnded(build.arches, build.arch, final, now().toISOString(), build.stream)
-    // Its job is gone: a restart from here goes on with the next arch (Reconciler, resume).
-    if (!await this.#deps.lifecycle.record(build.id, { arches: runs, containerId: null })) return undefined
-    return this.#nextArch(ctx, runs)
-  }
-
-  async #nextArch (ctx: RunContext, from: ArchRun[]): Promise<Final | undefined> {
-    let runs = from
-    for (;;) {
-      const step = nextStep(runs)
-      if ('final' in step) return this.#archesEnd(ctx, runs, step.final)
-      const id = runs[0]?.result?.cosaBuildId
-      if (!id) return this.#archesEnd(ctx, runs, failed('infrastructure', `${step.arch}: the primary arch left no build id to build`))
-      const stored = runs[0]!.state === 'unchanged' ? await this.#storedArch(ctx.build, id, step.arch) : undefined
-      if (stored) {
-        runs = archIs(runs, step.arch, { state: 'unchanged', result: stored, message: `build ${id} has ${step.arch} already`, finishedAt: this.#deps.now().toISOString() })
-        continue
-      }
-      const moved = await moveToArch(ctx, runs, step.arch)
-      if (moved === undefined) return undefined
-      if (isFinal(moved)) {
-        runs = archEnded(runs, step.arch, moved, this.#deps.now().toISOString(), ctx.build.stream)
-        continue
-      }
-      await this.#deps.logs.note(ctx.build.id, `${step.arch}: building ${id} (cosa build --force --version ${id})`)
-      const next = await this.#context({ ...moved.build, request: archRequest(moved.build.request, id) }, moved.executor, this.#active.get(ctx.build.id)!)
-      if (!next.stream) return this.#archesEnd(ctx, runs, failed('config_unavailable', `stream ${ctx.build.stream} no longer exists`))
-      await this.#launchGuarded(next, next.stream)
-      return undefined
-    }
-  }
-
-  /** The build's end with every arch's record; the API's meta.json is the primary's again (a secondary's run replaced it). */
-  async #archesEnd (ctx: RunContext, runs: ArchRun[], final: Final): Promise<Final> {
-    const { store, publisher } = this.#deps
-    const primary = runs[0]
-    const ran = runs.slice(1).some((r) => r.state !== 'pending' && r.state !== 'skipped')
-    if (primary?.result && ran) {
-      const { cosaBuildId, arch } = primary.result
-      const meta = await publisher.store.getBytes(buildKey(ctx.build.stream, cosaBuildId, arch, 'meta.json'))
-      if (meta) {
-        await store.builds.recordResult(ctx.build.id, { outcome: primary.state === 'succeeded' ? 'built' : 'unchanged', result: primary.result, metaJson: meta.toString('utf8') })
-      }
-    }
-    const pendingToSkipped = runs.map((r) => r.state === 'pending' || r.state === 'waiting' ? { ...r, state: 'skipped' as const, waitingFor: undefined } : r)
-    return { ...final, arches: pendingToSkipped }
-  }
-
-  /** What the store has of build `id` for `arch`, when its builds.json lists that arch. */
-  async #storedArch (build: Build, id: string, arch: string): Promise<BuildResult | undefined> {
-    const { publisher } = this.#deps
-    const index = await publisher.readBuildsJson(build.stream)
-    if (!index?.builds.some((b) => b.id === id && b.arches.includes(arch))) return undefined
-    const bytes = await publisher.store.getBytes(buildKey(build.stream, id, arch, 'meta.json'))
-    if (!bytes) return undefined
-    const meta = JSON.parse(bytes.toString('utf8')) as Meta
-    const artifacts = Object.entries(meta.images ?? {}).map(([name, image]) => ({
-      name,
-      path: `builds/${id}/${arch}/${image.path}`,
-      sha256: image.sha256,
-      size: image.size ?? 0,
-      url: `/v1/streams/${build.stream}/builds/${id}/${arch}/${image.path}`,
-      location: publisher.store.location(buildKey(build.stream, id, arch, image.path))
-    }))
-    return { cosaBuildId: id, arch, ostreeCommit: meta['ostree-commit'], artifacts }
   }
 
   async #cancelRequested (ctx: RunContext) {

@@ -49,7 +49,8 @@ export function archEnded (runs: readonly ArchRun[], arch: string, final: Final,
       })
 }
 
-function inLayout (result: BuildResult, stream: string): BuildResult {
+/** A secondary arch's artifacts, downloaded in cosa's layout (the build's artifact route serves the primary's). */
+export function inLayout (result: BuildResult, stream: string): BuildResult {
   return { ...result, artifacts: result.artifacts.map((a) => ({ ...a, url: `/v1/streams/${stream}/${a.path}` })) }
 }
 
