@@ -9,7 +9,7 @@ import type { ArchRun, Build, BuildRequest, BuildResult, Stream } from '../model
 // merges into the id's entry. The build's `arches` record says which arch
 // has ended how; its `arch` and `engine` say which runs now, so a restarted
 // service knows where to look and what is left. These are the rules, free of
-// I/O; the runner (build-runner.ts) does the moving.
+// I/O; arch-sequence.ts does the moving.
 
 const ENDED = new Set<ArchRun['state']>(['succeeded', 'unchanged', 'failed', 'cancelled', 'skipped'])
 
