@@ -244,9 +244,15 @@ export class SqlBuildRepository implements BuildRepository {
   }
 
   async homeEngine (stream: string, arch: string) {
-    const row = await this.#sql.get(`SELECT engine FROM builds WHERE stream = ? AND arch = ? AND engine IS NOT NULL
-                                     ORDER BY seq DESC LIMIT 1`, [stream, arch])
-    return optional(row?.engine ?? null) as string | undefined
+    // A multi-arch build ran each arch on an engine of its own; its `engine` and `arch` are the last one's.
+    const rows = await this.#sql.all(`SELECT engine, arch, arches FROM builds WHERE stream = ? AND engine IS NOT NULL
+                                      AND (arch = ? OR arches LIKE ?) ORDER BY seq DESC LIMIT 50`, [stream, arch, `%"arch":"${arch}"%`])
+    for (const row of rows) {
+      if (row.arch === arch) return row.engine as string
+      const ran = (JSON.parse(row.arches) as ArchRun[]).find((r) => r.arch === arch)?.engine
+      if (ran) return ran
+    }
+    return undefined
   }
 
   async resultTokenHash (id: string) {

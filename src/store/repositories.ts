@@ -142,7 +142,7 @@ export interface BuildRepository {
    * fence no longer holds).
    */
   moveArch(id: string, to: Omit<Placed, 'id'>, arches: ArchRun[], fence: number): Promise<Build | 'full' | undefined>
-  /** The engine of the stream's newest build on `arch` that had one: where its workdir and cache are. */
+  /** The engine of the stream's newest build on `arch` that had one (a multi-arch build's, for each of its arches): where its workdir and cache are. */
   homeEngine(stream: string, arch: string): Promise<string | undefined>
 
   resultTokenHash(id: string): Promise<string | undefined>

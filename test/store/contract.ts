@@ -397,5 +397,8 @@ export function storeContract (t: Test, open: Open) {
     t.equal(await db.builds.resultTokenHash('m'), undefined, 'the last arch\'s token is forgotten')
     t.equal(await db.builds.postedResult('m'), undefined, 'and its posted result')
     t.same((await db.builds.getBuild('m'))?.arches, arches, 'the record reads back')
+    await db.builds.update('m', ['running'], { arches: [{ ...arches[0]!, engine: 'x2' }, arches[1]!] }, m.token)
+    t.equal(await db.builds.homeEngine('a', 'x86_64'), 'x2', 'the home engine of each arch of a multi-arch build is the one that ran it')
+    t.equal(await db.builds.homeEngine('a', 'aarch64'), 'arm')
   })
 }
