@@ -7,12 +7,14 @@ import { startEngine } from '../engine.js'
 import { IMAGE, configRepo, register, requireDocker, startApp, submit } from '../helpers.js'
 
 // A multi-arch build on real engines: the shared one (x86_64) and a dockerd
-// of the test's own whose cosa-lite:latest is the arm64 image (it runs under
-// qemu-user emulation here), registered as aarch64. The primary decides the
-// build id; aarch64 builds the same id on its engine, in its own workdir,
-// and both end up in the store under that id, as cosa's multi-arch pipeline
-// leaves them. The same inputs again: unchanged for both, and aarch64 is not
-// run at all (its arch is in the build already).
+// of the test's own, reached over TCP with mutual TLS as a remote build host
+// is, whose cosa-lite:latest is the arm64 image (it runs under qemu-user
+// emulation here), registered as aarch64. The primary decides the build id;
+// aarch64 builds the same id on its engine, in its own workdir (a volume
+// there, copied back through the Docker API), and both end up in the store
+// under that id, as cosa's multi-arch pipeline leaves them. The same inputs
+// again: unchanged for both, and aarch64 is not run at all (its arch is in
+// the build already).
 
 t.setTimeout(20 * 60_000)
 
@@ -27,12 +29,13 @@ t.test('x86_64 and aarch64: one build id, both arches published, unchanged again
     t.fail(`${ARM64_IMAGE} is missing: npm run image:cosa-lite -- --arch arm64`)
     return
   }
-  const arm = await startEngine(t, { images: [ARM64_IMAGE] })
+  const arm = await startEngine(t, { tls: true, images: [ARM64_IMAGE] })
   t.equal((await arm.docker('tag', ARM64_IMAGE, IMAGE)).exitCode, 0, 'the arm engine\'s cosa-lite:latest is the arm64 image')
+  const { port, ca, cert, key } = arm.tls!
   const h = await startApp(t, {
     engines: [
       { name: 'local', host: 'unix:///var/run/docker.sock' },
-      { name: 'arm', host: `unix://${arm.socketPath}`, arch: 'aarch64' }
+      { name: 'arm', host: `tcp://127.0.0.1:${port}`, tls: { ca, cert, key }, arch: 'aarch64' }
     ],
     builds: { maxConcurrent: 2 }
   })
@@ -70,7 +73,10 @@ t.test('x86_64 and aarch64: one build id, both arches published, unchanged again
     t.equal(check.exitCode, 0, `qemu-img check of the aarch64 disk: ${check.all}`)
     const download = await h.app.inject({ method: 'HEAD', url: qemu.url })
     t.equal(download.statusCode, 200, 'and it downloads')
-    t.ok((await stat(join(h.dataDir, 'streams/multi/work-aarch64/builds', id, 'aarch64'))).isDirectory(), 'aarch64 built in its own workdir')
+    t.ok((await stat(join(h.dataDir, 'streams/multi/work-aarch64/builds', id, 'aarch64'))).isDirectory(),
+      'the service\'s copy of aarch64\'s own workdir has its build')
+    const volumes = (await arm.docker('volume', 'ls', '--format', '{{.Name}}')).stdout.split('\n')
+    t.ok(volumes.some((v) => v.endsWith('-multi-aarch64')), `the arm engine keeps it in a volume of its own: ${volumes.join(' ')}`)
   })
 
   const again = performance.now()
