@@ -28,3 +28,29 @@ t.test('a build shows how its boot test ended and where the console is', async (
   t.match(text, 'failed in kola run basic (boot_test)')
   t.match(text, '  boot test failed (degraded: x.service), tcg 25.1 s, console http://h/v1/builds/b1/boot-test/console.txt\n')
 })
+
+t.test('a multi-arch build shows each arch: state, engine, time, and the other arches\' artifacts', async (t) => {
+  const out = new PassThrough()
+  const api = { link: (p: string) => `http://h${p}` } as unknown as Api
+  const artifact = (arch: string) => ({ name: 'qemu', path: `builds/1.0/${arch}/q.qcow2`, sha256: 'ab', size: 1, url: `/v1/streams/s/builds/1.0/${arch}/q.qcow2` })
+  const build = {
+    id: 'b2',
+    stream: 's',
+    state: 'failed',
+    reason: 'exit_code',
+    message: 's390x: the build exited with code 2 (x86_64 succeeded, aarch64 succeeded)',
+    request: { force: false, skipPrune: false },
+    createdAt: '2026-01-01T00:00:00Z',
+    result: { cosaBuildId: '1.0', arch: 'x86_64', ostreeCommit: 'c', artifacts: [] },
+    arches: [
+      { arch: 'x86_64', state: 'succeeded', engine: 'local', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:00:03.2Z' },
+      { arch: 'aarch64', state: 'succeeded', engine: 'arm', result: { cosaBuildId: '1.0', arch: 'aarch64', ostreeCommit: 'd', artifacts: [artifact('aarch64')] } },
+      { arch: 's390x', state: 'failed', reason: 'exit_code', engine: 'z', message: 'the build exited with code 2' },
+      { arch: 'ppc64le', state: 'skipped' }
+    ]
+  } as unknown as Build
+  printBuild({ out, err: new PassThrough(), json: false }, api, build)
+  const text = String(out.read())
+  t.match(text, '  x86_64: succeeded on local, 3.2 s\n  aarch64: succeeded on arm\n    qemu: http://h/v1/streams/s/builds/1.0/aarch64/q.qcow2  sha256 ab\n' +
+    '  s390x: failed (exit_code) on z: the build exited with code 2\n  ppc64le: skipped\n')
+})
