@@ -133,6 +133,8 @@ t.test('a restart between two arches goes on with the next, from the arches reco
   // As a service that stopped after the primary published and before aarch64 had a job leaves it.
   const primary = { arch: 'x86_64', state: 'succeeded' as const, engine: x86.name, result: { cosaBuildId: '1.0', arch: 'x86_64', ostreeCommit: 'c', artifacts: [] } }
   await h.lifecycle.record(claimed.id, { engine: x86.name, arch: 'x86_64', arches: [primary, { arch: 'aarch64', state: 'waiting', waitingFor: 'slot' }] })
+  // As after a crash: no process holds the build's lease any more.
+  h.lifecycle.leases.forget(claimed.id)
   await h.reconciler.reconcile()
   await h.until('the build to end', async () => (await h.build(claimed.id)).state !== 'running')
   t.match(await h.build(claimed.id), { state: 'succeeded', engine: arm.name, arches: [{ state: 'succeeded' }, { state: 'succeeded', engine: arm.name }] })
