@@ -13,6 +13,7 @@ import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
 import { ResultSocket } from './http/result-socket.js'
 import { Scheduler, type Gate } from './builds/scheduler.js'
+import type { ArchPlacement } from './builds/run/context.js'
 import { configuredEngines, urlPolicy, type Config } from './config.js'
 import { DataDir } from './data-dir.js'
 import type { Logger } from './logger.js'
@@ -202,7 +203,9 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
   })
   const results = new ResultIntake({ store, lifecycle, engines })
   const runner = new BuildRunner({
-    store, lifecycle, engines, logs, dataDir, config, logger, now, publisher, results, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 })
+    store, lifecycle, engines, logs, dataDir, config, logger, now, publisher, results, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 }),
+    // A multi-arch build's next arch is placed as a queued build is.
+    placeArch: (build, arch, waitedMs): Promise<ArchPlacement> => scheduler.placeArch(build, arch, waitedMs)
   })
   const scheduler = new Scheduler({
     store,

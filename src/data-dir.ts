@@ -26,7 +26,8 @@ export class DataDir {
   get apiSocketDir () { return join(this.root, 'run', 'api') }
   get apiSocket () { return join(this.apiSocketDir, API_SOCKET_NAME) }
 
-  workdir (stream: string) { return join(this.streams, stream, 'work') }
+  /** `arch`: a multi-arch build's secondary arch, whose workdir is its own. */
+  workdir (stream: string, arch?: string) { return join(this.streams, stream, arch === undefined ? 'work' : `work-${arch}`) }
   mirror (stream: string) { return join(this.streams, stream, 'config.git') }
 
   /** Names this installation in container labels, stable across restarts. */

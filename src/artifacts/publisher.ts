@@ -117,6 +117,14 @@ export class Publisher {
     return bytes === undefined ? undefined : parseBuildsJson(bytes.toString('utf8'))
   }
 
+  /** meta.json of build `id` for `arch`, when the stream's builds.json lists that arch for it. */
+  async storedMeta (stream: string, id: string, arch: string): Promise<Meta | undefined> {
+    const index = await this.readBuildsJson(stream)
+    if (!index?.builds.some((b) => b.id === id && b.arches.includes(arch))) return undefined
+    const bytes = await this.#store.getBytes(buildKey(stream, id, arch, 'meta.json'))
+    return bytes && JSON.parse(bytes.toString('utf8')) as Meta
+  }
+
   /**
    * Every failure, the store's own included (S3 down), is a PublishError;
    * but the database not answering (the builds.json lock row) is not the
@@ -134,7 +142,7 @@ export class Publisher {
   async #publish (input: PublishInput): Promise<PublishOutput> {
     const { stream, meta, arch } = input
     const id = meta.buildid
-    const artifacts = this.#artifacts(input)
+    const artifacts = this.artifacts(input)
     const stored = await this.#store.getBytes(buildKey(stream, id, arch, 'meta.json'))
     if (stored !== undefined) {
       if (stored.toString('utf8') !== input.metaJson) {
@@ -221,7 +229,8 @@ export class Publisher {
     return files
   }
 
-  #artifacts (input: PublishInput): Artifact[] {
+  /** The build's images as artifacts of the service's build `buildId`: their download routes and where the store keeps them. */
+  artifacts (input: Pick<PublishInput, 'stream' | 'buildId' | 'arch' | 'meta'>): Artifact[] {
     return Object.entries(input.meta.images).map(([name, image]) => ({
       name,
       path: `builds/${input.meta.buildid}/${input.arch}/${image.path}`,

@@ -1,6 +1,6 @@
 import { lchown, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { serializeBuildsJson } from '../cosa/builds-json.js'
+import { serializeBuildsJson, type BuildsJson } from '../cosa/builds-json.js'
 import type { Meta } from '../cosa/meta.js'
 import type { WorkspaceSync } from '../executor/executor.js'
 import { METADATA_FILES, type Publisher } from './publisher.js'
@@ -24,18 +24,25 @@ export interface SyncResult {
   removed: string[]
   /** The build ids the store lists. */
   published: ReadonlySet<string>
+  /** The build ids the store lists with this arch (another arch of an id may still be built: `cosa build --version`). */
+  publishedArch: ReadonlySet<string>
   /** The store's latest build for the arch, as builds/latest now has it. */
   latest?: Meta
   /** What of the workdir this sync decides, for an engine that keeps its own copy of it. */
   workspace: WorkspaceSync
 }
 
-/** The files the sync writes (present or not), and the build directories that may stay. */
-function workspaceOf (published: ReadonlySet<string>, entry: { id: string } | undefined, arch: string): WorkspaceSync {
+/**
+ * The files the sync writes (present or not), and the build directories that
+ * may stay; of a build listed without this arch, the arch's directory is
+ * one the sync removed (a leftover of an attempt that never published).
+ */
+function workspaceOf (index: BuildsJson | undefined, entry: { id: string } | undefined, arch: string): WorkspaceSync {
   const dir = entry && `builds/${entry.id}/${arch}`
+  const others = (index?.builds ?? []).filter((b) => !b.arches.includes(arch)).map((b) => `builds/${b.id}/${arch}`)
   return {
-    paths: ['builds/builds.json', 'builds/latest', ...dir ? ['meta.json', ...METADATA_FILES].map((f) => `${dir}/${f}`) : []],
-    prune: { dir: 'builds', keep: [...published] }
+    paths: ['builds/builds.json', 'builds/latest', ...dir ? ['meta.json', ...METADATA_FILES].map((f) => `${dir}/${f}`) : [], ...others],
+    prune: { dir: 'builds', keep: (index?.builds ?? []).map((b) => b.id) }
   }
 }
 
@@ -47,25 +54,32 @@ export async function syncWorkdir (publisher: Publisher, stream: string, workdir
   const meta = entry && await store.getBytes(buildKey(stream, entry.id, arch, 'meta.json'))
   if (entry && !meta) throw new Error(`the store lists build ${entry.id} (${arch}) but has no meta.json for it`)
   const published = new Set(index?.builds.map((b) => b.id))
-  const workspace = workspaceOf(published, entry, arch)
-  if (!index && !await lstat(builds).catch(() => undefined)) return { removed: [], published, workspace }
+  const publishedArch = new Set(index?.builds.filter((b) => b.arches.includes(arch)).map((b) => b.id))
+  const workspace = workspaceOf(index, entry, arch)
+  if (!index && !await lstat(builds).catch(() => undefined)) return { removed: [], published, publishedArch, workspace }
 
   // New files belong to whoever owns the workdir (the image's user).
   const owner = await stat(workdir)
   const own = (path: string) => lchown(path, owner.uid, owner.gid)
   await realDir(builds, own)
   const removed = await removeUnlisted(builds, published)
+  // A listed build without this arch: an arch directory there never published (its attempt failed).
+  for (const id of published) {
+    if (!publishedArch.has(id) && (await lstat(join(builds, id)).catch(() => undefined))?.isDirectory()) {
+      await rm(join(builds, id, arch), { recursive: true, force: true })
+    }
+  }
   if (!entry || !meta) {
     // Nothing published for this arch: nothing in the workdir may claim a build.
     await rm(join(builds, 'latest'), { recursive: true, force: true })
     if (index) await writeOwned(join(builds, 'builds.json'), serializeBuildsJson(index), own)
     else await rm(join(builds, 'builds.json'), { force: true })
-    return { removed, published, workspace }
+    return { removed, published, publishedArch, workspace }
   }
   const latest = JSON.parse(meta.toString('utf8')) as Meta
   const localLatest = await readlink(join(builds, 'latest')).catch(() => undefined)
   const localMeta = await readFile(join(builds, entry.id, arch, 'meta.json')).catch(() => undefined)
-  if (localLatest === entry.id && localMeta?.equals(meta)) return { removed, published, latest, workspace }
+  if (localLatest === entry.id && localMeta?.equals(meta)) return { removed, published, publishedArch, latest, workspace }
 
   for (const dir of [join(builds, entry.id), join(builds, entry.id, arch)]) await realDir(dir, own)
   const files: Array<[string, Buffer | undefined]> = [['meta.json', meta]]
@@ -83,7 +97,7 @@ export async function syncWorkdir (publisher: Publisher, stream: string, workdir
     await rm(join(builds, 'latest'), { recursive: true })
   }
   await rename(link, join(builds, 'latest'))
-  return { synced: entry.id, removed, published, latest, workspace }
+  return { synced: entry.id, removed, published, publishedArch, latest, workspace }
 }
 
 async function removeUnlisted (builds: string, listed: ReadonlySet<string>) {

@@ -7,6 +7,8 @@ import { PUBLISHING, type Final } from './lifecycle.js'
 import { LogPump } from './log-pump.js'
 import { SecretRedactor } from './log-sanitizer.js'
 import type { Build, Stream } from './model.js'
+import { afterArch, goOn, type Launch } from './run/arch-sequence.js'
+import { isMultiArch, startArches } from './run/arches.js'
 import { failed, isFinal, platformsOf, recipeOf, type RunContext, type RunnerDeps } from './run/context.js'
 import { collect } from './run/collect.js'
 import { execute } from './run/execute.js'
@@ -43,6 +45,8 @@ async function whileLeaseLasts (ctx: RunContext, fn: () => Promise<void>) {
 // one the scheduler placed it on, an adopted build on the one it recorded. Cancel
 // reaches it as an event (`build.cancel_requested`), never as a call.
 // Shutdown detaches without touching the job; the next start adopts it.
+// A build of several arches runs that pipeline once per arch, each on an
+// engine of its arch, the primary first (run/arch-sequence.ts).
 
 export class BuildRunner {
   readonly #deps: RunnerDeps
@@ -87,13 +91,32 @@ export class BuildRunner {
   run (build: Build, executor: Executor) {
     return this.#track(build, executor, async (ctx) => {
       if (!ctx.stream) return this.#finish(ctx, failed('config_unavailable', `stream ${build.stream} no longer exists`))
-      try {
-        await this.#launch(ctx, ctx.stream)
-      } catch (err) {
-        if (!(err instanceof EngineError)) throw err
-        await this.#finish(ctx, failed('infrastructure', err.message))
+      if (isMultiArch(ctx.stream)) {
+        const arches = startArches(ctx.stream.arches!, executor.name, build.startedAt ?? this.#deps.now().toISOString())
+        const started = await this.#deps.lifecycle.record(build.id, { arches })
+        if (!started) return
+        ctx.build = started
       }
+      await this.#launchGuarded(ctx, ctx.stream)
     })
+  }
+
+  /** Goes on with a multi-arch build whose service stopped between two arches (its engine has no job of it). */
+  resume (build: Build, executor: Executor) {
+    return this.#track(build, executor, async (ctx) => {
+      await this.#deps.logs.note(build.id, 'service restarted; going on with the arches not built yet')
+      const final = await goOn(ctx, build.arches ?? [], this.#launchArch)
+      if (final) await this.#finishBuild(ctx, final)
+    })
+  }
+
+  async #launchGuarded (ctx: RunContext, stream: Stream) {
+    try {
+      await this.#launch(ctx, stream)
+    } catch (err) {
+      if (!(err instanceof EngineError)) throw err
+      await this.#finish(ctx, failed('infrastructure', err.message))
+    }
   }
 
   /** Resumes supervising a build whose job, on `executor`, outlived a service restart. */
@@ -173,6 +196,18 @@ export class BuildRunner {
 
   async #finish (ctx: RunContext, final: Final) {
     await ctx.phasesWritten()
+    const end = await afterArch(ctx, final, this.#launchArch)
+    if (end) await this.#finishBuild(ctx, end)
+  }
+
+  /** Launches a multi-arch build's next arch, on the engine it moved to, under the same supervision. */
+  readonly #launchArch: Launch = async (build, executor) => {
+    const next = await this.#context(build, executor, this.#active.get(build.id)!)
+    if (!next.stream) return this.#finish(next, failed('config_unavailable', `stream ${build.stream} no longer exists`))
+    await this.#launchGuarded(next, next.stream)
+  }
+
+  async #finishBuild (ctx: RunContext, final: Final) {
     const done = await this.#deps.lifecycle.finish(ctx.build, final)
     if (done?.state === 'queued') await noteRequeued(this.#deps.logs, done, final)
     else if (done) await this.#deps.logs.note(ctx.build.id, `build ${final.state}${final.message ? `: ${final.message}` : ''}`)

@@ -4,7 +4,7 @@ import type { BuildChange, BuildPatch, Database, IdempotencyClaim, LeaseTerms, N
 import type { BuildEvent, BuildEventType } from './build-event.js'
 import { canMove, isTerminal, type BuildState, type FailureReason } from './build-state.js'
 import { HeldLeases } from './held-leases.js'
-import type { Build, BuildResult } from './model.js'
+import type { ArchRun, Build, BuildResult } from './model.js'
 import { endedAttempt, shouldRetry } from './retry-policy.js'
 
 // The one writer of a build's state and phase. Every move is checked against
@@ -33,6 +33,8 @@ export interface Final {
   exitCode?: number | undefined
   result?: BuildResult | undefined
   bootTest?: BootTestRecord | undefined
+  /** A multi-arch build: how each arch ended (src/builds/run/arches.ts). */
+  arches?: ArchRun[] | undefined
 }
 
 export const failed = (reason: FailureReason, message: string, exitCode?: number): Final =>
@@ -133,6 +135,17 @@ export class BuildLifecycle {
   }
 
   /**
+   * A multi-arch build goes on with its next arch, on the engine placed for
+   * it (src/builds/run/arches.ts): fenced, 'full' when that engine has no
+   * room by the time of the write. Its phase starts again at `preparing`.
+   */
+  async moveArch (id: string, to: Omit<Placed, 'id'>, arches: ArchRun[]) {
+    const moved = await this.#fenced(id, (fence) => this.#store.builds.moveArch(id, to, arches, fence))
+    if (moved === undefined || moved === 'full') return moved
+    return this.phase(id, PREPARING)
+  }
+
+  /**
    * Ends a running build's attempt: the build ends, or, failed for
    * infrastructure with retries left (retry-policy.ts), is queued again
    * (state `queued` in the answer). Undefined when it was no longer running
@@ -164,7 +177,9 @@ export class BuildLifecycle {
       result: null,
       outcome: null,
       metaJson: null,
-      resultTokenHash: null
+      resultTokenHash: null,
+      // A multi-arch build starts again from its primary: arches already published come out unchanged.
+      arches: null
     }, 'build.requeued')
     if (done) {
       const last = attempts.at(-1)!
@@ -185,6 +200,7 @@ export class BuildLifecycle {
       exitCode: final.exitCode,
       result: final.result,
       bootTest: final.bootTest,
+      arches: final.arches,
       failedStep: final.state === 'failed' ? phase : undefined,
       phase: null,
       resultTokenHash: null

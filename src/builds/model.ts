@@ -127,6 +127,28 @@ export interface Build {
   bootTest?: BootTestRecord | undefined
   /** Each run on an engine that ended, oldest first: more than one when infrastructure failures were retried. */
   attempts?: BuildAttempt[] | undefined
+  /** A build of a stream with several arches: each arch's run, the primary first (src/builds/run/arches.ts). */
+  arches?: ArchRun[] | undefined
+}
+
+/** How far one arch of a multi-arch build got. */
+export type ArchRunState = 'pending' | 'waiting' | 'running' | 'succeeded' | 'unchanged' | 'failed' | 'cancelled' | 'skipped'
+
+/** One arch's run within a multi-arch build. */
+export interface ArchRun {
+  arch: string
+  state: ArchRunState
+  engine?: string | undefined
+  startedAt?: string | undefined
+  finishedAt?: string | undefined
+  /** While waiting: why (no engine of the arch, every one busy). */
+  waitingFor?: string | undefined
+  reason?: FailureReason | undefined
+  message?: string | undefined
+  exitCode?: number | undefined
+  /** The cosa build it made or found (succeeded, unchanged). */
+  result?: BuildResult | undefined
+  bootTest?: BootTestRecord | undefined
 }
 
 /** What a build's container reported through POST /v1/builds/{id}/result. */

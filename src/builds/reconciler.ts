@@ -6,6 +6,7 @@ import { isTerminal } from './build-state.js'
 import type { BuildRunner } from './build-runner.js'
 import type { BuildLifecycle } from './lifecycle.js'
 import type { Build } from './model.js'
+import { someArchEnded } from './run/arches.js'
 
 // Brings the database and every engine back into agreement, from labels and
 // rows alone (never from memory): on start, and then periodically. Each
@@ -13,6 +14,7 @@ import type { Build } from './model.js'
 //   running row, running job          -> adopt (follow the log, wait again)
 //   running row, exited job           -> decide the build from its exit status
 //   running row, no job at all        -> requeue (nothing ran) or lost
+//   ... of a multi-arch build between two arches -> go on with the next
 //   running row, engine not registered -> failed (infrastructure)
 //   running row, engine silent for builds.engineLostMs -> failed (infrastructure)
 //   job without a live build          -> remove it
@@ -108,6 +110,11 @@ export class Reconciler {
       const state = build.containerId ? await executor.inspect(build.containerId) : await executor.findByBuild(build.id)
       // Claimed and launched while the engine answered.
       if (runner.isActive(build.id)) continue
+      if (!state && !build.containerId && someArchEnded(build)) {
+        // A multi-arch build between two arches: it goes on with the next.
+        void runner.resume(build, executor)
+        continue
+      }
       if (!state) {
         if (build.containerId) {
           await lifecycle.finish(build, { state: 'failed', reason: 'lost', message: 'the build container disappeared' })

@@ -7,6 +7,7 @@ import type { Database } from '../store/repositories.js'
 import type { BuildLifecycle } from './lifecycle.js'
 import type { Artifact, Build, PostedResult } from './model.js'
 import { hashToken, tokenMatches } from './result-token.js'
+import { secondaryArch } from './run/arches.js'
 
 // What a build container posts when it ends: meta.json (verbatim, as the
 // body) and whether it made a new build. The service checks it against the
@@ -70,7 +71,7 @@ export class ResultIntake {
     }
     const engine = this.#engines.get(build.engine)
     if (!engine) throw errors.resultRejected(`the engine ${build.engine} that runs the build is not configured`)
-    const workdir = engine.workdir(build.stream)
+    const workdir = engine.workdir(build.stream, secondaryArch(build))
     const latest = await readlink(join(workdir, 'builds', 'latest')).catch(() => undefined)
     if (latest !== meta.buildid) {
       throw errors.resultRejected(`builds/latest is ${latest ?? 'missing'}, not ${meta.buildid}`)

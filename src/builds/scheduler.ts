@@ -9,6 +9,7 @@ import type { BuildRunner } from './build-runner.js'
 import { secondsBetween, type BuildLifecycle } from './lifecycle.js'
 import type { Build } from './model.js'
 import { failedEngines } from './retry-policy.js'
+import type { ArchPlacement } from './run/context.js'
 
 /** Why a queued build waits: its stream busy, no room, no engine, or a gate that holds them all. */
 export type WaitingFor = 'stream_busy' | Waiting | 'storage_low'
@@ -159,6 +160,22 @@ export class Scheduler {
       }
     }
     return { waiting }
+  }
+
+  /**
+   * Where a running multi-arch build's next arch goes (run/arch-placement.ts),
+   * placed as a queued build is: its home engine for the arch first, within
+   * capacity, never a draining engine; or why it waits.
+   */
+  async placeArch (build: Build, arch: string, waitedMs: number): Promise<ArchPlacement> {
+    const { store, engines, health, homeEngineWaitMs } = this.#deps
+    await health.settle()
+    const fleet = this.#fleet(await store.builds.buildsInState(['running']))
+    const home = await store.builds.homeEngine(build.stream, arch)
+    const decision = place({ arch, home, waitedMs, avoid: failedEngines(build) }, fleet, homeEngineWaitMs)
+    if ('waiting' in decision) return decision
+    if (!await health.confirm(decision.engine.name)) return { waiting: 'engine_unavailable' }
+    return { placed: { engine: decision.engine.name, arch, capacity: decision.engine.capacity }, executor: engines.get(decision.engine.name)! }
   }
 
   #fleet (running: Build[]): PlacementEngine[] {

@@ -741,6 +741,38 @@ export interface components {
             /** @description the phase it was in when it failed */
             failedStep?: string;
         };
+        ArchRun: {
+            arch: string;
+            /**
+             * @description pending: not started; waiting: for an engine of the arch (waitingFor says why); unchanged: the primary found nothing changed, or (another arch) the build has this arch already; skipped: not run, an arch before it failed or was cancelled
+             * @enum {string}
+             */
+            state: "pending" | "waiting" | "running" | "succeeded" | "unchanged" | "failed" | "cancelled" | "skipped";
+            engine?: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            startedAt?: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-30T17:00:00.000Z
+             */
+            finishedAt?: string;
+            /** @description while waiting: slot, engine_unavailable or no_engine_for_arch */
+            waitingFor?: string;
+            /** @enum {string} */
+            reason?: "exit_code" | "oom" | "timeout" | "infrastructure" | "invalid_result" | "config_unavailable" | "image_unavailable" | "invalid_settings" | "lost" | "publish_failed" | "boot_test";
+            message?: string;
+            exitCode?: number;
+            /** @description the cosa build this arch made or found; a secondary arch's artifact URLs are in cosa's layout (/v1/streams/{stream}/builds/<id>/<arch>/<file>), the build's artifact route serving the primary's */
+            result?: {
+                cosaBuildId: string;
+                arch: string;
+                ostreeCommit: string;
+                artifacts: components["schemas"]["Artifact"][];
+            };
+        };
         Build: {
             id: string;
             stream: string;
@@ -800,7 +832,7 @@ export interface components {
              * @example 2026-11-30T17:00:00.000Z
              */
             finishedAt?: string;
-            /** @description the cosa build made (succeeded) or found unchanged (unchanged) */
+            /** @description the cosa build made (succeeded) or found unchanged (unchanged); of a multi-arch build, the primary arch's, with every arch's files */
             result?: {
                 cosaBuildId: string;
                 arch: string;
@@ -809,6 +841,8 @@ export interface components {
                 /** @description every file the build published (succeeded builds): images, metadata and whatever else cosa wrote */
                 files?: components["schemas"]["PublishedFile"][];
             };
+            /** @description a build of a stream with several arches: each arch's state, engine, timings and artifacts, the primary (the one that decides the cosa build id) first. `engine` and `arch` name the one running now, or last */
+            arches?: components["schemas"]["ArchRun"][];
             /** @description a new build of a stream with bootTest enabled: how `cosa kola run basic` ended. The console and journal: GET /v1/builds/{id}/boot-test/{file} */
             bootTest?: components["schemas"]["BootTest"];
             /** @description each run on an engine that ended, oldest first; more than one when an attempt failed for `infrastructure` reasons and was retried (builds.infrastructureRetries). The attempt running now is the build's own engine and startedAt */
@@ -908,7 +942,7 @@ export interface components {
             image?: string;
             /** @description image platforms for the osbuild step; default ["qemu"] */
             platforms?: string[];
-            /** @description the basearch its builds run on: an engine of that arch takes them (docs/engines.md), and they wait with `waitingFor: no_engine_for_arch` while there is none. One for now. Default: the arch of the default engine */
+            /** @description the basearches its builds run on, each natively on an engine of that arch (docs/engines.md); a build waits with `waitingFor: no_engine_for_arch` while no engine serves the first. The first (primary) decides the cosa build id and whether anything changed; each other arch then builds that same id and publishes builds/<id>/<arch>/ (see the build's `arches`). Default: the arch of the default engine */
             arches?: ("x86_64" | "aarch64" | "s390x" | "ppc64le")[];
             /** @description wall-clock limit per build; default 21600 (6 h) */
             timeoutSeconds?: number;

@@ -36,6 +36,13 @@ export function printBuild (io: Io, api: Api, build: Build) {
       lines.push(`  ${a.name}: ${a.url ? api.link(a.url) : a.path}  sha256 ${a.sha256}`)
     }
   }
+  // A multi-arch build: each arch, and the artifacts of those after the primary (whose are above).
+  for (const [i, arch] of (build.arches ?? []).entries()) {
+    lines.push(`  ${describeArch(arch)}`)
+    for (const a of i === 0 ? [] : arch.result?.artifacts ?? []) {
+      lines.push(`    ${a.name}: ${a.url ? api.link(a.url) : a.path}  sha256 ${a.sha256}`)
+    }
+  }
   io.out.write(lines.join('\n') + '\n')
 }
 
@@ -48,6 +55,12 @@ function describeAttempts (build: Build) {
     const how = a.state === 'failed' ? `failed${a.failedStep ? ` in ${a.failedStep}` : ''} (${a.reason ?? 'unknown reason'})` : a.state
     return `  attempt ${i + 1} on ${a.engine ?? 'no engine'}: ${how}, ${a.startedAt ?? '?'} – ${a.endedAt}${a.message ? `: ${a.message}` : ''}`
   })
+}
+
+function describeArch (a: NonNullable<Build['arches']>[number]) {
+  const why = a.state === 'waiting' ? a.waitingFor : a.reason
+  const took = a.startedAt && a.finishedAt ? `, ${((Date.parse(a.finishedAt) - Date.parse(a.startedAt)) / 1000).toFixed(1)} s` : ''
+  return `${a.arch}: ${a.state}${why ? ` (${why})` : ''}${a.engine ? ` on ${a.engine}` : ''}${took}${a.message ? `: ${a.message}` : ''}`
 }
 
 function describeBootTest (b: NonNullable<Build['bootTest']>) {

@@ -64,10 +64,20 @@ export interface PulledFile {
   sha256: string
 }
 
-/** One build's run, as any engine takes it. */
-export interface BuildJob {
-  buildId: string
+/**
+ * Which of a stream's workdirs: the primary arch's (`arch` unset), or that of
+ * a secondary arch of a multi-arch build. Each arch has its own, as cosa's
+ * multi-arch pipeline has one per builder: an arch's cache and
+ * builds/<id>/<arch> never meet another's.
+ */
+export interface Workspace {
   stream: string
+  arch?: string | undefined
+}
+
+/** One build's run, as any engine takes it (`arch`: its workspace's, see Workspace). */
+export interface BuildJob extends Workspace {
+  buildId: string
   image: string
   /** A bash program: the stream's recipe, rendered. */
   script: string
@@ -138,14 +148,18 @@ export interface Executor {
   capacity: () => Promise<EngineCapacity>
   /** The user the image runs as ("" for root), or undefined when the image is not on the engine. */
   imageUser: (image: string) => Promise<string | undefined>
-  /** The stream's workdir as the service reads and writes it (the store sync, results, artifacts). */
-  workdir: (stream: string) => string
+  /**
+   * The stream's workdir as the service reads and writes it (the store sync,
+   * results, artifacts). `arch`: a multi-arch build's secondary arch, which
+   * has a workdir of its own (see Workspace); unset, the primary's.
+   */
+  workdir: (stream: string, arch?: string) => string
   /**
    * Makes the stream's workdir, as the service prepared it, the job's:
    * usable by the image's user and, where the engine keeps its own, with
    * `sync` applied to it.
    */
-  prepareWorkspace: (input: { stream: string, image: string, user: string, buildId: string, sync: WorkspaceSync }) => Promise<void>
+  prepareWorkspace: (input: Workspace & { image: string, user: string, buildId: string, sync: WorkspaceSync }) => Promise<void>
   /**
    * After the job ended: `paths` (relative to the workdir; directories whole)
    * copied from the job's workdir into the service's, replacing what was
@@ -153,9 +167,9 @@ export interface Executor {
    * when the job works in the service's own directory: nothing to copy, and
    * its result arrived over the API. `signal` ends the copy.
    */
-  pullBuild: (input: { stream: string, jobId: string, paths: string[], signal?: AbortSignal }) => Promise<PulledFile[] | undefined>
+  pullBuild: (input: Workspace & { jobId: string, paths: string[], signal?: AbortSignal }) => Promise<PulledFile[] | undefined>
   /** Deletes what the engine keeps of the stream's workdir (nothing when it keeps none); already gone is fine. */
-  removeWorkspace: (stream: string) => Promise<void>
+  removeWorkspace: (stream: string, arch?: string) => Promise<void>
   /**
    * Creates the build's job, not yet started; its id. A job the build
    * already has (made by an attempt that died before recording it) is reused.

@@ -1,6 +1,6 @@
 import type { EventDraft } from '../builds/build-event.js'
 import { terminalStates, type BuildState } from '../builds/build-state.js'
-import type { Build, PostedResult } from '../builds/model.js'
+import type { ArchRun, Build, PostedResult } from '../builds/model.js'
 import { appendEvent } from './event-repository.js'
 import type {
   BuildChange, BuildPatch, BuildQuery, BuildRepository, Claimed, IdempotencyClaim, InsertOutcome, LeaseTerms, NewBuild, Placed, QuietPatch
@@ -25,8 +25,12 @@ const columns: Record<keyof BuildPatch, string> = {
   bootTest: 'boot_test',
   attempts: 'attempts',
   outcome: 'outcome',
-  metaJson: 'meta_json'
+  metaJson: 'meta_json',
+  arches: 'arches'
 }
+
+/** Fields stored as JSON text. */
+const JSON_COLUMNS = new Set<keyof BuildPatch>(['result', 'bootTest', 'attempts', 'arches'])
 
 export function toBuild (row: Row): Build {
   return {
@@ -50,13 +54,15 @@ export function toBuild (row: Row): Build {
     phase: optional(row.phase),
     failedStep: optional(row.failed_step),
     bootTest: row.boot_test ? JSON.parse(row.boot_test) : undefined,
-    attempts: row.attempts ? JSON.parse(row.attempts) : undefined
+    attempts: row.attempts ? JSON.parse(row.attempts) : undefined,
+    arches: row.arches ? JSON.parse(row.arches) : undefined
   }
 }
 
 // Everything a Build has; meta.json (up to megabytes) is read only when asked for.
 export const BUILD_COLUMNS = `seq, id, stream, state, reason, message, exit_code, request, config_commit, container_id,
-  engine, arch, result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step, boot_test, attempts`
+  engine, arch, result, created_at, started_at, finished_at, cancel_requested_at, phase, failed_step, boot_test, attempts,
+  arches`
 
 // Built once: the statement cache looks statements up by their text.
 const GET_BUILD = `SELECT ${BUILD_COLUMNS} FROM builds WHERE id = ?`
@@ -163,7 +169,7 @@ export class SqlBuildRepository implements BuildRepository {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof BuildPatch, unknown][]
     return {
       sql: entries.map(([k]) => `, ${columns[k]} = ?`).join(''),
-      args: entries.map(([k, v]) => ((k === 'result' || k === 'bootTest' || k === 'attempts') && v !== null ? JSON.stringify(v) : v))
+      args: entries.map(([k, v]) => (JSON_COLUMNS.has(k) && v !== null ? JSON.stringify(v) : v))
     }
   }
 
@@ -233,10 +239,28 @@ export class SqlBuildRepository implements BuildRepository {
     }
   }
 
+  async moveArch (id: string, to: Omit<Placed, 'id'>, arches: ArchRun[], fence: number) {
+    // The build runs on its last arch's engine still: it is not one of the new engine's builds.
+    const row = await this.#sql.get(`UPDATE builds SET engine = ?, arch = ?, arches = ?, container_id = NULL,
+        result_token_hash = NULL, outcome = NULL, result = NULL, meta_json = NULL, message = NULL
+      WHERE id = ? AND state = 'running' AND lease_token = ?
+        AND (SELECT COUNT(*) FROM builds WHERE state = 'running' AND engine = ? AND id <> ?) < ?
+      RETURNING ${BUILD_COLUMNS}`, [to.engine, to.arch, JSON.stringify(arches), id, fence, to.engine, id, to.capacity])
+    if (row) return toBuild(row)
+    const held = await this.#sql.get("SELECT 1 AS held FROM builds WHERE id = ? AND state = 'running' AND lease_token = ?", [id, fence])
+    return held ? 'full' as const : undefined
+  }
+
   async homeEngine (stream: string, arch: string) {
-    const row = await this.#sql.get(`SELECT engine FROM builds WHERE stream = ? AND arch = ? AND engine IS NOT NULL
-                                     ORDER BY seq DESC LIMIT 1`, [stream, arch])
-    return optional(row?.engine ?? null) as string | undefined
+    // A multi-arch build ran each arch on an engine of its own; its `engine` and `arch` are the last one's.
+    const rows = await this.#sql.all(`SELECT engine, arch, arches FROM builds WHERE stream = ? AND engine IS NOT NULL
+                                      AND (arch = ? OR arches LIKE ?) ORDER BY seq DESC LIMIT 50`, [stream, arch, `%"arch":"${arch}"%`])
+    for (const row of rows) {
+      if (row.arch === arch) return row.engine as string
+      const ran = (JSON.parse(row.arches) as ArchRun[]).find((r) => r.arch === arch)?.engine
+      if (ran) return ran
+    }
+    return undefined
   }
 
   async resultTokenHash (id: string) {

@@ -1,6 +1,6 @@
 import type { BuildEvent, EventDraft } from '../builds/build-event.js'
 import type { BuildState } from '../builds/build-state.js'
-import type { Build, PostedResult, Stream } from '../builds/model.js'
+import type { ArchRun, Build, PostedResult, Stream } from '../builds/model.js'
 import type { Marks } from '../logs/log-store.js'
 import type { EngineRecord } from '../engines/model.js'
 import type { Attempt, AttemptOutcome, Delivery, DueDelivery, NewDelivery, WebhookInput, WebhookRecord } from '../webhooks/model.js'
@@ -38,7 +38,7 @@ export interface BuildQuery {
 
 type BuildFields = Pick<Build,
   'reason' | 'message' | 'exitCode' | 'configCommit' | 'containerId' | 'engine' | 'arch' | 'startedAt' | 'finishedAt' |
-  'cancelRequestedAt' | 'result' | 'phase' | 'failedStep' | 'bootTest' | 'attempts'> &
+  'cancelRequestedAt' | 'result' | 'phase' | 'failedStep' | 'bootTest' | 'attempts' | 'arches'> &
   // outcome and metaJson: a posted result, cleared when an attempt is retried.
   { resultTokenHash: string, outcome: PostedResult['outcome'], metaJson: string }
 
@@ -46,7 +46,7 @@ type BuildFields = Pick<Build,
 export type BuildPatch = { [K in keyof BuildFields]?: BuildFields[K] | null }
 
 /** Fields that change without an event: none the world watches (state, phase, cancel, outcome). */
-export type QuietPatch = Pick<BuildPatch, 'configCommit' | 'containerId' | 'engine' | 'arch' | 'message' | 'resultTokenHash'>
+export type QuietPatch = Pick<BuildPatch, 'configCommit' | 'containerId' | 'engine' | 'arch' | 'message' | 'resultTokenHash' | 'arches'>
 
 /** The one build a claim may start, and the engine it goes to (placement, src/engines/placement.ts). */
 export interface Placed {
@@ -136,7 +136,15 @@ export interface BuildRepository {
    * only that build, and only while its engine runs fewer than its capacity.
    */
   claimNext(maxRunning: number, startedAt: string, phase: string, event: EventDraft, lease: LeaseTerms, placed?: Placed): Promise<Claimed | undefined>
-  /** The engine of the stream's newest build on `arch` that had one: where its workdir and cache are. */
+  /**
+   * A running multi-arch build's next arch (fenced): the engine and arch it
+   * moves to and its arches record, with nothing left of the last arch's run
+   * (job, result token, posted result, message); only while that engine runs fewer
+   * than `to.capacity` other builds ('full' otherwise; undefined when the
+   * fence no longer holds).
+   */
+  moveArch(id: string, to: Omit<Placed, 'id'>, arches: ArchRun[], fence: number): Promise<Build | 'full' | undefined>
+  /** The engine of the stream's newest build on `arch` that had one (a multi-arch build's, for each of its arches): where its workdir and cache are. */
   homeEngine(stream: string, arch: string): Promise<string | undefined>
 
   resultTokenHash(id: string): Promise<string | undefined>

@@ -41,8 +41,12 @@ export class StreamRemoval {
     forget(name)
     await rm(join(dataDir.streams, name), { recursive: true, force: true })
     for (const engine of engines.all()) {
-      await engine.removeWorkspace(name).catch((err: unknown) =>
-        logger.warn({ err, stream: name, engine: engine.name }, 'the engine kept the removed stream\'s workdir'))
+      // A multi-arch stream's secondary arch has a workdir of its own, on an engine of that arch.
+      const own = await engine.arch().catch(() => undefined)
+      for (const arch of own === undefined ? [undefined] : [undefined, own]) {
+        await engine.removeWorkspace(name, arch).catch((err: unknown) =>
+          logger.warn({ err, stream: name, engine: engine.name, arch }, 'the engine kept the removed stream\'s workdir'))
+      }
     }
     if (!purge) return
     for (const id of purged) await logs.remove(id)

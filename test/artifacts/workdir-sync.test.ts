@@ -88,9 +88,26 @@ t.test('publish, then sync into a fresh workdir', async (t) => {
   const empty = join(dir, 'empty')
   await mkdir(empty)
   t.same(await syncWorkdir(publisher, 's2', empty, 'x86_64'), {
-    removed: [], published: new Set(), workspace: { paths: ['builds/builds.json', 'builds/latest'], prune: { dir: 'builds', keep: [] } }
+    removed: [], published: new Set(), publishedArch: new Set(), workspace: { paths: ['builds/builds.json', 'builds/latest'], prune: { dir: 'builds', keep: [] } }
   }, 'a first build: nothing to do here; an engine\'s own copy loses any builds/latest and builds.json')
   await t.rejects(lstat(join(empty, 'builds')), 'and nothing made')
+})
+
+t.test('a second arch of a build: its own latest, and a leftover of an attempt that never published removed', async (t) => {
+  const { dir, publisher } = await setup(t)
+  await publisher.publish(await cosaBuild(join(dir, 'work'), '1.0'))
+  const arm = join(dir, 'work-aarch64')
+  // An aarch64 attempt at 1.0 that failed before publishing, and one of a build the store does not list.
+  for (const id of ['1.0', '0.9']) await mkdir(join(arm, 'builds', id, 'aarch64'), { recursive: true })
+  const sync = await syncWorkdir(publisher, 's', arm, 'aarch64')
+  t.same([...sync.published], ['1.0'], 'the store lists 1.0')
+  t.same([...sync.publishedArch], [], 'but not for aarch64: `cosa build --version 1.0` may build it')
+  t.same(sync.removed, ['0.9'], 'an unlisted build removed')
+  await t.rejects(lstat(join(arm, 'builds/1.0/aarch64')), 'and 1.0\'s aarch64 directory, which the store does not list')
+  t.ok(sync.workspace.paths.includes('builds/1.0/aarch64'), 'an engine\'s own copy loses it too')
+  t.same(JSON.parse(await readFile(join(arm, 'builds/builds.json'), 'utf8')).builds, [{ id: '1.0', arches: ['x86_64'] }],
+    'builds.json as the store has it')
+  await t.rejects(lstat(join(arm, 'builds/latest')), 'no aarch64 build yet: no latest')
 })
 
 t.test('the sync follows no symlink a build container planted', async (t) => {

@@ -59,7 +59,7 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
     store: artifacts, guard: new SpaceGuard({ dataDir: dataDir.root, store: artifacts, minFreeBytes: 0 }), logger: silentLogger, now
   })
   const fakes = Array.from({ length: opts.engines ?? 1 }, (_, i) =>
-    new FakeExecutor({ name: i === 0 ? 'fake' : `fake-${i}`, arch: opts.arches?.[i] ?? (i === 0 ? 'x86_64' : 'aarch64'), workdir: (s) => dataDir.workdir(s) }))
+    new FakeExecutor({ name: i === 0 ? 'fake' : `fake-${i}`, arch: opts.arches?.[i] ?? (i === 0 ? 'x86_64' : 'aarch64'), workdir: (s, arch) => dataDir.workdir(s, arch) }))
   const engines = new EngineRegistry(opts.executor ? [opts.executor(dataDir, config)] : [fakes[0]!, ...fakes.slice(1)])
   const intake = new ResultIntake({ store, lifecycle, engines })
   const runner = new BuildRunner({
@@ -94,9 +94,10 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
    * builds/latest, meta.json, its report, and the result posted as the
    * container does (`posted: false`: the post did not get through).
    */
-  const builds = (cosaId: string, opts: { posted?: boolean } = {}): Program => async (run) => {
+  const builds = (cosaId: string, opts: { posted?: boolean, arch?: string } = {}): Program => async (run) => {
+    const arch = opts.arch ?? 'x86_64'
     run.print('==> cosa build')
-    const dir = join(run.workdir, 'builds', cosaId, 'x86_64')
+    const dir = join(run.workdir, 'builds', cosaId, arch)
     await mkdir(dir, { recursive: true })
     const bytes = Buffer.from(`an ostree commit of ${cosaId}`)
     await writeFile(join(dir, 'os.tar'), bytes)
@@ -104,17 +105,17 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
     await symlink(cosaId, join(run.workdir, 'builds/latest'))
     const metaJson = JSON.stringify({
       buildid: cosaId, name: 'n', 'ostree-commit': 'a'.repeat(64), 'ostree-version': cosaId,
-      'ostree-timestamp': '2026-01-01T00:00:00Z', 'coreos-assembler.basearch': 'x86_64',
+      'ostree-timestamp': '2026-01-01T00:00:00Z', 'coreos-assembler.basearch': arch,
       images: { ostree: { path: 'os.tar', sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length } }
     })
     await writeFile(join(dir, 'meta.json'), metaJson)
     await mkdir(join(run.workdir, JOB_REPORT, '..'), { recursive: true })
-    await writeFile(join(run.workdir, JOB_REPORT), `${run.job.buildId} built x86_64 ${cosaId}\n`)
+    await writeFile(join(run.workdir, JOB_REPORT), `${run.job.buildId} built ${arch} ${cosaId}\n`)
     if (opts.posted === false) return { exitCode: 0 }
     if (await intake.authorize(run.job.buildId, run.job.resultToken) !== 'ok') return { exitCode: 9 }
-    await intake.accept(run.job.buildId, 'built', 'x86_64', metaJson)
+    await intake.accept(run.job.buildId, 'built', arch, metaJson)
     run.print('built')
     return { exitCode: 0 }
   }
-  return { fake: fakes[0]!, fakes, engines, store, lifecycle, runner, reconciler, artifacts, claim, build, log, until, builds, config }
+  return { fake: fakes[0]!, fakes, engines, store, lifecycle, runner, reconciler, artifacts, publisher, dataDir, intake, claim, build, log, until, builds, config }
 }

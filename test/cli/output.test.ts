@@ -46,3 +46,29 @@ t.test('a retried build lists its attempts; one that ran once does not', async (
   t.match(print({ state: 'queued', attempts: [failed] }), 'attempt 1 on e1: failed in build', 'queued again: its failed attempt')
   t.notMatch(print({ state: 'succeeded', attempts: [{ engine: 'e1', endedAt: '2026-01-01T00:01:00Z', state: 'succeeded' }] }), 'attempt')
 })
+
+t.test('a multi-arch build shows each arch: state, engine, time, and the other arches\' artifacts', async (t) => {
+  const out = new PassThrough()
+  const api = { link: (p: string) => `http://h${p}` } as unknown as Api
+  const artifact = (arch: string) => ({ name: 'qemu', path: `builds/1.0/${arch}/q.qcow2`, sha256: 'ab', size: 1, url: `/v1/streams/s/builds/1.0/${arch}/q.qcow2` })
+  const build = {
+    id: 'b2',
+    stream: 's',
+    state: 'failed',
+    reason: 'exit_code',
+    message: 's390x: the build exited with code 2 (x86_64 succeeded, aarch64 succeeded)',
+    request: { force: false, skipPrune: false },
+    createdAt: '2026-01-01T00:00:00Z',
+    result: { cosaBuildId: '1.0', arch: 'x86_64', ostreeCommit: 'c', artifacts: [] },
+    arches: [
+      { arch: 'x86_64', state: 'succeeded', engine: 'local', startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:00:03.2Z' },
+      { arch: 'aarch64', state: 'succeeded', engine: 'arm', result: { cosaBuildId: '1.0', arch: 'aarch64', ostreeCommit: 'd', artifacts: [artifact('aarch64')] } },
+      { arch: 's390x', state: 'failed', reason: 'exit_code', engine: 'z', message: 'the build exited with code 2' },
+      { arch: 'ppc64le', state: 'skipped' }
+    ]
+  } as unknown as Build
+  printBuild({ out, err: new PassThrough(), json: false }, api, build)
+  const text = String(out.read())
+  t.match(text, '  x86_64: succeeded on local, 3.2 s\n  aarch64: succeeded on arm\n    qemu: http://h/v1/streams/s/builds/1.0/aarch64/q.qcow2  sha256 ab\n' +
+    '  s390x: failed (exit_code) on z: the build exited with code 2\n  ppc64le: skipped\n')
+})

@@ -37,7 +37,7 @@ interface FakeJob {
 export interface FakeExecutorOptions {
   name?: string
   arch?: string
-  workdir: (stream: string) => string
+  workdir: (stream: string, arch?: string) => string
   program?: Program
   capacity?: EngineCapacity
   /** Images the engine has; any image when unset. */
@@ -117,11 +117,11 @@ export class FakeExecutor implements Executor {
     return !this.#opts.images || this.#opts.images.includes(image) ? '' : undefined
   }
 
-  workdir (stream: string) { return this.#opts.workdir(stream) }
+  workdir (stream: string, arch?: string) { return this.#opts.workdir(stream, arch) }
 
-  async prepareWorkspace (input: { stream: string }) {
+  async prepareWorkspace (input: { stream: string, arch?: string | undefined }) {
     this.#call('prepareWorkspace')
-    await mkdir(this.workdir(input.stream), { recursive: true })
+    await mkdir(this.workdir(input.stream, input.arch), { recursive: true })
   }
 
   async removeWorkspace () {
@@ -148,7 +148,7 @@ export class FakeExecutor implements Executor {
     const job = this.#job(id, 'start')
     if (job.state !== 'created') return
     job.state = 'running'
-    const run: FakeRun = { job: job.job, workdir: this.workdir(job.job.stream), print: (line) => this.#print(job, line), ended: job.ended.signal }
+    const run: FakeRun = { job: job.job, workdir: this.workdir(job.job.stream, job.job.arch), print: (line) => this.#print(job, line), ended: job.ended.signal }
     // Ended meanwhile (stopped, removed, a crash): what the program says comes too late.
     this.program(run).then((exit) => {
       if (exit && job.state === 'running') this.#exit(job, exit)

@@ -27,6 +27,10 @@ t.test('bad input gets a specific 4xx with a clear message', async (t) => {
     ['allowed unit not a unit name', () => put('s', {
       config: { url: 'file:///x', ref: 'm' }, bootTest: { enabled: true, allowFailedUnits: ['$(reboot)'] }
     }), 400, /units are systemd unit names/],
+    ['an arch twice', () => put('s', { config: { url: 'file:///x', ref: 'm' }, arches: ['x86_64', 'aarch64', 'x86_64'] }),
+      400, /body\/arches: arches must not repeat an arch/],
+    ['more arches than cosa builds', () => put('s', { config: { url: 'file:///x', ref: 'm' }, arches: ['x86_64', 'aarch64', 's390x', 'ppc64le', 'x86_64'] }),
+      400, /body\/arches/],
     ['wrong type', () => put('s', { config: { url: 'file:///x', ref: 'm' }, timeoutSeconds: 'soon' }), 400, /timeoutSeconds/],
     ['not JSON', () => app.inject({ method: 'PUT', url: '/v1/streams/s', headers: { 'content-type': 'application/json' }, payload: '{' }), 400, /JSON/],
     ['proto poisoning', () => app.inject({ method: 'PUT', url: '/v1/streams/s', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1}}' }), 400, /./],

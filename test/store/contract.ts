@@ -396,4 +396,27 @@ export function storeContract (t: Test, open: Open) {
     t.match(await placed('b2', 'e2'), { engine: 'e2' })
     t.equal(await db.builds.homeEngine('b', 'x86_64'), 'e2', 'the newest build\'s engine')
   })
+
+  t.test('a multi-arch build moves to its next arch: fenced, within the engine\'s capacity, the last arch\'s run forgotten', async (t) => {
+    const { db } = await fresh(t)
+    for (const [id, s] of [['m', 'a'], ['o', 'b']]) await insert(db, id!, s!)
+    const m = (await db.builds.claimNext(10, 't', 'preparing', started, r1, { id: 'm', engine: 'x1', arch: 'x86_64', capacity: 1 }))!
+    await db.builds.claimNext(10, 't', 'preparing', started, r1, { id: 'o', engine: 'arm', arch: 'aarch64', capacity: 1 })
+    await db.builds.update('m', ['running'], { containerId: 'c1', resultTokenHash: 'h1', message: 'm' }, m.token)
+    await db.builds.recordResult('m', { outcome: 'built', result: { cosaBuildId: '1.0' }, metaJson: '{}' } as never)
+    const arches = [{ arch: 'x86_64', state: 'succeeded' as const }, { arch: 'aarch64', state: 'running' as const, engine: 'arm' }]
+    t.equal(await db.builds.moveArch('m', { engine: 'arm', arch: 'aarch64', capacity: 1 }, arches, m.token), 'full', 'arm runs o: full')
+    t.equal(await db.builds.moveArch('m', { engine: 'arm', arch: 'aarch64', capacity: 2 }, arches, m.token + 100), undefined,
+      'another fencing token: nothing')
+    t.match(await db.builds.getBuild('m'), { engine: 'x1', arch: 'x86_64', containerId: 'c1' }, 'unchanged so far')
+    const moved = await db.builds.moveArch('m', { engine: 'arm', arch: 'aarch64', capacity: 2 }, arches, m.token)
+    t.match(moved, { state: 'running', engine: 'arm', arch: 'aarch64', containerId: undefined, message: undefined, result: undefined, arches },
+      'room with a capacity of 2: moved, with its arches record')
+    t.equal(await db.builds.resultTokenHash('m'), undefined, 'the last arch\'s token is forgotten')
+    t.equal(await db.builds.postedResult('m'), undefined, 'and its posted result')
+    t.same((await db.builds.getBuild('m'))?.arches, arches, 'the record reads back')
+    await db.builds.update('m', ['running'], { arches: [{ ...arches[0]!, engine: 'x2' }, arches[1]!] }, m.token)
+    t.equal(await db.builds.homeEngine('a', 'x86_64'), 'x2', 'the home engine of each arch of a multi-arch build is the one that ran it')
+    t.equal(await db.builds.homeEngine('a', 'aarch64'), 'arm')
+  })
 }

@@ -4,7 +4,7 @@ import { parseKolaReport, type BootTestRecord } from '../../cosa/kola-report.js'
 import { bootTestStep, KOLA_DIR, KOLA_REPORT, KOLA_STATUS } from '../../cosa/recipe.js'
 import { BOOT_TEST_FILES, type BootTestFile } from '../../logs/log-store.js'
 import type { PostedResult } from '../model.js'
-import { platformsOf, recipeOf, type RunContext } from './context.js'
+import { platformsOf, recipeOf, workdirOf, type RunContext } from './context.js'
 
 // What the boot test left in the workdir once the container ended: kola's
 // report.json and the step's exit status (the script writes it), read into
@@ -31,7 +31,7 @@ export async function readBootTest (ctx: RunContext, posted: PostedResult | unde
   if (!bootTestStep(setting, recipeOf(stream), platformsOf(build, stream))) {
     return { mode, record: record('skipped', 'the build makes no qemu image') }
   }
-  const workdir = ctx.executor.workdir(build.stream)
+  const workdir = workdirOf(ctx)
   const written = await readFile(join(workdir, KOLA_STATUS), 'utf8').then((s) => /^(\d+) (\S+)\n?$/.exec(s), () => null)
   // None, or another build's: the step did not run in this build (the
   // setting was turned on after it started), so there is nothing to judge.

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KOLA_DIR } from '../../cosa/recipe.js'
 import { JOB_REPORT } from '../../executor/executor.js'
-import type { RunContext } from './context.js'
+import { secondaryArch } from './arches.js'
+import { workdirOf, type RunContext } from './context.js'
 
 // After a job that ran in the engine's own copy of the workdir (a remote
 // engine's volume) exited 0: its report, then its build's files, copied
@@ -17,12 +18,12 @@ const REPORT = /^(\S+) (built|unchanged) ([a-z0-9_]{1,32}) ([A-Za-z0-9][A-Za-z0-
 
 export async function collect (ctx: RunContext, jobId: string): Promise<void> {
   const { deps: { logs, results, lifecycle, store }, build, executor, shutdown } = ctx
-  const pull = (paths: string[]) => executor.pullBuild({ stream: build.stream, jobId, paths, signal: shutdown })
+  const pull = (paths: string[]) => executor.pullBuild({ stream: build.stream, arch: secondaryArch(build), jobId, paths, signal: shutdown })
   // A job in the service's own workdir posts its result too; the report is
   // for when the post did not get through (the service was restarting).
   const local = await pull([JOB_REPORT]) === undefined
   if (local && await store.builds.postedResult(build.id) !== undefined) return
-  const workdir = executor.workdir(build.stream)
+  const workdir = workdirOf(ctx)
   const line = await readFile(join(workdir, JOB_REPORT), 'utf8').catch(() => '')
   const report = REPORT.exec(line)
   if (!report || report[1] !== build.id) {

@@ -6,13 +6,14 @@ import type { ConfigMirror } from '../../git/config-mirror.js'
 import type { Logger } from '../../logger.js'
 import type { EngineRegistry } from '../../executor/engine-registry.js'
 import type { Executor } from '../../executor/executor.js'
-import type { Database } from '../../store/repositories.js'
+import type { Database, Placed } from '../../store/repositories.js'
 import type { LogStore } from '../../logs/log-store.js'
 import type { ResultIntake } from '../result-intake.js'
 import type { BuildLifecycle, Final } from '../lifecycle.js'
 import type { LogPump } from '../log-pump.js'
 import type { SecretRedactor } from '../log-sanitizer.js'
 import type { Build, Stream } from '../model.js'
+import { secondaryArch } from './arches.js'
 
 // What every step of a build's run (prepare, execute, supervise, publish) is
 // given: the services, the build and its stream, a logger bound to the build,
@@ -32,7 +33,16 @@ export interface RunnerDeps {
   config: Config
   logger: Logger
   now: () => Date
+  /**
+   * Where a multi-arch build's next arch runs now, or why it waits: the
+   * scheduler's placement (Scheduler.placeArch). Unset (unit tests): the
+   * first engine of the arch.
+   */
+  placeArch?: ((build: Build, arch: string, waitedMs: number) => Promise<ArchPlacement>) | undefined
 }
+
+/** An engine with room for a build's next arch, or why there is none. */
+export type ArchPlacement = { placed: Omit<Placed, 'id'>, executor: Executor } | { waiting: string }
 
 export interface RunContext {
   deps: RunnerDeps
@@ -58,6 +68,8 @@ export interface RunContext {
 }
 
 export const recipeOf = (stream: Stream) => stream.recipe.length ? stream.recipe : DEFAULT_RECIPE
+/** The workdir of the arch the build runs now, as the service reads and writes it. */
+export const workdirOf = (ctx: Pick<RunContext, 'build' | 'executor'>) => ctx.executor.workdir(ctx.build.stream, secondaryArch(ctx.build))
 export const platformsOf = (build: Build, stream: Stream) => build.request.platforms ?? stream.platforms
 
 export { failed } from '../lifecycle.js'

@@ -4,6 +4,7 @@ import type { Final } from '../lifecycle.js'
 import type { Stream } from '../model.js'
 import { failed, platformsOf, recipeOf, type RunContext } from './context.js'
 import type { Prepared } from './prepare.js'
+import { secondaryArch } from './arches.js'
 
 // The second step: the build's job, made from the rendered recipe and the
 // configuration, recorded on the build, and started on its engine.
@@ -45,6 +46,7 @@ function jobOf (ctx: RunContext, stream: Stream, prepared: Prepared): BuildJob {
   return {
     buildId: build.id,
     stream: stream.name,
+    arch: secondaryArch(build),
     image: stream.image,
     script: renderScript({
       recipe: recipeOf(stream),

@@ -9,7 +9,8 @@ import type { Final } from '../lifecycle.js'
 import { SecretRedactor } from '../log-sanitizer.js'
 import type { BuildRequest, Stream } from '../model.js'
 import { mintToken } from '../result-token.js'
-import { failed, isFinal, platformsOf, recipeOf, type RunContext } from './context.js'
+import { secondaryArch } from './arches.js'
+import { failed, isFinal, platformsOf, recipeOf, workdirOf, type RunContext } from './context.js'
 
 // The first step of a run: the config commit (mirror), the engine and its
 // arch, the builder image and its user, the result token, the stream's
@@ -44,7 +45,7 @@ export async function prepare (ctx: RunContext, stream: Stream): Promise<Prepare
   ctx.redactor = new SecretRedactor([...Object.values(stream.secrets ?? {}), token])
   const fit = await fitAndSync(ctx, stream, arch)
   if (isFinal(fit)) return fit
-  await executor.prepareWorkspace({ stream: stream.name, image: stream.image, user, buildId: build.id, sync: fit.workspace })
+  await executor.prepareWorkspace({ stream: stream.name, arch: secondaryArch(build), image: stream.image, user, buildId: build.id, sync: fit.workspace })
   return { commit, token, request: fit.request, resources: fit.resources }
 }
 
@@ -74,7 +75,7 @@ async function resolveCommit (ctx: RunContext, stream: Stream): Promise<string |
 async function fitAndSync (ctx: RunContext, stream: Stream, arch: string) {
   const { deps: { logs, publisher }, build, executor } = ctx
   const capacity = await executor.capacity()
-  const workdir = executor.workdir(stream.name)
+  const workdir = workdirOf(ctx)
   const problems = resourceProblems(stream.resources, capacity)
   if (problems.length) return failed('invalid_settings', `the stream's settings do not fit the Docker engine: ${describeProblems(problems)}`)
   const resources = effectiveResources(stream.resources, capacity)
@@ -86,8 +87,8 @@ async function fitAndSync (ctx: RunContext, stream: Stream, arch: string) {
     return failed('infrastructure', `reading the artifact store failed: ${(err as Error).message}`)
   }
   const { version } = build.request
-  if (version !== undefined && sync.published.has(version)) {
-    return failed('invalid_settings', `build ${version} is already in the artifact store: a build's version must be new`)
+  if (version !== undefined && sync.publishedArch.has(version)) {
+    return failed('invalid_settings', `build ${version} is already in the artifact store (${arch}): a build's version must be new`)
   }
   if (sync.removed.length) await logs.note(build.id, `removed unpublished builds from the workdir: ${sync.removed.join(', ')}`)
   if (sync.synced) await logs.note(build.id, `workdir synced from the artifact store: builds/latest is ${sync.synced}`)

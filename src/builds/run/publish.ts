@@ -2,7 +2,7 @@ import { PublishError } from '../../artifacts/publisher.js'
 import type { Meta } from '../../cosa/meta.js'
 import type { Final } from '../lifecycle.js'
 import { DEFAULT_KEEP, type PostedResult } from '../model.js'
-import { failed, type RunContext } from './context.js'
+import { failed, workdirOf, type RunContext } from './context.js'
 
 // The step after a decision to publish: the artifact store gets every file of
 // the build, meta.json last (Publisher). A build counts only once the store
@@ -12,14 +12,14 @@ import { failed, type RunContext } from './context.js'
 // not `unchanged`.
 
 export async function publish (ctx: RunContext, posted: PostedResult, exitCode: number): Promise<Final> {
-  const { deps: { store, logs, publisher }, build, stream, executor } = ctx
+  const { deps: { store, logs, publisher }, build, stream } = ctx
   const { cosaBuildId: id, arch } = posted.result
   await logs.note(build.id, `publishing build ${id} (${arch}) to the artifact store`)
   try {
     const out = await publisher.publish({
       stream: build.stream,
       buildId: build.id,
-      workdir: executor.workdir(build.stream),
+      workdir: workdirOf(ctx),
       arch,
       meta: JSON.parse(posted.metaJson) as Meta,
       metaJson: posted.metaJson,

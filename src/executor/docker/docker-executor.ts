@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream'
 import type { Config } from '../../config.js'
 import { basearch } from '../../cosa/basearch.js'
 import type { DataDir } from '../../data-dir.js'
-import { EngineError, type BuildJob, type Executor, type JobState, type LogSnapshot, type LogSnapshotOptions, type WorkspaceSync } from '../executor.js'
+import { EngineError, type BuildJob, type Executor, type JobState, type LogSnapshot, type LogSnapshotOptions, type Workspace, type WorkspaceSync } from '../executor.js'
 import { containerName, containerSpec, deviceProbeSpec, userProbeSpec } from './container-spec.js'
 import type { ContainerState, DockerEngine } from './docker-engine.js'
 import { LogFrameParser } from './log-frames.js'
@@ -95,17 +95,17 @@ export class DockerExecutor implements Executor {
 
   imageUser (image: string) { return this.#engine.imageUser(image) }
 
-  workdir (stream: string) { return this.#opts.dataDir.workdir(stream) }
+  workdir (stream: string, arch?: string) { return this.#opts.dataDir.workdir(stream, arch) }
 
   /**
    * Makes the workdir the image user's (real cosa runs as uid 1000
    * `builder`); for a volume, applies the sync to it.
    */
-  async prepareWorkspace (input: { stream: string, image: string, user: string, buildId: string, sync: WorkspaceSync }) {
+  async prepareWorkspace (input: Workspace & { image: string, user: string, buildId: string, sync: WorkspaceSync }) {
     const ids = /^(|root|0)(:.*)?$/.test(input.user) ? undefined : await this.#ids(input)
     if (this.#volumes) return this.#volumes.push(input, ids)
     if (!ids) return
-    const workdir = this.workdir(input.stream)
+    const workdir = this.workdir(input.stream, input.arch)
     const st = await stat(workdir)
     if (st.uid === ids.uid && st.gid === ids.gid) return
     // A failure here ends the build `infrastructure` (the runner's catch-all).
@@ -123,12 +123,12 @@ export class DockerExecutor implements Executor {
     return ids
   }
 
-  async pullBuild (input: { stream: string, jobId: string, paths: string[], signal?: AbortSignal }) {
+  async pullBuild (input: Workspace & { jobId: string, paths: string[], signal?: AbortSignal }) {
     return this.#volumes?.pull(input)
   }
 
-  async removeWorkspace (stream: string) {
-    await this.#volumes?.remove(stream)
+  async removeWorkspace (stream: string, arch?: string) {
+    await this.#volumes?.remove({ stream, arch })
   }
 
   async create (job: BuildJob) {
@@ -211,8 +211,8 @@ export class DockerExecutor implements Executor {
       env: job.env,
       resultUrl: builds.resultUrl,
       workspace: this.#volumes
-        ? { kind: 'volume', volume: this.#volumes.volume(job.stream) }
-        : { kind: 'host', workdir: this.workdir(job.stream), mirror: dataDir.mirror(job.stream), apiSocketDir: dataDir.apiSocketDir },
+        ? { kind: 'volume', volume: this.#volumes.volume(job) }
+        : { kind: 'host', workdir: this.workdir(job.stream, job.arch), mirror: dataDir.mirror(job.stream), apiSocketDir: dataDir.apiSocketDir },
       profile: job.profile,
       networkMode: job.network,
       devices,

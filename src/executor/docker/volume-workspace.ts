@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { lstat, mkdir, rm } from 'node:fs/promises'
 import { join, posix } from 'node:path'
 import type { DataDir } from '../../data-dir.js'
-import { EngineError, JOB_PATHS, type PulledFile, type WorkspaceSync } from '../executor.js'
+import { EngineError, JOB_PATHS, type PulledFile, type Workspace, type WorkspaceSync } from '../executor.js'
 import { INCOMING, LABEL_OWNER, LABEL_STREAM, workspaceSyncSpec } from './container-spec.js'
 import type { DockerEngine } from './docker-engine.js'
 import { extractArchive, packArchive } from './workspace-archive.js'
@@ -40,20 +40,20 @@ export class VolumeWorkspace {
     this.#opts = opts
   }
 
-  /** The stream's volume: this installation's (by a hash of its id) and the stream's, by name. */
-  volume (stream: string) {
+  /** The workspace's volume: this installation's (by a hash of its id), the stream's and a secondary arch's, by name. */
+  volume (ws: Workspace) {
     const installation = createHash('sha256').update(this.#opts.owner).digest('hex').slice(0, 12)
-    return `cosa-buildd-${installation}-${stream}`
+    return `cosa-buildd-${installation}-${ws.stream}${ws.arch === undefined ? '' : `-${ws.arch}`}`
   }
 
   /** Makes the volume (once) and applies `sync` to it, files owned by `ids` (root when undefined). */
-  async push (input: { stream: string, image: string, buildId: string, sync: WorkspaceSync }, ids?: { uid: number, gid: number }) {
+  async push (input: Workspace & { image: string, buildId: string, sync: WorkspaceSync }, ids?: { uid: number, gid: number }) {
     const { engine, dataDir, owner } = this.#opts
     const { paths, prune } = input.sync
     checkPaths([...paths, prune.dir, ...prune.keep])
-    const volume = this.volume(input.stream)
+    const volume = this.volume(input)
     await engine.ensureVolume(volume, { [LABEL_OWNER]: owner, [LABEL_STREAM]: input.stream })
-    const workdir = dataDir.workdir(input.stream)
+    const workdir = dataDir.workdir(input.stream, input.arch)
     const archive = () => packArchive(
       paths.map((path) => ({ from: join(workdir, path), as: posix.join(INCOMING, path) })),
       [
@@ -69,8 +69,8 @@ export class VolumeWorkspace {
     }
   }
 
-  remove (stream: string) {
-    return this.#opts.engine.removeVolume(this.volume(stream))
+  remove (ws: Workspace) {
+    return this.#opts.engine.removeVolume(this.volume(ws))
   }
 
   /** The stream's config mirror, into the created job at JOB_PATHS.config (read by the build's `cosa init`). */
@@ -80,9 +80,9 @@ export class VolumeWorkspace {
   }
 
   /** `paths` of the job's workdir into the service's copy, replacing what was there. */
-  async pull (input: { stream: string, jobId: string, paths: string[], signal?: AbortSignal | undefined }): Promise<PulledFile[]> {
+  async pull (input: Workspace & { jobId: string, paths: string[], signal?: AbortSignal | undefined }): Promise<PulledFile[]> {
     checkPaths(input.paths)
-    const workdir = this.#opts.dataDir.workdir(input.stream)
+    const workdir = this.#opts.dataDir.workdir(input.stream, input.arch)
     const signal = input.signal ?? new AbortController().signal
     const files: PulledFile[] = []
     for (const path of input.paths) {

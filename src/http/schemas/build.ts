@@ -58,6 +58,35 @@ export const BuildAttempt = z.object({
   failedStep: z.string().optional().meta({ description: 'the phase it was in when it failed' })
 }).meta({ id: 'BuildAttempt' })
 
+const BuildResult = z.object({
+  cosaBuildId: z.string(),
+  arch: z.string(),
+  ostreeCommit: z.string(),
+  artifacts: z.array(Artifact),
+  files: z.array(PublishedFile).optional()
+    .meta({ description: 'every file the build published (succeeded builds): images, metadata and whatever else cosa wrote' })
+})
+
+export const ArchRun = z.object({
+  arch: z.string(),
+  state: z.enum(['pending', 'waiting', 'running', 'succeeded', 'unchanged', 'failed', 'cancelled', 'skipped']).meta({
+    description: 'pending: not started; waiting: for an engine of the arch (waitingFor says why); unchanged: the ' +
+      'primary found nothing changed, or (another arch) the build has this arch already; skipped: not run, ' +
+      'an arch before it failed or was cancelled'
+  }),
+  engine: z.string().optional(),
+  startedAt: Timestamp.optional(),
+  finishedAt: Timestamp.optional(),
+  waitingFor: z.string().optional().meta({ description: 'while waiting: slot, engine_unavailable or no_engine_for_arch' }),
+  reason: z.enum(failureReasons).optional(),
+  message: z.string().optional(),
+  exitCode: z.number().int().optional(),
+  result: BuildResult.omit({ files: true }).optional().meta({
+    description: 'the cosa build this arch made or found; a secondary arch\'s artifact URLs are in cosa\'s layout ' +
+      '(/v1/streams/{stream}/builds/<id>/<arch>/<file>), the build\'s artifact route serving the primary\'s'
+  })
+}).meta({ id: 'ArchRun' })
+
 export const Build = z.object({
   id: z.string(),
   stream: z.string(),
@@ -96,14 +125,14 @@ export const Build = z.object({
   createdAt: Timestamp,
   startedAt: Timestamp.optional(),
   finishedAt: Timestamp.optional(),
-  result: z.object({
-    cosaBuildId: z.string(),
-    arch: z.string(),
-    ostreeCommit: z.string(),
-    artifacts: z.array(Artifact),
-    files: z.array(PublishedFile).optional()
-      .meta({ description: 'every file the build published (succeeded builds): images, metadata and whatever else cosa wrote' })
-  }).optional().meta({ description: 'the cosa build made (succeeded) or found unchanged (unchanged)' }),
+  result: BuildResult.optional().meta({
+    description: 'the cosa build made (succeeded) or found unchanged (unchanged); of a multi-arch build, the primary ' +
+      'arch\'s, with every arch\'s files'
+  }),
+  arches: z.array(ArchRun).optional().meta({
+    description: 'a build of a stream with several arches: each arch\'s state, engine, timings and artifacts, the ' +
+      'primary (the one that decides the cosa build id) first. `engine` and `arch` name the one running now, or last'
+  }),
   bootTest: BootTest.optional().meta({
     description: 'a new build of a stream with bootTest enabled: how `cosa kola run basic` ended. The console and ' +
       'journal: GET /v1/builds/{id}/boot-test/{file}'

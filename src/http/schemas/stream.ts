@@ -54,10 +54,14 @@ export const StreamInput = z.strictObject({
     .optional().meta({ description: 'builder image, pinned; default the server\'s (cosa-lite:latest). It must be on the ' +
       'Docker engine when the engine answers at registration (422 otherwise); the service does not pull images.' }),
   platforms: z.array(Platform).min(1).max(16).optional().meta({ description: 'image platforms for the osbuild step; default ["qemu"]' }),
-  arches: z.array(z.enum(BASEARCHES)).min(1).max(1).optional().meta({
-    description: 'the basearch its builds run on: an engine of that arch takes them (docs/engines.md), and they wait ' +
-      'with `waitingFor: no_engine_for_arch` while there is none. One for now. Default: the arch of the default engine'
-  }),
+  arches: z.array(z.enum(BASEARCHES)).min(1).max(4)
+    .refine((arches) => new Set(arches).size === arches.length, 'arches must not repeat an arch')
+    .optional().meta({
+      description: 'the basearches its builds run on, each natively on an engine of that arch (docs/engines.md); a ' +
+        'build waits with `waitingFor: no_engine_for_arch` while no engine serves the first. The first (primary) ' +
+        'decides the cosa build id and whether anything changed; each other arch then builds that same id and ' +
+        'publishes builds/<id>/<arch>/ (see the build\'s `arches`). Default: the arch of the default engine'
+    }),
   timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional().meta({ description: 'wall-clock limit per build; default 21600 (6 h)' }),
   keep: z.number().int().min(1).max(10_000).optional()
     .meta({ description: 'builds kept in the artifact store, pinned ones not counted; default 10' }),
