@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { INERT_IMAGE, startApp } from '../helpers.js'
+import { ensureInertImage, INERT_IMAGE, startApp } from '../helpers.js'
+
+await ensureInertImage()
 
 // DELETE /v1/streams/{stream}: refused while a build is queued or running;
 // otherwise the stream and its directories go, and with purge its builds.
