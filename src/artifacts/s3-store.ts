@@ -7,6 +7,7 @@ import {
   IntegrityError, type ArtifactStore, type ByteRange, type Expected, type ObjectBody, type PutResult, type StoredObject
 } from './artifact-store.js'
 import { FileUpload } from './multipart-upload.js'
+import { Sha256Thread } from './sha256-thread.js'
 
 export interface S3StoreOptions {
   endpoint?: string
@@ -72,6 +73,7 @@ export class S3Store implements ArtifactStore {
   private readonly prefix: string
   private readonly partSize: number
   private readonly queueSize: number
+  private readonly hashing = new Sha256Thread()
 
   constructor (opts: S3StoreOptions) {
     if (opts.prefix.startsWith('/') || opts.prefix.endsWith('/')) {
@@ -126,7 +128,7 @@ export class S3Store implements ArtifactStore {
     const upload = new FileUpload({
       client: this.client, bucket: this.bucket, key: this.key(key), contentType, cacheControl: ARTIFACT_CACHE,
       partSize: this.partSize, queueSize: this.queueSize
-    })
+    }, this.hashing)
     try {
       return { ...await upload.run(path, key, expected), linked: false }
     } catch (err) {
@@ -227,4 +229,13 @@ export class S3Store implements ArtifactStore {
   }
 
   async freeBytes (): Promise<number | undefined> { return undefined }
+
+  /**
+   * Ends the sha256 thread and the client's connections. Not needed for the
+   * process to exit: an idle thread does not keep it alive.
+   */
+  async close (): Promise<void> {
+    await this.hashing.close()
+    this.client.destroy()
+  }
 }
