@@ -22,7 +22,7 @@
 //   BENCH_LOCAL: read sizes to run the local variants with, in KiB, 0 = as
 //     the store reads (default 0,1024; see ReadOpts; empty: no local variant);
 //   BENCH_S3: S3 variants, <s3rver|stub|sink>:<partMiB>x<queueSize>
-//     (default s3rver:8x3,stub:8x3,sink:8x3; empty: none).
+//     (default s3rver:8x2,stub:8x2,sink:8x2; empty: none).
 import type { PathLike } from 'node:fs'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { link, lstat, mkdtemp, open, readdir, readFile, rm, statfs, unlink, writeFile } from 'node:fs/promises'
@@ -248,7 +248,7 @@ async function main () {
   const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 2048) * MiB
   const list = (name: string, fallback: string) => (process.env[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean)
   const LOCAL_READS = list('BENCH_LOCAL', '0,1024').map(Number)
-  const S3_VARIANTS: S3Opts[] = list('BENCH_S3', 's3rver:8x3,stub:8x3,sink:8x3').map((s) => {
+  const S3_VARIANTS: S3Opts[] = list('BENCH_S3', 's3rver:8x2,stub:8x2,sink:8x2').map((s) => {
     const m = /^(s3rver|stub|sink):(\d+)x(\d+)$/.exec(s)
     if (!m) throw new Error(`BENCH_S3: "${s}" is not <s3rver|stub|sink>:<partMiB>x<queueSize>`)
     return { server: m[1] as S3Opts['server'], partMiB: Number(m[2]), queue: Number(m[3]) }

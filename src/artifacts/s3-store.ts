@@ -19,7 +19,7 @@ export interface S3StoreOptions {
   /** Absent: the SDK's default chain (environment, profile, instance role). */
   credentials?: { accessKeyId: string, secretAccessKey: string }
   partSizeBytes?: number
-  /** Parts of one upload in flight at most (3). */
+  /** Parts of one upload in flight at most (2). */
   queueSize?: number
   requestTimeoutMs?: number
 }
@@ -81,9 +81,10 @@ export class S3Store implements ArtifactStore {
     }
     this.partSize = opts.partSizeBytes ?? 8 * MiB
     if (this.partSize < 5 * MiB) throw new Error('S3 part size must be at least 5 MiB (the S3 minimum)')
-    // Each part in flight holds a part-sized buffer: 3 of 8 MiB keep a 2 GiB
-    // upload under 150 MiB RSS; on loopback 2 or 4 were no faster (docs/benchmarks.md).
-    this.queueSize = opts.queueSize ?? 3
+    // Each part in flight holds a part-sized buffer, and one more is read:
+    // 2 in flight of 8 MiB keep a 2 GiB upload under 150 MiB RSS with the
+    // sha256 thread's ~10 MiB, 3 did not (docs/benchmarks.md).
+    this.queueSize = opts.queueSize ?? 2
     this.bucket = opts.bucket
     this.prefix = opts.prefix
     const timeout = opts.requestTimeoutMs ?? 60_000
