@@ -97,6 +97,10 @@ export class S3Store implements ArtifactStore {
       // which s3rver stores verbatim and some S3-compatible servers refuse.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // The SDK sends a body over 2 MiB with "Expect: 100-continue" on a new
+      // connection it never reuses: a TCP (and TLS) handshake and a round
+      // trip for every part. A rejected part costs one part's bytes instead.
+      expectContinueHeader: false,
       maxAttempts: 3,
       // Options, not an instance: the SDK builds its own NodeHttpHandler, so we
       // need no direct dependency on @smithy/node-http-handler. Without

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
-import { createServer, type Server, type Socket } from 'node:net'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Worker } from 'node:worker_threads'
@@ -181,6 +181,31 @@ t.test('each part goes with a CRC32 of its bytes and UNSIGNED-PAYLOAD: the signe
   t.equal(put[0]!.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD')
   t.equal(put[0]!.headers['x-amz-checksum-crc32'], crcBase64(crc32(small)))
   t.same(await s.getBytes('big'), big, 's3rver took the unsigned parts')
+})
+
+t.test('the parts go over kept-alive connections, without Expect: 100-continue', async (t) => {
+  // A forwarder to s3rver that counts the connections the store opens.
+  let connections = 0
+  const forwarder = createServer((client) => {
+    connections++
+    const upstream = createConnection({ host: '127.0.0.1', port: Number(new URL(s3.endpoint).port) })
+    client.pipe(upstream).pipe(client)
+    const end = () => { client.destroy(); upstream.destroy() }
+    client.on('error', end).on('close', end)
+    upstream.on('error', end).on('close', end)
+  })
+  const port = await listen(forwarder)
+  t.teardown(() => new Promise((resolve) => forwarder.close(resolve)))
+  const s = store('keepalive', `http://127.0.0.1:${port}`)
+  t.teardown(() => s.close())
+  const sent = record(s)
+  await s.putFile('a', bigPath, { sha256: sha256(big), size: big.length }, 'x/y')
+  await s.putFile('b', bigPath, { sha256: sha256(big), size: big.length }, 'x/y')
+  const parts = sent.filter((x) => x.command === 'UploadPartCommand')
+  t.equal(parts.length, 6)
+  t.ok(parts.every((p) => p.headers.Expect === undefined && p.headers.expect === undefined), 'no part asks to continue')
+  // 2 parts in flight and the create/complete beside them; a connection per part would be 6 more.
+  t.ok(connections <= 3, `${connections} connections for 10 requests`)
 })
 
 t.test('a file of exactly two parts, and an empty file', async (t) => {
