@@ -129,7 +129,6 @@ export class FileUpload {
   readonly #inFlight = new Set<Promise<void>>()
   #failure: { err: unknown } | undefined
   #buffers: PartBuffers | undefined
-
   #sha256: Sha256Stream | undefined
 
   constructor (private readonly target: UploadTarget, private readonly hashing: Sha256Thread) {}
@@ -155,7 +154,6 @@ export class FileUpload {
         if (size < statSize) this.#send(++number, part)
         else held = part
       }
-      this.#throwIfFailed()
       const digest = await sha256.digest()
       this.#sha256 = undefined
       const wrong = mismatch(what, expected, size, digest)
