@@ -49,9 +49,10 @@ class Generation {
   answer (reply: Reply) {
     const queue = this.waiting.get(reply.id)
     const waiter = queue?.shift()
-    if (queue?.length === 0) this.waiting.delete(reply.id)
+    if (!waiter) return
+    if (queue!.length === 0) this.waiting.delete(reply.id)
     if (--this.pending === 0) this.worker.unref()
-    waiter?.(reply)
+    waiter(reply)
   }
 
   die (err: Error) {
