@@ -6,7 +6,9 @@
 //    hashing copy to a staging file, fsync and rename (2 GiB written);
 //  - S3: S3Store.putFile to s3rver on loopback (its own process), and to a
 //    stub S3 endpoint (also its own process) that reads and discards every
-//    byte: what publishing costs the client, without s3rver's own work.
+//    byte: what publishing costs the client, without s3rver's own work. The
+//    stub comes on node:http ("stub", 64 KiB reads) and on a socket read
+//    1 MiB at a time ("sink"), which takes less of the client's cores.
 // Each publish runs in a child node that reports the putFile time, the CPU
 // time putFile took and the child's peak RSS (maxRSS, as /usr/bin/time -v
 // reports it) before and after putFile; an idle child that only imports the
@@ -19,12 +21,13 @@
 //   BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048);
 //   BENCH_LOCAL: read sizes to run the local variants with, in KiB, 0 = as
 //     the store reads (default 0,1024; see ReadOpts; empty: no local variant);
-//   BENCH_S3: S3 variants, <s3rver|stub>:<partMiB>x<queueSize>
-//     (default s3rver:8x3,stub:8x3,stub:8x4; empty: none).
+//   BENCH_S3: S3 variants, <s3rver|stub|sink>:<partMiB>x<queueSize>
+//     (default s3rver:8x2,stub:8x2,sink:8x2; empty: none).
 import type { PathLike } from 'node:fs'
 import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { link, lstat, mkdtemp, open, readdir, readFile, rm, statfs, unlink, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
+import { createServer, type Server } from 'node:http'
+import { createServer as createNetServer, Socket, type Server as NetServer, type SocketConstructorOpts } from 'node:net'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -42,7 +45,7 @@ const CONTENT_TYPE = 'application/octet-stream'
  */
 interface ReadOpts { hwmKiB?: number | undefined }
 
-interface S3Opts { server: 's3rver' | 'stub', partMiB: number, queue: number }
+interface S3Opts { server: 's3rver' | StubServer, partMiB: number, queue: number }
 
 type ChildSpec =
   | { kind: 'idle-local' }
@@ -106,56 +109,119 @@ async function child (spec: ChildSpec): Promise<ChildResult> {
   return { seconds, linked, maxRssKiB: process.resourceUsage().maxRSS, rssBeforeKiB, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
 }
 
+type StubServer = 'stub' | 'sink'
+
 /**
  * Just enough of S3's multipart upload to take S3Store.putFile's bytes and
- * throw them away. Prints "listening <port>", then "complete <key> <bytes>"
- * for every completed upload.
+ * throw them away: what a request is answered, once its body has been read
+ * (`bytes` of it). Prints "complete <key> <bytes>" for every completed upload.
  */
-function stub () {
+function stubAnswerer () {
   const received = new Map<string, number>()
   let uploads = 0
   const xml = (body: string) => `<?xml version="1.0" encoding="UTF-8"?>\n${body}`
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://stub')
+  return (method: string, target: string, bytes: number): { status: number, etag?: string, xml?: string } => {
+    const url = new URL(target, 'http://stub')
     const [, bucket = '', ...rest] = url.pathname.split('/')
     const key = decodeURIComponent(rest.join('/'))
     const q = url.searchParams
+    const uploadId = q.get('uploadId')
+    if (method === 'POST' && q.has('uploads')) {
+      const id = `u${++uploads}`
+      received.set(id, 0)
+      return { status: 200, xml: xml(`<InitiateMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`) }
+    } else if (method === 'PUT' && uploadId && q.has('partNumber')) {
+      received.set(uploadId, (received.get(uploadId) ?? 0) + bytes)
+      return { status: 200, etag: `"${uploadId}-${q.get('partNumber')}"` }
+    } else if (method === 'POST' && uploadId) {
+      process.stdout.write(`complete ${key} ${received.get(uploadId) ?? 0}\n`)
+      received.delete(uploadId)
+      return { status: 200, xml: xml(`<CompleteMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key}</Key><ETag>"${uploadId}"</ETag></CompleteMultipartUploadResult>`) }
+    } else if (method === 'DELETE' && uploadId) {
+      received.delete(uploadId)
+      return { status: 204 }
+    } else if (method === 'PUT') {
+      process.stdout.write(`complete ${key} ${bytes}\n`)
+      return { status: 200, etag: '"single"' }
+    }
+    return { status: 501, xml: xml(`<Error><Code>NotImplemented</Code><Message>${method} ${url.search}</Message></Error>`) }
+  }
+}
+
+const listening = (server: Server | NetServer) => server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`)
+})
+
+/** The stub on node:http, which reads a request body 64 KiB at a time. */
+function stub () {
+  const answer = stubAnswerer()
+  listening(createServer((req, res) => {
     let bytes = 0
     req.on('data', (chunk: Buffer) => { bytes += chunk.length })
     req.on('end', () => {
-      const uploadId = q.get('uploadId')
-      if (req.method === 'POST' && q.has('uploads')) {
-        const id = `u${++uploads}`
-        received.set(id, 0)
-        res.setHeader('content-type', 'application/xml')
-        res.end(xml(`<InitiateMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`))
-      } else if (req.method === 'PUT' && uploadId && q.has('partNumber')) {
-        received.set(uploadId, (received.get(uploadId) ?? 0) + bytes)
-        res.setHeader('etag', `"${uploadId}-${q.get('partNumber')}"`)
-        res.end()
-      } else if (req.method === 'POST' && uploadId) {
-        process.stdout.write(`complete ${key} ${received.get(uploadId) ?? 0}\n`)
-        received.delete(uploadId)
-        res.setHeader('content-type', 'application/xml')
-        res.end(xml(`<CompleteMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key}</Key><ETag>"${uploadId}"</ETag></CompleteMultipartUploadResult>`))
-      } else if (req.method === 'DELETE' && uploadId) {
-        received.delete(uploadId)
-        res.statusCode = 204
-        res.end()
-      } else if (req.method === 'PUT') {
-        process.stdout.write(`complete ${key} ${bytes}\n`)
-        res.setHeader('etag', '"single"')
-        res.end()
-      } else {
-        res.statusCode = 501
-        res.setHeader('content-type', 'application/xml')
-        res.end(xml(`<Error><Code>NotImplemented</Code><Message>${req.method} ${url.search}</Message></Error>`))
-      }
+      const a = answer(req.method ?? '', req.url ?? '/', bytes)
+      res.statusCode = a.status
+      if (a.etag) res.setHeader('etag', a.etag)
+      if (a.xml) res.setHeader('content-type', 'application/xml')
+      res.end(a.xml)
     })
-  })
-  server.listen(0, '127.0.0.1', () => {
-    process.stdout.write(`listening ${(server.address() as { port: number }).port}\n`)
-  })
+  }))
+}
+
+/**
+ * The same stub with the least work per byte: it reads each connection 1 MiB
+ * at a time into one buffer and parses only a request's head. node:http's
+ * 64 KiB reads cost the stub 1.2-1.5 CPU-s per 2 GiB, taken from the 2 cores
+ * the client runs on; a real S3 runs elsewhere. net.Server has no `onread`
+ * option, so each accepted handle moves to a socket that has one.
+ */
+function sink () {
+  const answer = stubAnswerer()
+  const buffer = Buffer.allocUnsafe(MiB)
+  listening(createNetServer({ pauseOnConnect: true }, (accepted) => {
+    const internal = accepted as unknown as { _handle: unknown }
+    const handle = internal._handle
+    internal._handle = null
+    let head = Buffer.alloc(0)
+    let request = { method: '', target: '', left: -1, bytes: 0 }
+    const onread = { buffer, callback: (n: number) => { consume(buffer.subarray(0, n)); return true } }
+    const socket = new Socket({ handle, onread } as SocketConstructorOpts)
+    const consume = (data: Buffer) => {
+      while (data.length > 0 || request.left === 0) {
+        if (request.left < 0) {
+          const scan = head.length ? Buffer.concat([head, data]) : data
+          const end = scan.indexOf('\r\n\r\n')
+          if (end < 0) {
+            // The buffer is read into again: keep a copy of the partial head.
+            head = Buffer.from(scan)
+            if (head.length > 64 * 1024) socket.destroy()
+            return
+          }
+          const [line = '', ...fields] = scan.subarray(0, end).toString('latin1').split('\r\n')
+          const [method = '', target = '/'] = line.split(' ')
+          const length = fields.find((f) => /^content-length:/i.test(f))?.split(':')[1]
+          request = { method, target, left: Number(length ?? 0), bytes: 0 }
+          // The SDK asks before a large body, and waits up to a second for this.
+          if (fields.some((f) => /^expect:\s*100-continue/i.test(f))) socket.write('HTTP/1.1 100 Continue\r\n\r\n')
+          data = scan.subarray(end + 4)
+          head = Buffer.alloc(0)
+        } else if (request.left > 0) {
+          const take = Math.min(request.left, data.length)
+          request.left -= take
+          request.bytes += take
+          data = data.subarray(take)
+        } else {
+          const a = answer(request.method, request.target, request.bytes)
+          const body = a.xml ?? ''
+          socket.write(`HTTP/1.1 ${a.status} ${a.status === 200 ? 'OK' : 'Other'}\r\n${a.etag ? `etag: ${a.etag}\r\n` : ''}` +
+            `${a.xml ? 'content-type: application/xml\r\n' : ''}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+          request = { method: '', target: '', left: -1, bytes: 0 }
+        }
+      }
+    }
+    socket.on('error', () => socket.destroy())
+    socket.resume()
+  }))
 }
 
 if (process.argv[2] === '--child') {
@@ -164,6 +230,8 @@ if (process.argv[2] === '--child') {
   process.exit(0)
 } else if (process.argv[2] === '--stub') {
   stub()
+} else if (process.argv[2] === '--sink') {
+  sink()
 } else {
   await main()
 }
@@ -180,10 +248,10 @@ async function main () {
   const SIZE = Number(process.env.BENCH_SIZE_MIB ?? 2048) * MiB
   const list = (name: string, fallback: string) => (process.env[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean)
   const LOCAL_READS = list('BENCH_LOCAL', '0,1024').map(Number)
-  const S3_VARIANTS: S3Opts[] = list('BENCH_S3', 's3rver:8x3,stub:8x3,stub:8x4').map((s) => {
-    const m = /^(s3rver|stub):(\d+)x(\d+)$/.exec(s)
-    if (!m) throw new Error(`BENCH_S3: "${s}" is not <s3rver|stub>:<partMiB>x<queueSize>`)
-    return { server: m[1] as 's3rver' | 'stub', partMiB: Number(m[2]), queue: Number(m[3]) }
+  const S3_VARIANTS: S3Opts[] = list('BENCH_S3', 's3rver:8x2,stub:8x2,sink:8x2').map((s) => {
+    const m = /^(s3rver|stub|sink):(\d+)x(\d+)$/.exec(s)
+    if (!m) throw new Error(`BENCH_S3: "${s}" is not <s3rver|stub|sink>:<partMiB>x<queueSize>`)
+    return { server: m[1] as S3Opts['server'], partMiB: Number(m[2]), queue: Number(m[3]) }
   })
   // The source, a copy in the store, s3rver's parts and the object it
   // assembles from them (it keeps the parts until the object is written).
@@ -235,11 +303,11 @@ async function main () {
 
   const work = await mkdtemp(join(tmpdir(), 'cosa-bench-publish-'))
   let s3: Awaited<ReturnType<typeof startS3Process>> | undefined
-  let stubProcess: ReturnType<typeof execa> | undefined
+  const stubProcesses: Array<ReturnType<typeof execa>> = []
   let cleaned: Promise<void> | undefined
   const cleanup = () => (cleaned ??= (async () => {
-    stubProcess?.kill()
-    await stubProcess?.catch(() => {})
+    for (const proc of stubProcesses) proc.kill()
+    for (const proc of stubProcesses) await proc.catch(() => {})
     await s3?.close().catch((err: unknown) => console.error('s3rver close:', err))
     await rm(work, { recursive: true, force: true })
   })())
@@ -290,8 +358,10 @@ async function main () {
         }
       }
     }
-    if (S3_VARIANTS.some((v) => v.server === 'stub')) {
-      const proc = stubProcess = execa(process.execPath, ['--import', 'tsx', THIS, '--stub'], { cwd: ROOT, buffer: false })
+    for (const kind of ['stub', 'sink'] as const) {
+      if (!S3_VARIANTS.some((v) => v.server === kind)) continue
+      const proc = execa(process.execPath, ['--import', 'tsx', THIS, `--${kind}`], { cwd: ROOT, buffer: false })
+      stubProcesses.push(proc)
       let out = ''
       proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
       const port = await new Promise<string>((resolve, reject) => {
@@ -301,12 +371,12 @@ async function main () {
         }, 20)
         proc.catch((err: unknown) => { clearInterval(timer); reject(err as Error) })
       })
-      servers.stub = {
+      servers[kind] = {
         endpoint: `http://127.0.0.1:${port}`,
         pid: proc.pid,
         after: async (key) => {
           const m = new RegExp(`complete ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (\\d+)`).exec(out)
-          if (Number(m?.[1]) !== SIZE) throw new Error(`the stub took ${m?.[1] ?? 'no'} bytes for ${key}, not ${SIZE}`)
+          if (Number(m?.[1]) !== SIZE) throw new Error(`the ${kind} took ${m?.[1] ?? 'no'} bytes for ${key}, not ${SIZE}`)
         }
       }
     }
@@ -352,7 +422,7 @@ async function main () {
       ...LOCAL_READS.map((hwmKiB) => ({ name: `LocalStore.putFile, hard link${reads(hwmKiB)}`, run: localRun(false, hwmKiB) })),
       ...LOCAL_READS.map((hwmKiB) => ({ name: `LocalStore.putFile, copy + fsync${reads(hwmKiB)}`, run: localRun(true, hwmKiB) })),
       ...S3_VARIANTS.map((v) => ({
-        name: `S3Store.putFile → ${v.server === 'stub' ? 'discarding stub' : 's3rver'}, ${v.partMiB} MiB × ${v.queue}`,
+        name: `S3Store.putFile → ${{ s3rver: 's3rver', stub: 'discarding stub', sink: 'discarding stub, 1 MiB reads' }[v.server]}, ${v.partMiB} MiB × ${v.queue}`,
         run: async (n: number): Promise<Sample> => {
           const server = servers[v.server]!
           const key = `${KEY}.${n}`

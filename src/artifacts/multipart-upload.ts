@@ -1,4 +1,3 @@
-import { createHash, type Hash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
 import {
@@ -7,13 +6,15 @@ import {
 } from '@aws-sdk/client-s3'
 import type { Expected } from './artifact-store.js'
 import { mismatch } from './integrity.js'
+import type { Sha256Stream, Sha256Thread } from './sha256-thread.js'
 
 // One file to one S3 object at the speed of hashing it (docs/benchmarks.md):
 // every byte is read once into a reused part buffer and goes once through
-// sha256 (the whole file's, checked against meta.json) and once through CRC32
-// (the part's, which the server checks, so that the signature need not hash
-// the body again). A per-part sha256 as the part's checksum would be a second
-// sha256 pass: the whole file's digest cannot be made from the parts'.
+// sha256 (the whole file's, checked against meta.json, on a thread of its
+// own) and once through CRC32 (the part's, on the main thread, which the
+// server checks, so that the signature need not hash the body again). A
+// per-part sha256 as the part's checksum would be a second sha256 pass: the
+// whole file's digest cannot be made from the parts'.
 
 const MiB = 1024 * 1024
 /** S3's limit on the parts of one upload. */
@@ -38,7 +39,13 @@ export interface UploadTarget {
   queueSize: number
 }
 
-interface Part { buf: Buffer, length: number, crc: number }
+interface Part {
+  buf: Buffer
+  length: number
+  crc: number
+  /** Resolves once the sha256 thread no longer reads the buffer. */
+  hashed: Promise<void>
+}
 
 const crcHeader = (crc: number) => {
   const b = Buffer.alloc(4)
@@ -46,7 +53,11 @@ const crcHeader = (crc: number) => {
   return b.toString('base64')
 }
 
-/** The part buffers of one upload: allocated up to `max`, then each reused once its request has settled. */
+/**
+ * The part buffers of one upload: allocated up to `max`, then each reused once
+ * its request has settled and it is hashed. Shared memory, which the sha256
+ * thread reads in place.
+ */
 class PartBuffers {
   readonly #free: Buffer[] = []
   readonly #waiting: Array<(b: Buffer) => void> = []
@@ -58,8 +69,7 @@ class PartBuffers {
     if (free) return free
     if (this.#made < this.max) {
       this.#made++
-      // Not from the shared pool: a part buffer lives as long as the upload.
-      return Buffer.allocUnsafeSlow(this.size)
+      return Buffer.from(new SharedArrayBuffer(this.size))
     }
     return await new Promise((resolve) => this.#waiting.push(resolve))
   }
@@ -72,10 +82,11 @@ class PartBuffers {
 }
 
 /**
- * The file's parts in order, each hashed into `hash` as it is read. The read
- * of the next piece runs on libuv's threads while this one is hashed.
+ * The file's parts in order, each given to `sha256` as it is read. The read of
+ * the next piece runs on libuv's threads while this one is CRC32'd here and
+ * sha256'd in the sha256 thread.
  */
-async function * fileParts (fh: FileHandle, buffers: PartBuffers, hash: Hash): AsyncGenerator<Part> {
+async function * fileParts (fh: FileHandle, buffers: PartBuffers, sha256: Sha256Stream): AsyncGenerator<Part> {
   const read = (buf: Buffer, offset: number, position: number) =>
     fh.read(buf, offset, Math.min(READ_BYTES, buf.length - offset), position).then((r) => r.bytesRead)
   let position = 0
@@ -83,6 +94,7 @@ async function * fileParts (fh: FileHandle, buffers: PartBuffers, hash: Hash): A
     const buf = await buffers.take()
     let filled = 0
     let crc = 0
+    let hashed = Promise.resolve()
     let reading = read(buf, 0, position)
     for (;;) {
       const n = await reading
@@ -91,7 +103,8 @@ async function * fileParts (fh: FileHandle, buffers: PartBuffers, hash: Hash): A
       filled += n
       position += n
       if (filled < buf.length) reading = read(buf, filled, position)
-      hash.update(piece)
+      // The thread hashes in order: the last piece's answer frees the whole buffer.
+      hashed = sha256.update(piece)
       crc = crc32(piece, crc)
       if (filled === buf.length) break
     }
@@ -99,7 +112,7 @@ async function * fileParts (fh: FileHandle, buffers: PartBuffers, hash: Hash): A
       buffers.give(buf)
       return
     }
-    yield { buf, length: filled, crc }
+    yield { buf, length: filled, crc, hashed }
     if (filled < buf.length) return
   }
 }
@@ -116,8 +129,9 @@ export class FileUpload {
   readonly #inFlight = new Set<Promise<void>>()
   #failure: { err: unknown } | undefined
   #buffers: PartBuffers | undefined
+  #sha256: Sha256Stream | undefined
 
-  constructor (private readonly target: UploadTarget) {}
+  constructor (private readonly target: UploadTarget, private readonly hashing: Sha256Thread) {}
 
   async run (path: string, what: string, expected: Expected): Promise<{ size: number, sha256: string }> {
     const fh = await open(path, 'r')
@@ -126,13 +140,13 @@ export class FileUpload {
       const partSize = Math.max(this.target.partSize, Math.ceil(statSize / MAX_PARTS / MiB) * MiB)
       // The parts in flight and the one being read.
       this.#buffers = new PartBuffers(partSize, this.target.queueSize + 1)
-      const hash = createHash('sha256')
+      const sha256 = this.#sha256 = this.hashing.open()
       // The part that reaches the size the file had at open is held back
       // until the end: the last one, unless the file grew.
       let held: Part | undefined
       let number = 0
       let size = 0
-      for await (const part of fileParts(fh, this.#buffers, hash)) {
+      for await (const part of fileParts(fh, this.#buffers, sha256)) {
         this.#throwIfFailed()
         if (held) this.#send(++number, held)
         held = undefined
@@ -140,12 +154,13 @@ export class FileUpload {
         if (size < statSize) this.#send(++number, part)
         else held = part
       }
-      const sha256 = hash.digest('hex')
-      const wrong = mismatch(what, expected, size, sha256)
+      const digest = await sha256.digest()
+      this.#sha256 = undefined
+      const wrong = mismatch(what, expected, size, digest)
       if (wrong) throw wrong
       if (number === 0) await this.#putWhole(held)
       else await this.#complete(number, held)
-      return { size, sha256 }
+      return { size, sha256: digest }
     } finally {
       await fh.close()
     }
@@ -153,6 +168,7 @@ export class FileUpload {
 
   /** Ends a multipart upload after run() failed: the abort's own failure, if any (parts may be left). */
   async abort (): Promise<unknown> {
+    this.#sha256?.discard()
     // A part still in flight could land after the abort and be kept.
     await Promise.allSettled(this.#inFlight)
     if (!this.#uploadId) return undefined
@@ -172,6 +188,7 @@ export class FileUpload {
 
   #throwIfFailed () {
     if (this.#failure) throw this.#failure.err
+    if (this.#sha256?.error) throw this.#sha256.error
   }
 
   #created () {
@@ -199,7 +216,7 @@ export class FileUpload {
       this.#failure ??= { err }
     }).finally(() => {
       this.#inFlight.delete(request)
-      this.#buffers!.give(part.buf)
+      void part.hashed.then(() => this.#buffers!.give(part.buf))
     })
     this.#inFlight.add(request)
   }

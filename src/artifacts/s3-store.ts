@@ -7,6 +7,7 @@ import {
   IntegrityError, type ArtifactStore, type ByteRange, type Expected, type ObjectBody, type PutResult, type StoredObject
 } from './artifact-store.js'
 import { FileUpload } from './multipart-upload.js'
+import { Sha256Thread } from './sha256-thread.js'
 
 export interface S3StoreOptions {
   endpoint?: string
@@ -18,7 +19,7 @@ export interface S3StoreOptions {
   /** Absent: the SDK's default chain (environment, profile, instance role). */
   credentials?: { accessKeyId: string, secretAccessKey: string }
   partSizeBytes?: number
-  /** Parts of one upload in flight at most (3). */
+  /** Parts of one upload in flight at most (2). */
   queueSize?: number
   requestTimeoutMs?: number
 }
@@ -72,6 +73,7 @@ export class S3Store implements ArtifactStore {
   private readonly prefix: string
   private readonly partSize: number
   private readonly queueSize: number
+  private readonly hashing = new Sha256Thread()
 
   constructor (opts: S3StoreOptions) {
     if (opts.prefix.startsWith('/') || opts.prefix.endsWith('/')) {
@@ -79,9 +81,10 @@ export class S3Store implements ArtifactStore {
     }
     this.partSize = opts.partSizeBytes ?? 8 * MiB
     if (this.partSize < 5 * MiB) throw new Error('S3 part size must be at least 5 MiB (the S3 minimum)')
-    // Each part in flight holds a part-sized buffer: 3 of 8 MiB keep a 2 GiB
-    // upload under 150 MiB RSS; on loopback 2 or 4 were no faster (docs/benchmarks.md).
-    this.queueSize = opts.queueSize ?? 3
+    // Each part in flight holds a part-sized buffer, and one more is read:
+    // 2 in flight of 8 MiB keep a 2 GiB upload under 150 MiB RSS with the
+    // sha256 thread's ~10 MiB, 3 did not (docs/benchmarks.md).
+    this.queueSize = opts.queueSize ?? 2
     this.bucket = opts.bucket
     this.prefix = opts.prefix
     const timeout = opts.requestTimeoutMs ?? 60_000
@@ -94,6 +97,10 @@ export class S3Store implements ArtifactStore {
       // which s3rver stores verbatim and some S3-compatible servers refuse.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // The SDK sends a body over 2 MiB with "Expect: 100-continue" on a new
+      // connection it never reuses: a TCP (and TLS) handshake and a round
+      // trip for every part. A rejected part costs one part's bytes instead.
+      expectContinueHeader: false,
       maxAttempts: 3,
       // Options, not an instance: the SDK builds its own NodeHttpHandler, so we
       // need no direct dependency on @smithy/node-http-handler. Without
@@ -126,7 +133,7 @@ export class S3Store implements ArtifactStore {
     const upload = new FileUpload({
       client: this.client, bucket: this.bucket, key: this.key(key), contentType, cacheControl: ARTIFACT_CACHE,
       partSize: this.partSize, queueSize: this.queueSize
-    })
+    }, this.hashing)
     try {
       return { ...await upload.run(path, key, expected), linked: false }
     } catch (err) {
@@ -227,4 +234,13 @@ export class S3Store implements ArtifactStore {
   }
 
   async freeBytes (): Promise<number | undefined> { return undefined }
+
+  /**
+   * Ends the sha256 thread and the client's connections. Not needed for the
+   * process to exit: an idle thread does not keep it alive.
+   */
+  async close (): Promise<void> {
+    await this.hashing.close()
+    this.client.destroy()
+  }
 }

@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
-import { createServer, type Server, type Socket } from 'node:net'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Worker } from 'node:worker_threads'
 import { crc32 } from 'node:zlib'
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
 import t, { type Test } from 'tap'
@@ -182,6 +183,31 @@ t.test('each part goes with a CRC32 of its bytes and UNSIGNED-PAYLOAD: the signe
   t.same(await s.getBytes('big'), big, 's3rver took the unsigned parts')
 })
 
+t.test('the parts go over kept-alive connections, without Expect: 100-continue', async (t) => {
+  // A forwarder to s3rver that counts the connections the store opens.
+  let connections = 0
+  const forwarder = createServer((client) => {
+    connections++
+    const upstream = createConnection({ host: '127.0.0.1', port: Number(new URL(s3.endpoint).port) })
+    client.pipe(upstream).pipe(client)
+    const end = () => { client.destroy(); upstream.destroy() }
+    client.on('error', end).on('close', end)
+    upstream.on('error', end).on('close', end)
+  })
+  const port = await listen(forwarder)
+  t.teardown(() => new Promise((resolve) => forwarder.close(resolve)))
+  const s = store('keepalive', `http://127.0.0.1:${port}`)
+  t.teardown(() => s.close())
+  const sent = record(s)
+  await s.putFile('a', bigPath, { sha256: sha256(big), size: big.length }, 'x/y')
+  await s.putFile('b', bigPath, { sha256: sha256(big), size: big.length }, 'x/y')
+  const parts = sent.filter((x) => x.command === 'UploadPartCommand')
+  t.equal(parts.length, 6)
+  t.ok(parts.every((p) => p.headers.Expect === undefined && p.headers.expect === undefined), 'no part asks to continue')
+  // 2 parts in flight and the create/complete beside them; a connection per part would be 6 more.
+  t.ok(connections <= 3, `${connections} connections for 10 requests`)
+})
+
 t.test('a file of exactly two parts, and an empty file', async (t) => {
   const s = store('exact')
   const sent = record(s)
@@ -237,6 +263,37 @@ t.test('a part that cannot be sent fails the upload and aborts it', async (t) =>
   t.ok(parts.every((p) => p.settledAt! < aborts[0]!.sentAt), 'no part attempt was still open when the abort went out')
   t.equal(sent.filter((x) => x.command === 'CompleteMultipartUploadCommand').length, 0)
   t.same(await list('cut/'), [], 'nothing listed')
+})
+
+t.test('a sha256 thread that dies mid-upload fails it: aborted after the parts settle, nothing visible, the next upload works', async (t) => {
+  const s = store('dies')
+  const sent = record(s)
+  const hashing = (s as unknown as { hashing: { current?: { worker: Worker } } }).hashing
+  let killed = false
+  ;(s as unknown as { client: S3Client }).client.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName === 'UploadPartCommand' && !killed) {
+      killed = true
+      await hashing.current!.worker.terminate()
+    }
+    return next(args)
+  }, { step: 'initialize', name: 'testKillThread' })
+  await t.rejects(s.putFile('disk', bigPath, { sha256: sha256(big), size: big.length }, 'x/y'),
+    { message: /^S3 upload to s3:\/\/cosa-builds\/dies\/disk failed: .*the sha256 thread exited/ })
+  const parts = sent.filter((x) => x.command === 'UploadPartCommand')
+  const aborts = sent.filter((x) => x.command === 'AbortMultipartUploadCommand')
+  t.ok(parts.length >= 1 && parts.length <= 2, `${parts.length} parts sent, never the last`)
+  t.equal(aborts.length, 1)
+  t.ok(parts.every((p) => p.settledAt! < aborts[0]!.sentAt), 'the abort went out after every part had settled')
+  t.equal(sent.filter((x) => x.command === 'CompleteMultipartUploadCommand').length, 0)
+  t.same(await list('dies/'), [], 'nothing listed')
+
+  const again = store('dies')
+  t.same(await again.putFile('disk', bigPath, { sha256: sha256(big), size: big.length }, 'x/y'), { size: big.length, sha256: sha256(big), linked: false })
+  t.same(await s.putFile('disk2', bigPath, { sha256: sha256(big), size: big.length }, 'x/y').then((r) => r.sha256), sha256(big),
+    'the store that lost its thread started another')
+  await s.close()
+  t.equal(hashing.current, undefined, 'close() ended the thread')
+  await again.close()
 })
 
 t.test('a wrong size rejects, even with the right sha256', async (t) => {
