@@ -77,4 +77,6 @@ export interface ArtifactStore {
   deletePrefix(prefix: string): Promise<void>
   /** Free bytes where the store writes, or undefined when that has no meaning (S3). */
   freeBytes(): Promise<number | undefined>
+  /** Lets go of what the store holds (threads, connections); called once, when the service stops. */
+  close?(): Promise<void>
 }
