@@ -83,8 +83,8 @@ t.test('a job that outlives the stream\'s timeout is stopped and the build fails
   t.equal(h.fake.jobs.size, 0)
 })
 
-t.test('the engine dies mid-build and comes back: the build fails `infrastructure`, not the build\'s fault', async (t) => {
-  const h = await runnerHarness(t)
+/** Runs a build whose engine stops answering while it prints, then answers again. */
+async function engineDiesMidBuild (h: Awaited<ReturnType<typeof runnerHarness>>) {
   h.fake.program = forever
   const claimed = await h.claim()
   const running = h.runner.run(claimed, h.fake)
@@ -93,6 +93,12 @@ t.test('the engine dies mid-build and comes back: the build fails `infrastructur
   await new Promise((resolve) => setTimeout(resolve, 400))
   h.fake.restore()
   await running
+  return claimed
+}
+
+t.test('the engine dies mid-build and comes back: the build fails `infrastructure`, not the build\'s fault', async (t) => {
+  const h = await runnerHarness(t)
+  const claimed = await engineDiesMidBuild(h)
   const done = await h.build(claimed.id)
   t.match(done, { state: 'failed', reason: 'infrastructure', exitCode: 143 }, done.message ?? '')
   t.match(await h.log(claimed.id), /stopped answering during the build/)
@@ -100,14 +106,7 @@ t.test('the engine dies mid-build and comes back: the build fails `infrastructur
 
 t.test('with a retry allowed, the attempt the engine killed is recorded and the next one, run again, succeeds', async (t) => {
   const h = await runnerHarness(t, { infrastructureRetries: 1 })
-  h.fake.program = forever
-  const claimed = await h.claim()
-  const running = h.runner.run(claimed, h.fake)
-  await h.until('the job to print', async () => /working/.test(await h.log(claimed.id)))
-  h.fake.crash()
-  await new Promise((resolve) => setTimeout(resolve, 400))
-  h.fake.restore()
-  await running
+  const claimed = await engineDiesMidBuild(h)
   const requeued = await h.build(claimed.id)
   t.match(requeued, { state: 'queued', attempts: [{ engine: 'fake', state: 'failed', reason: 'infrastructure' }] })
   t.equal(h.fake.jobs.size, 0, 'the failed attempt\'s job is removed')

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { DEFAULT_RECIPE } from '../../src/cosa/recipe.js'
 import { startEngine } from '../engine.js'
 import { configRepo, register, requireDocker, startApp, submit, type TestApp } from '../helpers.js'
@@ -31,20 +31,25 @@ async function until (h: TestApp, id: string, ok: (build: any) => boolean, ms = 
   }
 }
 
+/** An app on these engines (by name) and a build of SLOW on it, once its pause has begun. */
+async function slowBuildOn (t: Test, engines: Record<string, { socketPath: string }>, builds: Record<string, unknown>) {
+  const h = await startApp(t, {
+    engines: Object.entries(engines).map(([name, e]) => ({ name, host: `unix://${e.socketPath}` })),
+    docker: { callTimeoutMs: 5000 },
+    builds
+  })
+  const repo = await configRepo(t)
+  await register(h, 's', { config: { url: repo.url, ref: 'main' }, recipe: SLOW })
+  const build = await submit(h, 's')
+  await waitForLog(h, build.id, '==> cosa shell')
+  return { h, build }
+}
+
 t.test('the engine running a build stops: the attempt ends infrastructure and the retry succeeds on the other engine', async (t) => {
   if (!await requireDocker(t)) return
   const first = await startEngine(t)
   const second = await startEngine(t)
-  const h = await startApp(t, {
-    engines: [{ name: 'first', host: `unix://${first.socketPath}` }, { name: 'second', host: `unix://${second.socketPath}` }],
-    docker: { callTimeoutMs: 5000 },
-    builds: { maxConcurrent: 2 }
-  })
-  const repo = await configRepo(t)
-  await register(h, 's', { config: { url: repo.url, ref: 'main' }, recipe: SLOW })
-
-  const build = await submit(h, 's')
-  await waitForLog(h, build.id, '==> cosa shell')
+  const { h, build } = await slowBuildOn(t, { first, second }, { maxConcurrent: 2 })
   const running = (await h.app.inject({ url: `/v1/builds/${build.id}` })).json()
   t.match(running, { state: 'running', engine: 'first' }, 'both engines idle: the first by name')
   const stoppedAt = Date.now()
@@ -87,15 +92,7 @@ t.test('the engine running a build stops: the attempt ends infrastructure and th
 t.test('with infrastructureRetries 0 the first infrastructure failure is the build\'s', async (t) => {
   if (!await requireDocker(t)) return
   const only = await startEngine(t)
-  const h = await startApp(t, {
-    engines: [{ name: 'only', host: `unix://${only.socketPath}` }],
-    docker: { callTimeoutMs: 5000 },
-    builds: { infrastructureRetries: 0 }
-  })
-  const repo = await configRepo(t)
-  await register(h, 's', { config: { url: repo.url, ref: 'main' }, recipe: SLOW })
-  const build = await submit(h, 's')
-  await waitForLog(h, build.id, '==> cosa shell')
+  const { h, build } = await slowBuildOn(t, { only }, { infrastructureRetries: 0 })
   const stoppedAt = Date.now()
   await only.stop()
   const done = await h.waitFor(build.id, FINAL, 120_000)
