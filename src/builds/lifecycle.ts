@@ -6,6 +6,7 @@ import { canMove, isTerminal, type BuildState, type FailureReason } from './buil
 import { HeldLeases } from './held-leases.js'
 import type { ArchRun, Build, BuildResult } from './model.js'
 import { endedAttempt, shouldRetry } from './retry-policy.js'
+import { closedArches } from './run/arches.js'
 
 // The one writer of a build's state and phase. Every move is checked against
 // the transition table (build-state.ts) and written as a conditional update
@@ -160,7 +161,9 @@ export class BuildLifecycle {
     const attempts = [...earlier, endedAttempt(stored, final, at)]
     const cancelRequested = stored.cancelRequestedAt !== undefined
     if (shouldRetry({ final, earlier: earlier.length, cancelRequested, allowed: this.#infrastructureRetries })) return this.#retry(stored, attempts)
-    return this.#finishFrom(stored, 'running', final, { attempts }, at)
+    // A multi-arch build ended by someone other than its arch sequence (the reconciler) closes its record here.
+    const arches = final.arches ?? (stored.arches && closedArches(stored.arches, stored.arch, final, at, stored.stream))
+    return this.#finishFrom(stored, 'running', { ...final, arches }, { attempts }, at)
   }
 
   /** The attempt failed for infrastructure: the build waits for its turn again, its attempt recorded. */

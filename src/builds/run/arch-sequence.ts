@@ -3,7 +3,7 @@ import type { Executor } from '../../executor/executor.js'
 import { failed, type Final } from '../lifecycle.js'
 import type { ArchRun, Build, BuildResult } from '../model.js'
 import { moveToArch } from './arch-placement.js'
-import { archEnded, archIs, archRequest, inLayout, nextStep } from './arches.js'
+import { archEnded, archIs, archRequest, closedArches, inLayout, nextStep } from './arches.js'
 import { isFinal, type RunContext } from './context.js'
 
 // What the runner does when an arch of a multi-arch build has ended: the
@@ -68,8 +68,7 @@ async function buildEnd (ctx: RunContext, runs: ArchRun[], final: Final): Promis
     const outcome = primary.state === 'succeeded' ? 'built' : 'unchanged'
     if (meta) await store.builds.recordResult(build.id, { outcome, result: primary.result, metaJson: meta.toString('utf8') })
   }
-  const arches = runs.map((r) => r.state === 'pending' || r.state === 'waiting' ? { ...r, state: 'skipped' as const, waitingFor: undefined } : r)
-  return { ...final, arches }
+  return { ...final, arches: closedArches(runs, undefined, final, ctx.deps.now().toISOString(), build.stream) }
 }
 
 /** What the store has of build `id` for `arch`, when its builds.json lists that arch. */

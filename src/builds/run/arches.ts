@@ -49,6 +49,17 @@ export function archEnded (runs: readonly ArchRun[], arch: string, final: Final,
       })
 }
 
+/**
+ * The record as the build ends: the arch that ran (`arch`, else the one
+ * recorded running), when it had not ended yet (the reconciler ends builds
+ * whose job vanished), ended as `final`; the arches that never ran `skipped`.
+ */
+export function closedArches (runs: readonly ArchRun[], arch: string | undefined, final: Final, at: string, stream: string): ArchRun[] {
+  const current = runs.find((r) => arch === undefined ? r.state === 'running' : r.arch === arch)
+  const ended = current && !ENDED.has(current.state) && current.state !== 'pending' ? archEnded(runs, current.arch, final, at, stream) : runs
+  return ended.map((r) => r.state === 'pending' || r.state === 'waiting' ? { ...r, state: 'skipped' as const, waitingFor: undefined } : r)
+}
+
 /** A secondary arch's artifacts, downloaded in cosa's layout (the build's artifact route serves the primary's). */
 export function inLayout (result: BuildResult, stream: string): BuildResult {
   return { ...result, artifacts: result.artifacts.map((a) => ({ ...a, url: `/v1/streams/${stream}/${a.path}` })) }

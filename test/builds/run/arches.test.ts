@@ -2,7 +2,7 @@ import { readFile, rm, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { ArchRun } from '../../../src/builds/model.js'
-import { archEnded, nextStep, secondaryArch } from '../../../src/builds/run/arches.js'
+import { archEnded, closedArches, nextStep, secondaryArch } from '../../../src/builds/run/arches.js'
 import type { Program } from '../../executor/fake-executor.js'
 import { runnerHarness } from '../runner-harness.js'
 
@@ -124,6 +124,29 @@ t.test('a failing arch fails the build, named; what the primary published stays'
   })
   t.same((await h.publisher.readBuildsJson('s'))?.builds.map((b) => [b.id, b.arches]), [['1.0', ['x86_64']]], 'x86_64 stays published')
   t.equal(arm.jobs.size, 0, 'the failed job is removed')
+})
+
+t.test('a build ended from outside its arch sequence (the reconciler: its job vanished) closes its arches record', async (t) => {
+  const runs: ArchRun[] = [{ arch: 'x86_64', state: 'succeeded' }, { arch: 'aarch64', state: 'running' }, { arch: 's390x', state: 'pending' }]
+  const lost = { state: 'failed' as const, reason: 'lost' as const, message: 'the build container disappeared' }
+  t.match(closedArches(runs, 'aarch64', lost, 'at', 's'), [
+    { state: 'succeeded' }, { state: 'failed', reason: 'lost', finishedAt: 'at' }, { state: 'skipped' }
+  ], 'the running arch ends as the build, the pending one is skipped')
+
+  const { h, x86 } = await multiArch(t)
+  let release = () => {}
+  x86.program = async () => new Promise((resolve) => { release = () => resolve({ exitCode: 0 }) })
+  const claimed = await h.claim()
+  const running = h.runner.run(claimed, x86)
+  await h.until('the primary to run', async () => (await h.build(claimed.id)).arches?.[0]?.state === 'running')
+  // As the reconciler does when the job is gone: the lifecycle alone, without the record.
+  await h.lifecycle.finish(await h.build(claimed.id), lost)
+  t.match(await h.build(claimed.id), {
+    state: 'failed', reason: 'lost', arches: [{ arch: 'x86_64', state: 'failed', reason: 'lost' }, { arch: 'aarch64', state: 'skipped' }]
+  })
+  release()
+  await running
+  t.match(await h.build(claimed.id), { state: 'failed', reason: 'lost' }, 'the supervisor, too late, changes nothing')
 })
 
 t.test('a restart between two arches goes on with the next, from the arches record', async (t) => {
