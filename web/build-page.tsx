@@ -2,7 +2,7 @@ import { Fragment, type ComponentChildren } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { getJson, postJson, request, type Access, type Build } from './api.js'
 import { ApiLink, ErrorNote, Layout, StateBadge, Time, useNow } from './components.js'
-import { bytes, duration, headline, isFinished, waitingText } from './format.js'
+import { archText, attemptText, bytes, duration, headline, isFinished, waitingText } from './format.js'
 import { subscribe, type BuildEvent, type LiveStatus } from './live-source.js'
 import { LogPanel } from './log-panel.js'
 import { timeline } from './timeline.js'
@@ -92,6 +92,40 @@ function Artifacts ({ build }: { build: Build }) {
   )
 }
 
+/** A multi-arch build's arches, the primary first; another arch's files are in cosa's layout. */
+function Arches ({ build, now }: { build: Build, now: number }) {
+  if (build.arches === undefined) return null
+  return (
+    <section aria-labelledby="arches">
+      <h2 id="arches">Arches</h2>
+      <ul class="arches">
+        {build.arches.map((run, i) => (
+          <li key={run.arch} data-arch={run.arch} class={run.state}>
+            <code>{run.arch}</code>{i === 0 ? ' (primary) ' : ' '}{archText(run, now)}
+            {i > 0 && (run.result?.artifacts ?? []).map((a) => (
+              <span key={a.name}> · {a.url === undefined ? a.name : <ApiLink path={a.url} filename={a.path.split('/').pop()}>{a.name}</ApiLink>}</span>
+            ))}
+          </li>
+        ))}
+      </ul>
+    </section>
+  )
+}
+
+/** A retried build's attempts that ended (the one running now is the build itself). */
+function Attempts ({ build }: { build: Build }) {
+  const attempts = build.attempts ?? []
+  if (attempts.length < 2 && !(attempts.length === 1 && !isFinished(build))) return null
+  return (
+    <section aria-labelledby="attempts">
+      <h2 id="attempts">Attempts</h2>
+      <ol class="attempts">
+        {attempts.map((a) => <li key={a.endedAt}>{attemptText(a)}</li>)}
+      </ol>
+    </section>
+  )
+}
+
 function Meta ({ build }: { build: Build }) {
   const [meta, setMeta] = useState<string>()
   if (build.result === undefined) return null
@@ -164,6 +198,8 @@ export function BuildPage ({ id, access }: { id: string, access: Access | undefi
       <Actions build={build} access={access} onBuild={setBuild} />
       <Facts build={build} now={now} />
       <Timeline events={events} now={now} />
+      <Attempts build={build} />
+      <Arches build={build} now={now} />
       <Artifacts build={build} />
       <Meta build={build} />
       <LogPanel build={build} />

@@ -66,3 +66,20 @@ export function waitingText (build: Build): string | undefined {
   const position = build.queuePosition === undefined ? '' : `#${build.queuePosition} in line`
   return [position, what === undefined ? '' : `waiting for ${what}`].filter(Boolean).join(', ')
 }
+
+type ArchRun = NonNullable<Build['arches']>[number]
+type Attempt = NonNullable<Build['attempts']>[number]
+
+/** One arch of a multi-arch build: "failed (exit_code) on arm, 43s: the build exited with code 2". */
+export function archText (run: ArchRun, now = Date.now()): string {
+  const state = run.state === 'waiting' && run.waitingFor ? `waiting for ${WAITING[run.waitingFor] ?? run.waitingFor}` : run.state
+  const took = run.startedAt === undefined ? undefined : duration((run.finishedAt === undefined ? now : Date.parse(run.finishedAt)) - Date.parse(run.startedAt))
+  return `${state}${run.reason ? ` (${run.reason})` : ''}${run.engine ? ` on ${run.engine}` : ''}${took ? `, ${took}` : ''}${run.message ? `: ${run.message}` : ''}`
+}
+
+/** An ended attempt of a retried build: "failed in build (infrastructure) on e1 after 29s: the engine stopped". */
+export function attemptText (a: Attempt): string {
+  const how = a.state === 'failed' ? `failed${a.failedStep ? ` in ${a.failedStep}` : ''} (${a.reason ?? 'unknown reason'})` : a.state
+  const took = a.startedAt === undefined ? '' : ` after ${duration(Date.parse(a.endedAt) - Date.parse(a.startedAt))}`
+  return `${how} on ${a.engine ?? 'no engine'}${took}${a.message ? `: ${a.message}` : ''}`
+}

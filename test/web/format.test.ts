@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Build } from '../../web/types.js'
-import { bytes, duration, headline, waitingText } from '../../web/format.js'
+import { archText, attemptText, bytes, duration, headline, waitingText } from '../../web/format.js'
 
 // How the dashboard words times, sizes and states (the pages themselves are
 // tested in a browser: test/http/dashboard.test.ts).
@@ -33,4 +33,17 @@ t.test('what a queued build waits for', async (t) => {
   t.equal(waitingText(build({ waitingFor: 'slot' })), 'waiting for a free build slot')
   t.equal(waitingText(build({ waitingFor: 'no_engine_for_arch' })), 'waiting for an engine of its arch')
   t.equal(waitingText(build({ state: 'running', queuePosition: 1 })), undefined)
+})
+
+t.test('a multi-arch build\'s arches and a retried build\'s attempts', async (t) => {
+  const now = Date.parse(at(200))
+  t.equal(archText({ arch: 'x86_64', state: 'succeeded', engine: 'local', startedAt: at(0), finishedAt: at(5) }, now), 'succeeded on local, 5s')
+  t.equal(archText({ arch: 'aarch64', state: 'running', engine: 'arm', startedAt: at(160) }, now), 'running on arm, 40s', 'a running arch counts up')
+  t.equal(archText({ arch: 's390x', state: 'waiting', waitingFor: 'no_engine_for_arch' }, now), 'waiting for an engine of its arch')
+  t.equal(archText({ arch: 'aarch64', state: 'failed', reason: 'exit_code', engine: 'arm', message: 'the build exited with code 2' }, now),
+    'failed (exit_code) on arm: the build exited with code 2')
+  t.equal(archText({ arch: 'ppc64le', state: 'skipped' }, now), 'skipped')
+  t.equal(attemptText({ engine: 'e1', startedAt: at(1), endedAt: at(30), state: 'failed', reason: 'infrastructure', failedStep: 'build', message: 'the engine stopped' }),
+    'failed in build (infrastructure) on e1 after 29s: the engine stopped')
+  t.equal(attemptText({ engine: 'e2', endedAt: at(60), state: 'succeeded' }), 'succeeded on e2')
 })
