@@ -96,8 +96,8 @@ export class Scheduler {
   async #pump () {
     const { store, lifecycle, runner, logger, maxConcurrent } = this.#deps
     while (!this.#stopped) {
-      const queued = await store.builds.buildsInState(['queued'])
-      if (!queued.length) {
+      const heads = await store.builds.queueHeads()
+      if (!heads.length) {
         this.#waiting.clear()
         return
       }
@@ -108,7 +108,7 @@ export class Scheduler {
         return
       }
       this.#held = undefined
-      const plan = await this.#plan(queued, await store.builds.buildsInState(['running']))
+      const plan = await this.#plan(heads, await store.builds.buildsInState(['running']))
       this.#waiting = plan.waiting
       if (!plan.start) return
       // Placed on what was known; the engine may have gone since. Once it
@@ -125,11 +125,11 @@ export class Scheduler {
   }
 
   /** The first build, oldest first, that an engine can take now; why the ones before it wait. */
-  async #plan (queued: Build[], running: Build[]): Promise<Plan> {
+  async #plan (queueHeads: Build[], running: Build[]): Promise<Plan> {
     const { store, engines, health, maxConcurrent, homeEngineWaitMs, now } = this.#deps
-    // The oldest queued build of each stream with nothing running (queued is oldest first).
-    const seen = new Set(running.map((b) => b.stream))
-    const heads = queued.filter((b) => !seen.has(b.stream) && seen.add(b.stream))
+    // The oldest queued build of each stream with nothing running.
+    const busy = new Set(running.map((b) => b.stream))
+    const heads = queueHeads.filter((b) => !busy.has(b.stream))
     const waiting = new Map<string, WaitingFor>()
     if (running.length >= maxConcurrent) {
       for (const b of heads) waiting.set(b.id, 'slot')

@@ -142,6 +142,12 @@ export class SqlBuildRepository implements BuildRepository {
       .map(toBuild)
   }
 
+  async queueHeads () {
+    // Grouped in the database: a long queue of one stream is one row here, not all of them parsed on every wake.
+    return (await this.#sql.all(`SELECT ${BUILD_COLUMNS} FROM builds WHERE seq IN
+      (SELECT MIN(seq) FROM builds WHERE state = 'queued' GROUP BY stream) ORDER BY seq`)).map(toBuild)
+  }
+
   async queueState (build: Build) {
     const row = (await this.#sql.get(`
       SELECT

@@ -103,6 +103,8 @@ export interface BuildRepository {
   getBuild(id: string): Promise<Build | undefined>
   listBuilds(query: BuildQuery): Promise<Build[]>
   buildsInState(states: BuildState[]): Promise<Build[]>
+  /** The oldest queued build of each stream, oldest first: the only ones that may start next (a stream's builds run in order). */
+  queueHeads(): Promise<Build[]>
   /**
    * Where a queued build stands. `streamBusy`: its stream has a build running
    * or an older one queued, which go first (one workdir, one writer). Then

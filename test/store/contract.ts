@@ -67,6 +67,7 @@ export function storeContract (t: Test, open: Open) {
     t.same(await state('b1'), { streamBusy: false, position: 3 }, 'b1: a2 and a3, older, go first once a1 is done')
     t.same(await state('d1'), { streamBusy: false, position: 6 })
     t.same(await state('a3'), { streamBusy: true, position: 2 }, 'a3: behind a2 in stream a')
+    t.same((await db.builds.queueHeads()).map((b) => b.id), ['a2', 'b1', 'c1', 'd1'], 'the head of each stream\'s queue, oldest first')
     const order = []
     for (let running = 'a1'; ;) {
       await db.builds.transition(running, ['running'], 'succeeded', {}, finished)
