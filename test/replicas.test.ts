@@ -8,13 +8,13 @@ import { api, sleep, tickRecipe, until } from './server-process.js'
 // Issue #14 §2: two replicas of the service (separate processes) on one
 // PostgreSQL and one S3 (s3rver), sharing the Docker engine and one data
 // directory (the workdirs are still local paths). Builds submitted to either
-// run once. The replica supervising running builds is SIGKILLed: the other
+// run once. The replica supervising five running builds is SIGKILLed: the other
 // takes them over when their leases expire and they end `succeeded`, one
 // container each, one builds.json entry each, each log line once. Then a
 // replica is SIGSTOPped past its leases and resumed: it writes nothing more
 // for the builds it lost.
 
-const BUILDS = 4
+const BUILDS = 5
 const TICKS = 20
 const LEASE_SECONDS = 3
 
@@ -23,7 +23,6 @@ t.test('two replicas: one run per build, takeover after SIGKILL, a paused replic
   const cluster = await startCluster(t, { maxConcurrent: BUILDS, leaseSeconds: LEASE_SECONDS })
   const { db, replicas, start } = cluster
   await start('replica-a')
-  await start('replica-b')
   const owner = await cluster.owner()
   // At most one container per build, at every observation of the whole test.
   const sampler = sampleContainers(t, owner)
@@ -45,10 +44,12 @@ t.test('two replicas: one run per build, takeover after SIGKILL, a paused replic
     const [victim, builds] = [...byOwner].sort((x, y) => y[1].length - x[1].length)[0]!
     return { victim, builds, held, spread: [...byOwner].map(([o, b]) => `${o}: ${b.length}`).join(', ') }
   }
-  // 1. Builds submitted to either replica run once; SIGKILL the busiest replica.
-  const first = await round()
+  // 1. Replica a supervises all five running builds; b starts; a is SIGKILLed.
+  const first = await startRunning(t, [replicas['replica-a']!], streams)
+  await start('replica-b')
   const kill = await busiest(first)
   t.comment(`round 1 leases: ${kill.spread}`)
+  t.equal(kill.builds.length, BUILDS, `the killed replica supervises all ${BUILDS} running builds`)
   const survivor = kill.victim === 'replica-a' ? 'replica-b' : 'replica-a'
   const killedAt = Date.now()
   replicas[kill.victim]!.child.kill('SIGKILL')
@@ -67,7 +68,7 @@ t.test('two replicas: one run per build, takeover after SIGKILL, a paused replic
   await checkBuildsJson(t, cluster, finals1)
   await eachTickOnce(t, replicas[survivor]!, first, TICKS, 'across the kill')
 
-  // 2. The killed replica comes back; then the busiest one is paused past its leases.
+  // 2. The killed replica comes back; builds submitted to either replica run once; the busiest one is paused past its leases.
   await start(kill.victim)
   const second = await round()
   const pause = await busiest(second)
