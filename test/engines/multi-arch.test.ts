@@ -91,6 +91,29 @@ t.test('x86_64 and aarch64: one build id, both arches published, unchanged again
   const ps = await arm.docker('ps', '-aq', '--filter', 'label=io.cosa-buildd.build-id')
   t.equal(ps.stdout.trim(), '', 'no container left on the arm engine')
 
+  await t.test('a build of an arch no engine serves waits, and starts once an engine of it is added through the API', async (t) => {
+    // Another installation (its own data directory) that knows only the local engine.
+    const other = await startApp(t)
+    const registered = await other.app.inject({
+      method: 'PUT', url: '/v1/streams/armonly', payload: { config: { url: repo.url, ref: 'main' }, arches: ['aarch64'] }
+    })
+    t.match(registered.json().warnings, [/^no engine serves aarch64/], 'registration warns')
+    const build = await submit(other, 'armonly')
+    let seen: any
+    for (let i = 0; i < 100; i++) {
+      seen = (await other.app.inject({ url: `/v1/builds/${build.id}` })).json()
+      if (seen.waitingFor !== undefined) break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    t.match(seen, { state: 'queued', waitingFor: 'no_engine_for_arch' }, 'it waits for an engine of its arch')
+    const added = await other.app.inject({
+      method: 'PUT', url: '/v1/engines/arm', payload: { host: `tcp://127.0.0.1:${port}`, tls: { ca, cert, key }, arch: 'aarch64' }
+    })
+    t.equal(added.statusCode, 201, added.statusCode === 201 ? 'an aarch64 engine added with PUT' : added.body)
+    const done = await other.waitFor(build.id, FINAL, 10 * 60_000)
+    t.match(done, { state: 'succeeded', engine: 'arm', arch: 'aarch64', result: { arch: 'aarch64' } }, done.message ?? 'built on the engine added')
+  })
+
   await t.test('an arch no engine serves waits for one, and a cancel ends the build naming it', async (t) => {
     await register(h, 'nowhere', { config: { url: repo.url, ref: 'main' }, arches: ['x86_64', 's390x'] })
     const build = await submit(h, 'nowhere')

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { DEFAULT_RECIPE } from '../../src/cosa/recipe.js'
 import { startEngine } from '../engine.js'
 import { configRepo, register, requireDocker, startApp, submit } from '../helpers.js'
 
@@ -7,7 +8,8 @@ import { configRepo, register, requireDocker, startApp, submit } from '../helper
 // data directory, so a TLS engine waits for remote workdirs). Two streams'
 // builds spread over the engines; a stream's next build goes home; a
 // drained home sends it to the other engine, where a fresh workdir synced
-// from the store still finds the inputs unchanged.
+// from the store still finds the inputs unchanged, while the build running
+// on the drained engine finishes there.
 
 const FINAL = ['succeeded', 'unchanged', 'failed', 'cancelled']
 
@@ -34,9 +36,18 @@ t.test('builds spread over two engines, go home, and move when their home drains
   const a2 = await h.waitFor((await submit(h, 'alpha')).id, FINAL, 300_000)
   t.match(a2, { state: 'unchanged', engine: 'local' }, 'alpha\'s next build goes home')
 
+  // A build running on local when it is drained: it finishes there.
+  await register(h, 'slow', { config: { url: repo.url, ref: 'main' }, recipe: [DEFAULT_RECIPE[0]!, ['shell', '--', 'sleep', '10'], ...DEFAULT_RECIPE.slice(1)] })
+  const slow = await submit(h, 'slow')
+  for (let i = 0; i < 1200 && !(await h.app.inject({ url: `/v1/builds/${slow.id}/log` })).body.includes('==> cosa shell'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.match((await h.app.inject({ url: `/v1/builds/${slow.id}` })).json(), { state: 'running', engine: 'local' }, 'a slow build runs on local')
   t.equal((await h.app.inject({ method: 'POST', url: '/v1/engines/local/drain' })).statusCode, 200)
   const a3 = await h.waitFor((await submit(h, 'alpha')).id, FINAL, 300_000)
   t.match(a3, { state: 'unchanged', engine: 'second' }, 'home drained: alpha runs on second, its workdir synced from the store')
+  const slowDone = await h.waitFor(slow.id, FINAL, 300_000)
+  t.match(slowDone, { state: 'succeeded', engine: 'local' }, 'the build running when local was drained finished there')
   const ps = await second.docker('ps', '-aq', '--filter', 'label=io.cosa-buildd.build-id')
   t.equal(ps.stdout.trim(), '', 'no container left on the second engine')
 })
