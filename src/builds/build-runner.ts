@@ -1,5 +1,6 @@
 import { requiredImages, stepPhase } from '../cosa/recipe.js'
 import { isDatabaseUnavailable } from '../errors.js'
+import { whileDatabaseAway } from '../store/database-retry.js'
 import { childLogger } from '../logger.js'
 import { EngineError, type Executor } from '../executor/executor.js'
 import type { BuildEvent } from './build-event.js'
@@ -20,21 +21,6 @@ import { noteRequeued } from './run/requeued.js'
 import { observeExited, supervise, type Observed } from './run/supervise.js'
 
 export type { RunnerDeps } from './run/context.js'
-
-const RETRY_FIRST_MS = 100
-const RETRY_MAX_MS = 2000
-
-/** Runs `fn` again while the database does not answer and the build's lease is surely still this process's. */
-async function whileLeaseLasts (ctx: RunContext, fn: () => Promise<void>) {
-  for (let pause = RETRY_FIRST_MS; ; pause = Math.min(RETRY_MAX_MS, pause * 2)) {
-    try {
-      return await fn()
-    } catch (err) {
-      if (!isDatabaseUnavailable(err) || !ctx.mayWrite()) throw err
-      await new Promise((resolve) => setTimeout(resolve, pause))
-    }
-  }
-}
 
 // Runs one build from claim to final state, as a pipeline of steps with one
 // job each: prepare (run/prepare.ts) → execute (run/execute.ts) → supervise
@@ -165,7 +151,7 @@ export class BuildRunner {
       .catch((err) => ctx.log.warn({ err }, 'removing the build job failed; the reconciler will retry'))
     // Without its job, a build left to be adopted would be `lost`: the final
     // state waits out a database that does not answer, while the lease lasts.
-    await whileLeaseLasts(ctx, () => this.#finish(ctx, final))
+    await whileDatabaseAway(() => this.#finish(ctx, final), ctx.mayWrite)
   }
 
   /** How the build ends; undefined when it is no longer this process's to end (its lease was lost). */

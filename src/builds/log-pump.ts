@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer'
-import { isDatabaseUnavailable } from '../errors.js'
+import { whileDatabaseAway } from '../store/database-retry.js'
 import type { Logger } from '../logger.js'
 import type { Executor, LogFrame } from '../executor/executor.js'
 import type { LogStore, LogWriter, Marks } from '../logs/log-store.js'
@@ -120,15 +120,10 @@ class Copy {
 
   /** Where the log resumes, and its writer; a database that does not answer is asked again while the log may be written. */
   async #open () {
-    for (let pause = 100; ; pause = Math.min(2000, pause * 2)) {
-      try {
-        this.#safe = await this.#deps.logs.resume(this.#buildId)
-        return await this.#deps.logs.open(this.#buildId, this.#safe, { signal: this.#signal, mayWrite: this.#mayWrite })
-      } catch (err) {
-        if (!isDatabaseUnavailable(err) || this.#signal.aborted || this.#mayWrite?.() === false) throw err
-        await this.#pause(pause, false)
-      }
-    }
+    return whileDatabaseAway(async () => {
+      this.#safe = await this.#deps.logs.resume(this.#buildId)
+      return this.#deps.logs.open(this.#buildId, this.#safe, { signal: this.#signal, mayWrite: this.#mayWrite })
+    }, () => !this.#signal.aborted && this.#mayWrite?.() !== false, this.#signal)
   }
 
   async run () {

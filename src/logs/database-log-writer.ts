@@ -1,4 +1,5 @@
 import { isDatabaseUnavailable } from '../errors.js'
+import { RETRY_FIRST_MS, RETRY_MAX_MS } from '../store/database-retry.js'
 import type { LogChunk, LogCheckpoint, LogRepository } from '../store/repositories.js'
 import { READ_BYTES, TRUNCATED, type LogWriter, type Marks, type WriterFence } from './log-store.js'
 
@@ -15,8 +16,6 @@ import { READ_BYTES, TRUNCATED, type LogWriter, type Marks, type WriterFence } f
 
 /** Output kept while the database does not take it; beyond this, writes wait (the log pump stops reading the engine). */
 export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024
-const RETRY_FIRST_MS = 100
-const RETRY_MAX_MS = 2000
 
 interface Attempt {
   /** How many pending buffers, and bytes, it took. */
