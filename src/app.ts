@@ -16,7 +16,7 @@ import errorHandler from './http/error-handler.js'
 import health from './http/health.js'
 import whoami from './http/whoami.js'
 import logs from './http/logs.js'
-import metrics, { observeAnswers } from './http/metrics.js'
+import metrics, { answerObserver, observeAnswers } from './http/metrics.js'
 import events from './http/events.js'
 import { transformObject } from './http/openapi.js'
 import { serializerCompiler } from './http/serializer.js'
@@ -52,9 +52,9 @@ async function app (fastify: FastifyInstance, opts: CoreOptions) {
   })
 
   await fastify.register(requestLog)
-  await fastify.register(errorHandler)
   await fastify.register(core, opts)
   await fastify.register(observeAnswers)
+  await fastify.register(errorHandler, { notFoundOnResponse: [answerObserver(fastify.core.metrics, '(unmatched)')] })
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.1.0',

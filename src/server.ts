@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import app from './app.js'
 import { requestLogger } from './http/request-logger.js'
-import { requestId } from './http/request-log.js'
+import { requestId, tagReply } from './http/request-log.js'
 import { hasTokens, isLoopback, loadConfig, unknownEnv, type Config } from './config.js'
 
 // The process: configuration, logger, listen, and a graceful shutdown that
@@ -50,11 +50,12 @@ export function serverOptions (config: Config) {
   }
 }
 
-function frameworkErrors (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+function frameworkErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400
   const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
     ? 'a path segment is too long'
     : err.code === 'FST_ERR_BAD_URL' ? 'the URL is malformed (bad percent-encoding)' : 'the request is malformed'
+  tagReply(request, reply)
   return reply.code(status).send({ code: 'BLD_BAD_REQUEST', message })
 }
 

@@ -112,6 +112,11 @@ export class BuildService {
     this.#finished.forgetStream(stream)
   }
 
+  /** A finished build kept in memory (FinishedBuilds), if it is. */
+  finished (id: string) {
+    return this.#finished.get(id)
+  }
+
   /** A finished build is the same object at every call until its pin changes (FinishedBuilds). */
   async get (id: string) {
     const finished = this.#finished.get(id)

@@ -86,9 +86,14 @@ const builds: FastifyPluginAsyncZod = async (app) => {
       params: BuildParams,
       response: { 200: Build, 304: NotModified, ...errorResponses(400, 401, 403, 404) }
     }
-  }, async (request, reply) => {
-    const build = await app.core.builds.get(request.params.id)
-    return sendTagged(request, reply, build, isTerminal(build.state))
+  }, (request, reply) => {
+    // A finished build, the one CI fleets poll, is answered without a promise.
+    const finished = app.core.builds.finished(request.params.id)
+    if (finished !== undefined) {
+      sendTagged(request, reply, finished, true)
+      return
+    }
+    return app.core.builds.get(request.params.id).then((build) => { sendTagged(request, reply, build, isTerminal(build.state)) })
   })
 
   app.post('/v1/builds/:id/cancel', {

@@ -1,7 +1,8 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { errors, isServiceError, type ServiceError } from '../errors.js'
+import { tagReply } from './request-log.js'
 
 // One place turns every failure into `{code, message}`. Client mistakes get a
 // specific 4xx naming the field; anything else is a 500 whose details stay in
@@ -51,7 +52,14 @@ function methodsByPath (app: FastifyInstance) {
   return (path: string) => [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => [...r.methods]))].sort()
 }
 
-export default fp(async function errorHandler (app: FastifyInstance) {
+type AnswerHook = (request: FastifyRequest, reply: FastifyReply, done: () => void) => void
+
+export interface ErrorHandlerOptions {
+  /** onResponse hooks of the not-found handler's answers alone (the metrics' count of them). */
+  notFoundOnResponse?: AnswerHook[]
+}
+
+export default fp(async function errorHandler (app: FastifyInstance, opts: ErrorHandlerOptions) {
   const allowed = methodsByPath(app)
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const out = toServiceError(err, request)
@@ -59,13 +67,18 @@ export default fp(async function errorHandler (app: FastifyInstance) {
     const message = out.statusCode >= 500 ? `${out.message} (request id ${request.id})` : out.message
     if (out.statusCode >= 500) request.log.error({ err }, 'request failed')
     request.rejection = { code: out.code, message }
+    tagReply(request, reply)
     return reply.code(out.statusCode).headers(out.headers).send({ code: out.code, message })
   })
-  app.setNotFoundHandler((request, reply) => {
+  // fastify's types name preValidation and preHandler only, but it adds
+  // every lifecycle hook given here to the not-found handler's own.
+  const notFoundHooks = { onResponse: opts.notFoundOnResponse ?? [] } as Parameters<typeof app.setNotFoundHandler>[0]
+  app.setNotFoundHandler(notFoundHooks, (request, reply) => {
     const path = request.url.split('?')[0] ?? ''
     const methods = allowed(path)
     const err = methods.length ? errors.methodNotAllowed(request.method, path, methods) : errors.routeNotFound(request.method, path)
     request.rejection = { code: err.code, message: err.message }
+    tagReply(request, reply)
     return reply.code(err.statusCode).headers(err.headers).send({ code: err.code, message: err.message })
   })
 }, { name: 'error-handler' })

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
+import type { Metrics } from '../metrics/metrics.js'
 import { z } from 'zod'
 import { errorResponses } from './schemas/common.js'
 
@@ -31,6 +32,15 @@ async function serveAlone (registry: Registry, host: string, port: number) {
   return server
 }
 
+/** An onResponse hook that counts each answer under `route`, a route template bound once. */
+export function answerObserver (metrics: Metrics, route: string) {
+  const answered = metrics.answers(route)
+  return function observe (request: FastifyRequest, reply: FastifyReply, done: () => void) {
+    answered(request.method, reply.statusCode, reply.elapsedTime / 1000)
+    done()
+  }
+}
+
 /**
  * Observes every answer by route template. Registered before any route, so
  * that each route, /docs and /openapi.json included, is seen being added.
@@ -40,19 +50,11 @@ export const observeAnswers = fp(async function observeAnswers (app: FastifyInst
   // The route template is known when a route is added: each route observes
   // its own answers with it, rather than rebuilding request.routeOptions (a
   // fresh object at every access) on every request. Answers no route took
-  // (the not-found handler's) are observed by a hook of their own.
-  const observe = (route: string) => {
-    const answered = metrics.answers(route)
-    return (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-      answered(request.method, reply.statusCode, reply.elapsedTime / 1000)
-      done()
-    }
-  }
+  // are observed by the not-found handler (app.ts), not by a global hook
+  // that every request would run.
   app.addHook('onRoute', (route) => {
-    route.onResponse = [observe(route.url), ...[route.onResponse ?? []].flat()] as typeof route.onResponse
+    route.onResponse = [answerObserver(metrics, route.url), ...[route.onResponse ?? []].flat()] as typeof route.onResponse
   })
-  const unmatched = observe('(unmatched)')
-  app.addHook('onResponse', (request, reply, done) => request.is404 ? unmatched(request, reply, done) : done())
 }, { name: 'observe-answers', dependencies: ['core'] })
 
 export default fp(async function metrics (app: FastifyInstance) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 
 // Every request has an id: the caller's X-Request-Id when it is a sane token
@@ -49,9 +49,20 @@ declare module 'fastify' {
 
 const quiet = (method: string, status: number) => status < 400 && (method === 'GET' || method === 'HEAD')
 
-function tagRequest (request: FastifyRequest, reply: FastifyReply, done: () => void) {
+/** Puts the request's id on its answer: the error and not-found handlers call it for the answers no route handler gives. */
+export function tagReply (request: FastifyRequest, reply: FastifyReply) {
   reply.header(REQUEST_ID_HEADER, request.id)
-  done()
+}
+
+// The id goes on the answer inside each route's handler, wrapped once when
+// the route is added, rather than in an onRequest hook: a hook puts fastify's
+// hook runner on every request, and on an open server (no token checks) this
+// was the only onRequest hook there was (docs/benchmarks.md, the 304).
+function tagging (handler: RouteOptions['handler']): RouteOptions['handler'] {
+  return function tagged (this: FastifyInstance, request, reply) {
+    reply.header(REQUEST_ID_HEADER, request.id)
+    return handler.call(this, request, reply)
+  }
 }
 
 function logAnswer (request: FastifyRequest, reply: FastifyReply, done: () => void) {
@@ -72,6 +83,6 @@ function logAnswer (request: FastifyRequest, reply: FastifyReply, done: () => vo
 
 export default fp(async function requestLog (app: FastifyInstance) {
   app.decorateRequest('rejection', undefined)
-  app.addHook('onRequest', tagRequest)
+  app.addHook('onRoute', (route) => { route.handler = tagging(route.handler) })
   app.addHook('onResponse', logAnswer)
 }, { name: 'request-log' })

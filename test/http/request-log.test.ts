@@ -30,6 +30,20 @@ t.test('every answer carries X-Request-Id; a 5xx body names it', async (t) => {
   t.match(fresh.headers['x-request-id'], /^[A-Za-z0-9_-]{8}-[0-9a-z]+$/, 'a generated id comes back')
   const unknown = await h.app.inject({ method: 'DELETE', url: '/nowhere' })
   t.ok(unknown.headers['x-request-id'], 'also on the not-found answer')
+  // The id is put on in each route's handler, the error handler, the
+  // not-found handler and fastify's framework errors: one of each kind.
+  const kinds: Array<[string, { method?: 'GET' | 'PUT' | 'DELETE', url: string, headers?: Record<string, string>, payload?: string }, number]> = [
+    ['a route\'s answer', { url: '/v1/streams' }, 200],
+    ['a validation refusal', { url: '/v1/builds?limit=0' }, 400],
+    ['a body refused', { method: 'PUT', url: '/v1/streams/s', headers: { 'content-type': 'application/json' }, payload: '{' }, 400],
+    ['a method the path does not take', { method: 'DELETE', url: '/v1/builds' }, 405],
+    ['a malformed URL', { url: '/v1/builds/%zz' }, 400]
+  ]
+  for (const [kind, request, status] of kinds) {
+    const res = await h.app.inject({ ...request, headers: { ...request.headers, 'x-request-id': `kind-${status}` } })
+    t.equal(res.statusCode, status, `${kind}: ${res.body.slice(0, 200)}`)
+    t.equal(res.headers['x-request-id'], `kind-${status}`, `${kind}: the id comes back`)
+  }
 
   // The database goes away under the server: a real internal error.
   await h.app.core.store.close()
