@@ -11,6 +11,7 @@ import { Housekeeping } from './builds/housekeeping.js'
 import { BuildLifecycle } from './builds/lifecycle.js'
 import { Reconciler } from './builds/reconciler.js'
 import { ResultIntake } from './builds/result-intake.js'
+import { WorkdirUploads } from './builds/workdir-upload.js'
 import { ResultSocket } from './http/result-socket.js'
 import { Scheduler, type Gate } from './builds/scheduler.js'
 import type { ArchPlacement } from './builds/run/context.js'
@@ -58,6 +59,8 @@ export interface Core {
   streamRemoval: StreamRemoval
   builds: BuildService
   results: ResultIntake
+  /** PUT /v1/builds/{id}/workdir: a remote engine's build sending its files. */
+  uploads: WorkdirUploads
   artifacts: ArtifactService
   /** GET /v1/events: the outbox as Server-Sent Events. */
   events: EventFeed
@@ -202,8 +205,9 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     lockStream: (stream) => lifecycle.leases.lock(`builds.json/${stream}`)
   })
   const results = new ResultIntake({ store, lifecycle, engines })
+  const uploads = new WorkdirUploads({ store, engines, leases: lifecycle.leases })
   const runner = new BuildRunner({
-    store, lifecycle, engines, logs, dataDir, config, logger, now, publisher, results, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 }),
+    store, lifecycle, engines, logs, dataDir, config, logger, now, publisher, results, uploads, mirror: new ConfigMirror({ timeoutMs: 5 * 60_000 }),
     // A multi-arch build's next arch is placed as a queued build is.
     placeArch: (build, arch, waitedMs): Promise<ArchPlacement> => scheduler.placeArch(build, arch, waitedMs)
   })
@@ -246,6 +250,7 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     builds,
     streamRemoval: new StreamRemoval({ store, dataDir, artifacts: artifactStore, logs, engines, logger, forget: (s) => builds.forgetStream(s) }),
     results,
+    uploads,
     artifacts: new ArtifactService({ store, artifacts: artifactStore }),
     ...eventServices(config, dataDir, store, lifecycle, now),
     webhooks: webhooks.service,

@@ -9,6 +9,7 @@ export const ERROR_CODES = [
   'BLD_PAYLOAD_TOO_LARGE', 'BLD_UNSUPPORTED_MEDIA_TYPE', 'BLD_RANGE_NOT_SATISFIABLE', 'BLD_IDEMPOTENCY_MISMATCH',
   'BLD_CONFIG_URL_REFUSED', 'BLD_STREAM_UNFIT', 'BLD_RESULT_REJECTED', 'BLD_RATE_LIMITED', 'BLD_STORAGE_LOW',
   'BLD_STORE_UNAVAILABLE', 'BLD_STREAM_BUSY', 'BLD_WEBHOOK_NOT_FOUND', 'BLD_DELIVERY_NOT_FOUND', 'BLD_WEBHOOK_URL_REFUSED',
+  'BLD_UPLOAD_NOT_TAKEN', 'BLD_UPLOAD_REJECTED',
   'BLD_ENGINE_NOT_FOUND', 'BLD_ENGINE_CONFIGURED', 'BLD_ENGINE_BUSY', 'BLD_ENGINE_INVALID', 'BLD_DATABASE_UNAVAILABLE', 'BLD_INTERNAL'
 ] as const
 export type ErrorCode = typeof ERROR_CODES[number]
@@ -94,9 +95,11 @@ export const errors = {
     `stream ${stream} has a queued or running build: cancel it or wait for it to end, then delete the stream`),
   buildNotRunning: define('BLD_BUILD_NOT_RUNNING', 409, (id: string, state: string) =>
     `build ${id} is ${state}, not running: results are accepted only while it runs`),
+  uploadNotTaken: define('BLD_UPLOAD_NOT_TAKEN', 409, (why: string) => why),
+  uploadRejected: define('BLD_UPLOAD_REJECTED', 422, (why: string) => why),
   payloadTooLarge: define('BLD_PAYLOAD_TOO_LARGE', 413, (limit: number) => `request body exceeds ${limit} bytes`),
-  unsupportedMediaType: define('BLD_UNSUPPORTED_MEDIA_TYPE', 415, (type: string) =>
-    `content type ${JSON.stringify(type)} is not accepted: send application/json`),
+  unsupportedMediaType: define('BLD_UNSUPPORTED_MEDIA_TYPE', 415, (type: string, accepted = 'application/json') =>
+    `content type ${JSON.stringify(type)} is not accepted: send ${accepted}`),
   /** A client error fastify itself raised, with its status and message. */
   clientError: (statusCode: number, message: string) => new ServiceError('BLD_BAD_REQUEST', statusCode, message),
   rateLimited: (max: number, retryAfterSeconds: number) => new ServiceError('BLD_RATE_LIMITED', 429,

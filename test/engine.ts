@@ -86,8 +86,10 @@ export async function startEngine (t: Test, opts: { liveRestore?: boolean, tls?:
       if (stdout.trim()) await docker('rm', '-f', ...stdout.trim().split('\n'))
     }
     await stop()
-    // dockerd bind-mounts its data root onto itself and leaves it mounted.
+    // dockerd bind-mounts its data root onto itself and leaves it mounted,
+    // and the host network's namespace (a container on `--network host`) too.
     await execa('umount', ['-l', join(dir, 'data')], { reject: false })
+    await execa('umount', ['-l', join(dir, 'exec', 'netns', 'default')], { reject: false })
     await rm(dir, { recursive: true, force: true })
   })
   const images = opts.images ?? [IMAGE]

@@ -142,6 +142,8 @@ export class BuildRunner {
   /** Collect, decide, publish if so decided, remove the job, write the final state. */
   async #end (ctx: RunContext, jobId: string, observed: Observed) {
     if (observed.ending === 'exited' && typeof observed.job === 'object' && observed.job.exitCode === 0) await collect(ctx, jobId)
+    // An upload collect did not take (the job failed after it) is of no use now.
+    this.#deps.uploads.forget(ctx.build.id)
     const final = await this.#decide(ctx, observed)
     // The lease was lost: the job is the new supervisor's now, and so is the end.
     if (!final || this.#deps.lifecycle.leases.isLost(ctx.build.id)) return

@@ -332,6 +332,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/builds/{id}/workdir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * A build container sends the files of the build it made
+         * @description Called by a build container on an engine that keeps its own workdir (a remote engine), with the token minted for that build alone, when its network reaches `builds.resultUrl`: a tar of `builds/builds.json`, `builds/latest`, `builds/{cosaBuild}` and `tmp/kola`, written into the service's copy of the workdir and hashed as it arrives. Any other entry, or one through a link, refuses the whole upload (422). Only the replica supervising the build takes it (409 otherwise); whatever is not taken is copied through the engine when the build ends.
+         */
+        put: operations["putBuildWorkdir"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/builds/{id}/artifacts/{name}": {
         parameters: {
             query?: never;
@@ -657,7 +677,7 @@ export interface components {
              * @example BLD_STREAM_NOT_FOUND
              * @enum {string}
              */
-            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_STREAM_BUSY" | "BLD_WEBHOOK_NOT_FOUND" | "BLD_DELIVERY_NOT_FOUND" | "BLD_WEBHOOK_URL_REFUSED" | "BLD_ENGINE_NOT_FOUND" | "BLD_ENGINE_CONFIGURED" | "BLD_ENGINE_BUSY" | "BLD_ENGINE_INVALID" | "BLD_DATABASE_UNAVAILABLE" | "BLD_INTERNAL";
+            code: "BLD_INVALID_REQUEST" | "BLD_INVALID_IDEMPOTENCY_KEY" | "BLD_BAD_REQUEST" | "BLD_UNAUTHORIZED" | "BLD_FORBIDDEN" | "BLD_STREAM_NOT_FOUND" | "BLD_BUILD_NOT_FOUND" | "BLD_META_NOT_FOUND" | "BLD_ARTIFACT_NOT_FOUND" | "BLD_ROUTE_NOT_FOUND" | "BLD_METHOD_NOT_ALLOWED" | "BLD_BUILD_NOT_RUNNING" | "BLD_NOT_PUBLISHED" | "BLD_ARTIFACT_PRUNED" | "BLD_PAYLOAD_TOO_LARGE" | "BLD_UNSUPPORTED_MEDIA_TYPE" | "BLD_RANGE_NOT_SATISFIABLE" | "BLD_IDEMPOTENCY_MISMATCH" | "BLD_CONFIG_URL_REFUSED" | "BLD_STREAM_UNFIT" | "BLD_RESULT_REJECTED" | "BLD_RATE_LIMITED" | "BLD_STORAGE_LOW" | "BLD_STORE_UNAVAILABLE" | "BLD_STREAM_BUSY" | "BLD_WEBHOOK_NOT_FOUND" | "BLD_DELIVERY_NOT_FOUND" | "BLD_WEBHOOK_URL_REFUSED" | "BLD_UPLOAD_NOT_TAKEN" | "BLD_UPLOAD_REJECTED" | "BLD_ENGINE_NOT_FOUND" | "BLD_ENGINE_CONFIGURED" | "BLD_ENGINE_BUSY" | "BLD_ENGINE_INVALID" | "BLD_DATABASE_UNAVAILABLE" | "BLD_INTERNAL";
             message: string;
         };
         BuildRequest: {
@@ -3054,6 +3074,136 @@ export interface operations {
                 };
             };
             /** @description the body is not application/json */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description an internal error; the server log has the details */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putBuildWorkdir: {
+        parameters: {
+            query: {
+                /** @description the cosa build id the tar holds */
+                cosaBuild: string;
+            };
+            header?: {
+                /** @description the request's id in the server log: the caller's when it matches the pattern, else a new one */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-tar": string;
+            };
+        };
+        responses: {
+            /** @description the files were written */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description files written */
+                        files: number;
+                        /** @description their bytes */
+                        bytes: number;
+                    };
+                };
+            };
+            /** @description Default Response */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description Bearer realm="cosa-buildd" */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a path segment is longer than 765 characters */
+            414: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Default Response */
             415: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

@@ -190,6 +190,19 @@ if [ -n "\${COSA_BUILDD_RESULT_FILE:-}" ]; then
   # workdir always, on the service's host when the post below did not get through.
   mkdir -p "$(dirname "$COSA_BUILDD_RESULT_FILE")"
   printf '%s %s %s %s\n' "$COSA_BUILDD_BUILD_ID" "$outcome" "$arch" "$new" > "$COSA_BUILDD_RESULT_FILE"
+  # An engine that keeps its own workdir: the service copies the build's files back once it ends,
+  # unless the build sends them itself first (its network must reach the API; one try, no retries:
+  # the copy through the engine is always there).
+  if [ -n "\${COSA_BUILDD_UPLOAD_URL:-}" ] && [ "$outcome" = built ]; then
+    step "sending build $new to the service"
+    up=(builds/builds.json builds/latest "builds/$new")
+    if [ -d ${KOLA_DIR} ]; then up+=(${KOLA_DIR}); fi
+    answer=$(mktemp)
+    if ! tar -cf - -- "\${up[@]}" | curl -sS --fail-with-body -T - -o "$answer" -H "Authorization: Bearer $COSA_BUILDD_TOKEN" \\
+        -H 'Content-Type: application/x-tar' "$COSA_BUILDD_UPLOAD_URL?cosaBuild=$new"; then
+      step "the service did not take it (it copies the files through the engine instead): $(cat "$answer")"
+    fi
+  fi
   # No URL: the report is the only way (a remote engine's build has no network).
   if [ -z "\${COSA_BUILDD_RESULT_URL:-}" ]; then exit 0; fi
 fi

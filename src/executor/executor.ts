@@ -13,6 +13,8 @@
 // brings back what the job left, and the job leaves its result in
 // JOB_REPORT instead of posting it.
 
+import type { Readable } from 'node:stream'
+
 export type EngineErrorKind = 'unavailable' | 'not_found' | 'conflict' | 'invalid' | 'refused' | 'timeout'
 
 /** Every failure of an engine call; the runner turns its kind into a build's failure reason. */
@@ -168,6 +170,14 @@ export interface Executor {
    * its result arrived over the API. `signal` ends the copy.
    */
   pullBuild: (input: Workspace & { jobId: string, paths: string[], signal?: AbortSignal }) => Promise<PulledFile[] | undefined>
+  /**
+   * The job's own upload of `paths` of its workdir (a tar, its entries named
+   * relative to the workdir), written into the service's copy as pullBuild
+   * writes; the files that came. Undefined when the job works in the
+   * service's own directory: nothing to take. An archive holding anything
+   * else rejects with EngineError `invalid`.
+   */
+  receiveBuild: (input: Workspace & { archive: Readable, paths: string[] }) => Promise<PulledFile[] | undefined>
   /** Deletes what the engine keeps of the stream's workdir (nothing when it keeps none); already gone is fine. */
   removeWorkspace: (stream: string, arch?: string) => Promise<void>
   /**

@@ -4,12 +4,19 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { errors, isServiceError, type ServiceError } from '../errors.js'
 import { tagReply } from './request-log.js'
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The body a route takes when it is not JSON (named in its 415). */
+    bodyType?: string
+  }
+}
+
 // One place turns every failure into `{code, message}`. Client mistakes get a
 // specific 4xx naming the field; anything else is a 500 whose details stay in
 // the server log.
 
 /** The Content-Type the client sent, cut short: it is echoed in the answer. */
-function sentType (request: FastifyRequest): string {
+export function sentType (request: FastifyRequest): string {
   const type = request.headers['content-type']
   return typeof type === 'string' ? type.slice(0, 100) : ''
 }
@@ -26,7 +33,7 @@ function toServiceError (err: FastifyError, request: FastifyRequest): ServiceErr
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE': return errors.payloadTooLarge(request.routeOptions.bodyLimit)
     // fastify 5's message is only "Unsupported Media Type": name what the client sent.
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return errors.unsupportedMediaType(sentType(request))
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return errors.unsupportedMediaType(sentType(request), request.routeOptions.config.bodyType)
     // JSON itself is parsed, and refused with its reason, in json-body.ts.
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return errors.invalidRequest(`body: ${err.message}`)
   }

@@ -108,8 +108,14 @@ export function transformObject (input: TransformInput) {
   completeStatuses(doc)
   describeHeaders(doc)
   const report = doc.paths['/v1/builds/{id}/result']?.post
-  // Build containers call it over their socket; no client should.
+  // Build containers call these, with their build's token; no client should.
   if (report) report['x-internal'] = true
+  const upload = doc.paths['/v1/builds/{id}/workdir']?.put
+  if (upload) {
+    upload['x-internal'] = true
+    // Read as a stream by the handler: no body schema for fastify, and no http.bodyLimit.
+    upload.requestBody = { required: true, content: { 'application/x-tar': { schema: { type: 'string', format: 'binary' } } } }
+  }
   return doc
 }
 

@@ -10,6 +10,7 @@ import { BuildRunner } from '../../src/builds/build-runner.js'
 import { BuildLifecycle } from '../../src/builds/lifecycle.js'
 import { Reconciler } from '../../src/builds/reconciler.js'
 import { ResultIntake } from '../../src/builds/result-intake.js'
+import { WorkdirUploads } from '../../src/builds/workdir-upload.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { DataDir } from '../../src/data-dir.js'
 import { EngineRegistry } from '../../src/executor/engine-registry.js'
@@ -62,8 +63,9 @@ export async function runnerHarness (t: Test, opts: HarnessOptions = {}) {
     new FakeExecutor({ name: i === 0 ? 'fake' : `fake-${i}`, arch: opts.arches?.[i] ?? (i === 0 ? 'x86_64' : 'aarch64'), workdir: (s, arch) => dataDir.workdir(s, arch) }))
   const engines = new EngineRegistry(opts.executor ? [opts.executor(dataDir, config)] : [fakes[0]!, ...fakes.slice(1)])
   const intake = new ResultIntake({ store, lifecycle, engines })
+  const uploads = new WorkdirUploads({ store, engines, leases: lifecycle.leases })
   const runner = new BuildRunner({
-    store, lifecycle, engines, logs, dataDir, config, logger: silentLogger, now, publisher, results: intake, mirror: new ConfigMirror({ timeoutMs: 60_000 })
+    store, lifecycle, engines, logs, dataDir, config, logger: silentLogger, now, publisher, results: intake, uploads, mirror: new ConfigMirror({ timeoutMs: 60_000 })
   })
   t.teardown(() => runner.detachAll())
   const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger: silentLogger, engineLostMs: config.builds.engineLostMs })

@@ -134,6 +134,11 @@ export class FakeExecutor implements Executor {
     return undefined
   }
 
+  async receiveBuild () {
+    this.#call('receiveBuild')
+    return undefined
+  }
+
   async create (job: BuildJob) {
     this.#call('create')
     const existing = [...this.jobs.values()].find((j) => j.job.buildId === job.buildId)

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { KOLA_DIR } from '../../cosa/recipe.js'
 import { JOB_REPORT } from '../../executor/executor.js'
+import { uploadPaths } from '../workdir-upload.js'
 import { secondaryArch } from './arches.js'
 import { workdirOf, type RunContext } from './context.js'
 
@@ -17,7 +17,7 @@ import { workdirOf, type RunContext } from './context.js'
 const REPORT = /^(\S+) (built|unchanged) ([a-z0-9_]{1,32}) ([A-Za-z0-9][A-Za-z0-9._+~-]{0,127})\n?$/
 
 export async function collect (ctx: RunContext, jobId: string): Promise<void> {
-  const { deps: { logs, results, lifecycle, store }, build, executor, shutdown } = ctx
+  const { deps: { logs, results, lifecycle, store, uploads }, build, executor, shutdown } = ctx
   const pull = (paths: string[]) => executor.pullBuild({ stream: build.stream, arch: secondaryArch(build), jobId, paths, signal: shutdown })
   // A job in the service's own workdir posts its result too; the report is
   // for when the post did not get through (the service was restarting).
@@ -36,11 +36,15 @@ export async function collect (ctx: RunContext, jobId: string): Promise<void> {
   if (local) {
     await logs.note(build.id, `the build's result did not reach the service; taking it from the workdir's report (${cosaId})`)
   } else {
-    const files = await pull(['builds/builds.json', 'builds/latest', ...outcome === 'built'
-      ? [`builds/${cosaId}`, KOLA_DIR]
-      : [`builds/${cosaId}/${arch}/meta.json`]]) ?? []
+    // A build the job uploaded itself is in the workdir already (workdir-upload.ts).
+    const uploaded = outcome === 'built' ? uploads.take(build.id, cosaId) : undefined
+    const files = uploaded ?? await pull(outcome === 'built'
+      ? uploadPaths(cosaId)
+      : ['builds/builds.json', 'builds/latest', `builds/${cosaId}/${arch}/meta.json`]) ?? []
     const bytes = files.reduce((sum, f) => sum + f.size, 0)
-    await logs.note(build.id, `copied ${files.length} files (${bytes} bytes) of build ${cosaId} from the engine ${executor.name}`)
+    await logs.note(build.id, uploaded
+      ? `received ${files.length} files (${bytes} bytes) of build ${cosaId} from the build itself (upload)`
+      : `copied ${files.length} files (${bytes} bytes) of build ${cosaId} from the engine ${executor.name}`)
   }
   const metaJson = await readFile(join(workdir, 'builds', cosaId, arch, 'meta.json'), 'utf8').catch(() => undefined)
   if (metaJson === undefined) {

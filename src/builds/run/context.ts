@@ -8,6 +8,7 @@ import type { EngineRegistry } from '../../executor/engine-registry.js'
 import type { Executor } from '../../executor/executor.js'
 import type { Database, Placed } from '../../store/repositories.js'
 import type { LogStore } from '../../logs/log-store.js'
+import type { WorkdirUploads } from '../workdir-upload.js'
 import type { ResultIntake } from '../result-intake.js'
 import type { BuildLifecycle, Final } from '../lifecycle.js'
 import type { LogPump } from '../log-pump.js'
@@ -28,6 +29,8 @@ export interface RunnerDeps {
   publisher: Publisher
   /** Takes the result a job left in its workdir (run/collect.ts) as if it had posted it. */
   results: Pick<ResultIntake, 'accept'>
+  /** What a job on an engine with its own workdir uploaded itself (run/collect.ts takes it instead of copying). */
+  uploads: Pick<WorkdirUploads, 'take' | 'forget'>
   logs: LogStore
   dataDir: DataDir
   config: Config

@@ -77,12 +77,15 @@ export function containerSpec (input: SpecInput): ContainerSpec {
         SecurityOpt: ['no-new-privileges'],
         Devices: input.devices.map(hostDevice)
       }
-  const resultUrl = input.resultUrl
-    ? `${input.resultUrl.replace(/\/$/, '')}/v1/builds/${input.buildId}/result`
-    : `http://localhost/v1/builds/${input.buildId}/result`
+  const api = input.resultUrl?.replace(/\/$/, '')
+  const resultUrl = `${api ?? 'http://localhost'}/v1/builds/${input.buildId}/result`
   const ws = input.workspace
   const report = ws.kind === 'volume'
-    ? [`COSA_BUILDD_RESULT_FILE=${MOUNTS.workdir}/${JOB_REPORT}`]
+    ? [
+        `COSA_BUILDD_RESULT_FILE=${MOUNTS.workdir}/${JOB_REPORT}`,
+        // Where the build may send its files itself, when its network reaches the API (workdir-upload.ts).
+        ...(api ? [`COSA_BUILDD_UPLOAD_URL=${api}/v1/builds/${input.buildId}/workdir`] : [])
+      ]
     : [
         `COSA_BUILDD_RESULT_FILE=${MOUNTS.workdir}/${JOB_REPORT}`,
         `COSA_BUILDD_RESULT_URL=${resultUrl}`,

@@ -127,6 +127,10 @@ export class DockerExecutor implements Executor {
     return this.#volumes?.pull(input)
   }
 
+  async receiveBuild (input: Workspace & { archive: Readable, paths: string[] }) {
+    return this.#volumes?.receive(input)
+  }
+
   async removeWorkspace (stream: string, arch?: string) {
     await this.#volumes?.remove({ stream, arch })
   }

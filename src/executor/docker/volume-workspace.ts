@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
-import { lstat, mkdir, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join, posix } from 'node:path'
+import type { Readable } from 'node:stream'
 import type { DataDir } from '../../data-dir.js'
 import { EngineError, JOB_PATHS, type PulledFile, type Workspace, type WorkspaceSync } from '../executor.js'
 import { INCOMING, LABEL_OWNER, LABEL_STREAM, workspaceSyncSpec } from './container-spec.js'
 import type { DockerEngine } from './docker-engine.js'
-import { extractArchive, packArchive } from './workspace-archive.js'
+import { ArchiveError, extractArchive, packArchive } from './workspace-archive.js'
 
 // A stream's workdir as a named volume on the engine, for engines that do
 // not share the service's disk: nothing of the service's host is mounted
@@ -86,34 +87,26 @@ export class VolumeWorkspace {
     const signal = input.signal ?? new AbortController().signal
     const files: PulledFile[] = []
     for (const path of input.paths) {
-      const parent = posix.dirname(path)
-      await realDirs(workdir, parent)
       const archive = await this.#opts.engine.getArchive(input.jobId, posix.join(JOB_PATHS.workdir, path), signal)
       if (!archive) {
         await rm(join(workdir, path), { recursive: true, force: true })
         continue
       }
-      for (const file of await extractArchive(archive, join(workdir, parent), posix.basename(path))) {
-        files.push({ ...file, path: posix.join(parent, file.path) })
-      }
+      // Docker names the archive's entries from the path's last component.
+      const base = posix.dirname(path) === '.' ? '' : posix.dirname(path)
+      files.push(...await extractArchive(archive, workdir, [path], base))
     }
     return files
   }
-}
 
-/**
- * The build wrote what an earlier pull brought: every directory on the way
- * to `rel` in `root` must be a real one (a link there is replaced, never
- * followed).
- */
-async function realDirs (root: string, rel: string) {
-  let at = root
-  await mkdir(root, { recursive: true })
-  for (const part of rel === '.' ? [] : rel.split('/')) {
-    at = join(at, part)
-    const st = await lstat(at).catch(() => undefined)
-    if (st?.isDirectory()) continue
-    if (st) await rm(at, { recursive: true, force: true })
-    await mkdir(at)
+  /** A job's own tar of `paths` of its workdir, into the service's copy, replacing what was there. */
+  async receive (input: Workspace & { archive: Readable, paths: string[] }): Promise<PulledFile[]> {
+    checkPaths(input.paths)
+    try {
+      return await extractArchive(input.archive, this.#opts.dataDir.workdir(input.stream, input.arch), input.paths)
+    } catch (err) {
+      if (err instanceof ArchiveError) throw new EngineError('invalid', `the build's upload was refused: ${err.message}`)
+      throw err
+    }
   }
 }

@@ -69,25 +69,31 @@ function entry (tar: Pack, header: Headers, content?: Buffer) {
 }
 
 /**
- * Extracts an archive of one path (Docker names its entries from the path's
- * last component, `top`) into `into`, replacing what `into/top` was; an
- * entry outside `top`, one through a link or of another kind than a file,
- * directory or symlink refuses the archive.
+ * Extracts an archive of `tops` (paths relative to `root`: files or whole
+ * directories) into `root`, replacing what each top was; every directory on
+ * the way to a top is made a real one (a link there is replaced, never
+ * followed). An entry outside the tops, one through a link or of another
+ * kind than a file, directory or symlink refuses the archive. `base`: the
+ * directory of `root` the entries' names are relative to (Docker names them
+ * from a path's last component). The files' paths are relative to `root`.
  */
-/** The files' paths are relative to `into`. */
-export async function extractArchive (archive: Readable, into: string, top: string): Promise<PulledFile[]> {
-  await rm(join(into, top), { recursive: true, force: true })
-  await mkdir(into, { recursive: true })
-  const files: PulledFile[] = []
-  // Directories this extraction made: the only places an entry may go.
+export async function extractArchive (archive: Readable, root: string, tops: string[], base = ''): Promise<PulledFile[]> {
+  // Directories this extraction made or checked: the only places an entry may go.
   const dirs = new Set<string>([''])
+  for (const top of tops) {
+    const parent = posix.dirname(top) === '.' ? '' : posix.dirname(top)
+    await realDirs(root, parent)
+    for (let at = parent; at !== '' && at !== '.'; at = posix.dirname(at) === '.' ? '' : posix.dirname(at)) dirs.add(at)
+    await rm(join(root, top), { recursive: true, force: true })
+  }
+  const files: PulledFile[] = []
   const reader = extract()
   const done = (async () => {
     for await (const item of reader) {
-      const name = entryName(item.header.name, top)
+      const name = entryName(item.header.name, base, tops)
       const parent = posix.dirname(name) === '.' ? '' : posix.dirname(name)
       if (!dirs.has(parent)) throw new ArchiveError(`archive entry ${item.header.name} is not inside a directory of the archive`)
-      const target = join(into, name)
+      const target = join(root, name)
       if (item.header.type === 'directory') {
         await mkdir(target)
         dirs.add(name)
@@ -105,17 +111,35 @@ export async function extractArchive (archive: Readable, into: string, top: stri
   try {
     await Promise.all([pipeline(archive, reader), done])
   } catch (err) {
-    // Whatever the reason, the engine's answer is not read on: end it.
+    // Whatever the reason, the sender's stream is not read on: end it.
     archive.destroy()
     throw err
   }
   return files
 }
 
-function entryName (raw: string, top: string) {
-  const name = posix.normalize(raw.replace(/\/+$/, ''))
-  if (name !== top && !name.startsWith(top + '/')) throw new ArchiveError(`archive entry ${raw} is outside ${top}`)
-  if (name.split('/').some((part) => part === '..' || part === '')) throw new ArchiveError(`archive entry ${raw} has an unsafe name`)
+/**
+ * The build wrote what an earlier copy brought: every directory on the way
+ * to `rel` in `root` must be a real one (a link there is replaced, never
+ * followed).
+ */
+async function realDirs (root: string, rel: string) {
+  let at = root
+  await mkdir(root, { recursive: true })
+  for (const part of rel === '' ? [] : rel.split('/')) {
+    at = join(at, part)
+    const st = await lstat(at).catch(() => undefined)
+    if (st?.isDirectory()) continue
+    if (st) await rm(at, { recursive: true, force: true })
+    await mkdir(at)
+  }
+}
+
+function entryName (raw: string, base: string, tops: string[]) {
+  const rel = posix.normalize(raw.replace(/\/+$/, ''))
+  if (rel.split('/').some((part) => part === '..' || part === '')) throw new ArchiveError(`archive entry ${raw} has an unsafe name`)
+  const name = posix.join(base, rel)
+  if (!tops.some((top) => name === top || name.startsWith(top + '/'))) throw new ArchiveError(`archive entry ${raw} is outside ${tops.join(', ')}`)
   return name
 }
 

@@ -49,6 +49,10 @@ t.test('a volume workspace: nothing of the service host is mounted, the result i
   t.same(host.Mounts, [{ Type: 'volume', Source: 'cosa-buildd-0123-s', Target: '/srv', ReadOnly: false }])
   t.ok(spec.Env!.includes('COSA_BUILDD_RESULT_FILE=/srv/.cosa-buildd/report'))
   t.notOk(spec.Env!.some((e) => /^COSA_BUILDD_RESULT_(URL|SOCKET)=/.test(e)), 'nothing to post to')
+  t.ok(spec.Env!.includes('COSA_BUILDD_UPLOAD_URL=http://api.example:8080/v1/builds/b1/workdir'),
+    'where the build may send its files itself (if its network reaches the API)')
+  const noUrl = containerSpec({ ...input, workspace: { kind: 'volume', volume: 'cosa-buildd-0123-s' } })
+  t.notOk(noUrl.Env!.some((e) => e.startsWith('COSA_BUILDD_UPLOAD_URL=')), 'no resultUrl: nowhere to send them')
   t.equal(host.NetworkMode, 'none')
   const sync = workspaceSyncSpec({ image: 'cosa-lite:latest', volume: 'cosa-buildd-0123-s', owner: 'o', buildId: 'b1', ids: { uid: 1000, gid: 1000 } })
   t.same(sync.HostConfig!.Mounts, host.Mounts, 'the sync container mounts the same volume')
