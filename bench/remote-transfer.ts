@@ -11,6 +11,12 @@
 //  - curl TLS, curl unix: the engine's archive endpoint read by curl into
 //    /dev/null, over the same TLS listener and over the engine's Unix
 //    socket: the floor the engine itself sets, whatever the client;
+//  - upload: the build sends its files itself (PUT /v1/builds/{id}/workdir,
+//    docs/engines.md#uploads): `tar | curl -T -` of the file from the
+//    volume, as the recipe runs it, to a cosa-buildd server process (`node
+//    dist/server.js`, as users start it) that supervises a running build on
+//    that engine; its route parses the tar, hashes and writes the file into
+//    its copy of the workdir;
 //  - openssl: `openssl dgst -sha256` of the file where the engine keeps it
 //    (the volume's directory), read from the same page cache.
 // The engine is a dockerd of the bench's own (test/engine.ts: its own data
@@ -22,15 +28,17 @@
 // Environment: BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048).
 import { execa } from 'execa'
 import { createHash, randomUUID } from 'node:crypto'
-import { readFile, rm } from 'node:fs/promises'
+import { link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { extract } from 'tar-stream'
 import { DataDir } from '../src/data-dir.js'
+import { IMAGE, freePort } from '../test/helpers.js'
 import { DockerEngine } from '../src/executor/docker/docker-engine.js'
 import { VolumeWorkspace } from '../src/executor/docker/volume-workspace.js'
 import { startEngine } from '../test/engine.js'
-import { fmt, median } from './lib.js'
+import { ROOT, exampleRepo, fmt, median } from './lib.js'
 
 const MiB = 1024 * 1024
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -49,10 +57,67 @@ async function timed (fn: () => Promise<string>) {
   return { seconds: Number(process.hrtime.bigint() - start) / 1e9, sha256 }
 }
 
+const COSA_BUILD = 'bench-1'
+
+/**
+ * A cosa-buildd server process with a build running on `engine` (a recipe
+ * that waits): where the build's upload goes, with its token, and its volume
+ * holding the file at builds/bench-1/x86_64/ (a hard link of `file`).
+ */
+async function uploadTarget (cleanup: ReturnType<typeof teardowns>, engine: Awaited<ReturnType<typeof startEngine>>, file: string) {
+  await execa('npm', ['run', 'build'], { cwd: ROOT })
+  const tls = engine.tls!
+  const root = await mkdtemp(join(tmpdir(), 'cosa-bench-upload-'))
+  const port = await freePort()
+  const api = `http://127.0.0.1:${port}`
+  await writeFile(join(root, 'config.json'), JSON.stringify({
+    engines: [{ name: 'bench', host: `tcp://127.0.0.1:${tls.port}`, tls: { ca: tls.ca, cert: tls.cert, key: tls.key } }],
+    builds: { resultUrl: api }
+  }))
+  const server = execa(process.execPath, ['dist/server.js'], {
+    cwd: ROOT,
+    env: { COSA_BUILDD_CONFIG: join(root, 'config.json'), COSA_BUILDD_DATA_DIR: join(root, 'data'), COSA_BUILDD_PORT: String(port), COSA_BUILDD_ALLOW_FILE_URLS: '1', COSA_BUILDD_MIN_FREE_BYTES: '0', COSA_BUILDD_LOG_LEVEL: 'warn', NODE_OPTIONS: '' },
+    stdio: 'ignore',
+    reject: false
+  })
+  cleanup.t.teardown(async () => {
+    server.kill('SIGTERM')
+    await server
+    await rm(root, { recursive: true, force: true })
+  })
+  const call = async (method: string, path: string, body?: unknown) => {
+    for (let i = 0; ; i++) {
+      try {
+        const res = await fetch(api + path, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) })
+        return await res.json() as any
+      } catch (err) {
+        if (i > 100) throw err
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+    }
+  }
+  const repo = await exampleRepo()
+  await call('PUT', '/v1/streams/up', { config: { url: `file://${repo}`, ref: 'main' }, recipe: [['shell', '--', 'sleep', '3600'], ['build']] })
+  const { id } = await call('POST', '/v1/streams/up/builds', {})
+  for (;;) {
+    const inspect = await engine.docker('inspect', '--format', '{{json .Config.Env}} {{range .Mounts}}{{.Name}}{{end}}', `cosa-buildd-${id}`)
+    const [env, volume] = inspect.stdout.split(' ')
+    const token = /COSA_BUILDD_TOKEN=([^"]+)/.exec(env ?? '')?.[1]
+    if (inspect.exitCode === 0 && token && volume) {
+      const mountpoint = (await engine.docker('volume', 'inspect', '--format', '{{.Mountpoint}}', volume)).stdout.trim()
+      await mkdir(join(mountpoint, 'builds', COSA_BUILD, 'x86_64'), { recursive: true })
+      await link(file, join(mountpoint, 'builds', COSA_BUILD, 'x86_64', FILE))
+      const received = join(root, 'data', 'streams', 'up', 'work', 'builds', COSA_BUILD, 'x86_64', FILE)
+      return { url: `${api}/v1/builds/${id}/workdir`, token, mountpoint, received }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
 async function main () {
   const cleanup = teardowns()
   try {
-    const engine = await startEngine(cleanup.t, { tls: true, images: [] })
+    const engine = await startEngine(cleanup.t, { tls: true, images: [IMAGE] })
     const tls = engine.tls!
     // An image of nothing: the container is never started, it only holds the volume.
     await execa('bash', ['-c', `tar -cf - --files-from /dev/null | docker -H unix://${engine.socketPath} import --change 'CMD ["/none"]' - bench-empty:0`])
@@ -74,6 +139,7 @@ async function main () {
       if (Number(stdout) < SIZE_MIB * MiB) throw new Error(`curl: ${stdout} bytes`)
       return expected!
     }
+    const upload = await uploadTarget(cleanup, engine, path)
     // Set by openssl's first (warming) run; the variants that do not hash pass it on.
     let expected: string | undefined
     const variants: Record<string, () => Promise<string>> = {
@@ -106,6 +172,13 @@ async function main () {
       },
       'curl TLS': () => curlArchive(['--cacert', tls.ca, '--cert', tls.cert, '--key', tls.key, `https://127.0.0.1:${tls.port}${archivePath}`]),
       'curl unix': () => curlArchive(['--unix-socket', engine.socketPath, `http://engine${archivePath}`]),
+      upload: async () => {
+        await execa('bash', ['-o', 'pipefail', '-c', `tar -C ${upload.mountpoint} -cf - builds/${COSA_BUILD} | ` +
+          `curl -sSf -o /dev/null -T - -H 'Authorization: Bearer ${upload.token}' -H 'Content-Type: application/x-tar' ` +
+          `'${upload.url}?cosaBuild=${COSA_BUILD}'`])
+        // The file it wrote is checked once, after the rounds, outside the timing.
+        return expected!
+      },
       openssl: async () => (await execa('openssl', ['dgst', '-sha256', '-r', path])).stdout.split(' ')[0]!
     }
     expected = await variants.openssl!()
@@ -120,6 +193,8 @@ async function main () {
         console.error(`round ${round + 1} ${name}: ${fmt(seconds, 2)} s`)
       }
     }
+    const received = (await execa('openssl', ['dgst', '-sha256', '-r', upload.received])).stdout.split(' ')[0]
+    if (received !== expected) throw new Error(`upload: the service wrote sha256 ${received}, expected ${expected}`)
     const baseline = median(times.get('openssl')!)
     console.log(`${SIZE_MIB} MiB, ${ROUNDS} rounds, medians (sha256 ${expected!.slice(0, 12)}… agreed in every run):`)
     console.log('| variant | seconds | MiB/s | × openssl |')

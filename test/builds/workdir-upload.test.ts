@@ -3,9 +3,13 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
+import { WorkdirUploads } from '../../src/builds/workdir-upload.js'
+import { EngineError } from '../../src/executor/executor.js'
 import { startEngine, type TestEngine } from '../engine.js'
 import { IMAGE, configRepo, freePort, register, requireDocker, startApp, submit, tempDir, type TestApp } from '../helpers.js'
+import { runnerHarness } from './runner-harness.js'
 
 // A build on a remote engine (a dockerd of the test's own over mutual TLS,
 // its workdir a volume there) sends the files of the build it made to the
@@ -171,4 +175,36 @@ t.test('the upload route takes the running build\'s own files alone', async (t) 
   for (const id of [onRemote, onLocal]) await h.app.inject({ method: 'POST', url: `/v1/builds/${id}/cancel` })
   await h.waitFor(onRemote, ['cancelled'])
   t.equal((await put(onRemote, good, as(remoteToken))).status, 401, 'a finished build\'s token is unknown')
+})
+
+t.test('who takes an upload, and for which job end (the rules alone: the engine is the in-memory one)', async (t) => {
+  const h = await runnerHarness(t)
+  const uploads = new WorkdirUploads({ store: h.store, engines: h.engines, leases: h.lifecycle.leases })
+  const archive = () => Readable.from([])
+  const claimed = await h.claim()
+  await t.rejects(uploads.receive(claimed.id, '1.0', archive()), { code: 'BLD_UPLOAD_NOT_TAKEN', message: /shares the service's disk/ },
+    'an engine without a workdir of its own takes none')
+
+  const files = [{ path: 'builds/1.0/x86_64/os.tar', size: 3, sha256: 'a'.repeat(64) }]
+  let asked: unknown
+  h.fake.receiveBuild = async (input: unknown) => { asked = input; return files }
+  t.same(await uploads.receive(claimed.id, '1.0', archive()), { cosaBuildId: '1.0', files })
+  t.match(asked, { stream: 's', paths: ['builds/builds.json', 'builds/latest', 'builds/1.0', 'tmp/kola'] }, 'the build\'s own paths alone')
+  t.equal(uploads.take(claimed.id, '2.0'), undefined, 'the end of a job that made another build does not take it')
+  await uploads.receive(claimed.id, '1.0', archive())
+  t.same(uploads.take(claimed.id, '1.0'), files, 'the job\'s end takes what it sent')
+  t.equal(uploads.take(claimed.id, '1.0'), undefined, 'once')
+  await uploads.receive(claimed.id, '1.0', archive())
+  uploads.forget(claimed.id)
+  t.equal(uploads.take(claimed.id, '1.0'), undefined, 'a job that failed after its upload leaves nothing to take')
+
+  h.fake.receiveBuild = async () => { throw new EngineError('invalid', 'archive entry src/ is outside builds/1.0') }
+  await t.rejects(uploads.receive(claimed.id, '1.0', archive()), { code: 'BLD_UPLOAD_REJECTED', message: /src\/ is outside/ })
+
+  h.lifecycle.leases.forget(claimed.id)
+  await t.rejects(uploads.receive(claimed.id, '1.0', archive()), { code: 'BLD_UPLOAD_NOT_TAKEN', message: /does not supervise/ },
+    'a replica that does not supervise the build takes none: the files are for the supervisor\'s disk')
+  await t.rejects(uploads.receive('nope', '1.0', archive()), { code: 'BLD_BUILD_NOT_FOUND' })
+  await h.lifecycle.submit({ id: 'queued-1', stream: 't', request: { force: false, skipPrune: false }, createdAt: new Date().toISOString() })
+  await t.rejects(uploads.receive('queued-1', '1.0', archive()), { code: 'BLD_BUILD_NOT_RUNNING' })
 })

@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
 import {
   EngineError, type BuildJob, type EngineCapacity, type Executor, type JobState, type LogFrame, type LogSnapshot,
-  type LogSnapshotOptions, type OwnedJob
+  type LogSnapshotOptions, type OwnedJob, type PulledFile, type Workspace
 } from '../../src/executor/executor.js'
 
 // An engine in memory, for tests of the build pipeline's logic without
@@ -134,7 +135,7 @@ export class FakeExecutor implements Executor {
     return undefined
   }
 
-  async receiveBuild () {
+  async receiveBuild (_input: Workspace & { archive: Readable, paths: string[] }): Promise<PulledFile[] | undefined> {
     this.#call('receiveBuild')
     return undefined
   }
