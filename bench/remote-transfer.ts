@@ -25,7 +25,8 @@
 // never started. Every variant is measured warm (the file is read once
 // before), in rounds whose order rotates; medians are reported.
 //   npm run bench bench/remote-transfer.ts
-// Environment: BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048).
+// Environment: BENCH_ROUNDS (3), BENCH_SIZE_MIB (2048), BENCH_VARIANTS (all;
+// comma-separated), BENCH_SERVER_PROF (a directory for the server's --cpu-prof).
 import { execa } from 'execa'
 import { createHash, randomUUID } from 'node:crypto'
 import { link, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -74,7 +75,7 @@ async function uploadTarget (cleanup: ReturnType<typeof teardowns>, engine: Awai
     engines: [{ name: 'bench', host: `tcp://127.0.0.1:${tls.port}`, tls: { ca: tls.ca, cert: tls.cert, key: tls.key } }],
     builds: { resultUrl: api }
   }))
-  const server = execa(process.execPath, ['dist/server.js'], {
+  const server = execa(process.execPath, [...(process.env.BENCH_SERVER_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_SERVER_PROF] : []), 'dist/server.js'], {
     cwd: ROOT,
     env: { COSA_BUILDD_CONFIG: join(root, 'config.json'), COSA_BUILDD_DATA_DIR: join(root, 'data'), COSA_BUILDD_PORT: String(port), COSA_BUILDD_ALLOW_FILE_URLS: '1', COSA_BUILDD_MIN_FREE_BYTES: '0', COSA_BUILDD_LOG_LEVEL: 'warn', NODE_OPTIONS: '' },
     stdio: 'ignore',
@@ -182,7 +183,9 @@ async function main () {
       openssl: async () => (await execa('openssl', ['dgst', '-sha256', '-r', path])).stdout.split(' ')[0]!
     }
     expected = await variants.openssl!()
-    const names = Object.keys(variants)
+    // BENCH_VARIANTS: a comma-separated subset (openssl, the baseline, always runs).
+    const only = process.env.BENCH_VARIANTS?.split(',')
+    const names = Object.keys(variants).filter((n) => !only || n === 'openssl' || only.includes(n))
     const times = new Map<string, number[]>(names.map((n) => [n, []]))
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < names.length; i++) {

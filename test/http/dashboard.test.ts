@@ -302,6 +302,10 @@ t.test('with tokens: the token page, buttons by role, and catching up after the 
   await page.reload()
   await page.getByRole('button', { name: 'Cancel build' }).waitFor()
   t.pass('a submit token sees the cancel button')
+  // The timeline is drawn from the event stream's replay: once it shows, the
+  // page has seen an event to resume from (on 2 busy cores the cut below came
+  // before the replay did, and the page rightly reopened from seq 0).
+  await page.locator('.timeline li').first().waitFor({ timeout: 30_000 })
 
   // The event stream drops (the server restarts, ending it) and stays cut
   // off while the build ends; once back, the page resumes from the last

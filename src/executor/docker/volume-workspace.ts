@@ -93,8 +93,7 @@ export class VolumeWorkspace {
         continue
       }
       // Docker names the archive's entries from the path's last component.
-      const base = posix.dirname(path) === '.' ? '' : posix.dirname(path)
-      files.push(...await extractArchive(archive, workdir, [path], base))
+      files.push(...await extractArchive(archive, workdir, [path], posix.dirname(path) === '.' ? '' : posix.dirname(path)))
     }
     return files
   }

@@ -81,9 +81,8 @@ export async function extractArchive (archive: Readable, root: string, tops: str
   // Directories this extraction made or checked: the only places an entry may go.
   const dirs = new Set<string>([''])
   for (const top of tops) {
-    const parent = posix.dirname(top) === '.' ? '' : posix.dirname(top)
-    await realDirs(root, parent)
-    for (let at = parent; at !== '' && at !== '.'; at = posix.dirname(at) === '.' ? '' : posix.dirname(at)) dirs.add(at)
+    await realDirs(root, parentOf(top))
+    for (let at = parentOf(top); at !== ''; at = parentOf(at)) dirs.add(at)
     await rm(join(root, top), { recursive: true, force: true })
   }
   const files: PulledFile[] = []
@@ -91,8 +90,7 @@ export async function extractArchive (archive: Readable, root: string, tops: str
   const done = (async () => {
     for await (const item of reader) {
       const name = entryName(item.header.name, base, tops)
-      const parent = posix.dirname(name) === '.' ? '' : posix.dirname(name)
-      if (!dirs.has(parent)) throw new ArchiveError(`archive entry ${item.header.name} is not inside a directory of the archive`)
+      if (!dirs.has(parentOf(name))) throw new ArchiveError(`archive entry ${item.header.name} is not inside a directory of the archive`)
       const target = join(root, name)
       if (item.header.type === 'directory') {
         await mkdir(target)
@@ -117,6 +115,9 @@ export async function extractArchive (archive: Readable, root: string, tops: str
   }
   return files
 }
+
+/** A relative path's directory, '' at the top. */
+const parentOf = (path: string) => posix.dirname(path) === '.' ? '' : posix.dirname(path)
 
 /**
  * The build wrote what an earlier copy brought: every directory on the way
