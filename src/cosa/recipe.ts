@@ -145,6 +145,23 @@ function bootTestLines (argv: string[]) {
 }
 
 /**
+ * On an engine that keeps its own workdir the service copies the build's
+ * files back once it ends, unless the build sends them itself first
+ * (src/builds/workdir-upload.ts): its network must reach the API. One try,
+ * no retries: the copy through the engine is always there.
+ */
+const UPLOAD = `  if [ -n "\${COSA_BUILDD_UPLOAD_URL:-}" ] && [ "$outcome" = built ]; then
+    step "sending build $new to the service"
+    up=(builds/builds.json builds/latest "builds/$new")
+    if [ -d ${KOLA_DIR} ]; then up+=(${KOLA_DIR}); fi
+    answer=$(mktemp)
+    if ! tar -cf - -- "\${up[@]}" | curl -sS --fail-with-body -T - -o "$answer" -H "Authorization: Bearer $COSA_BUILDD_TOKEN" \\
+        -H 'Content-Type: application/x-tar' "$COSA_BUILDD_UPLOAD_URL?cosaBuild=$new"; then
+      step "the service did not take it (it copies the files through the engine instead): $(cat "$answer")"
+    fi
+  fi`
+
+/**
  * The bash program the container runs: the cosa steps, then the outcome
  * written to COSA_BUILDD_RESULT_FILE for the service to read after the
  * build, and posted to the API (meta.json as the body) where the build can
@@ -190,19 +207,7 @@ if [ -n "\${COSA_BUILDD_RESULT_FILE:-}" ]; then
   # workdir always, on the service's host when the post below did not get through.
   mkdir -p "$(dirname "$COSA_BUILDD_RESULT_FILE")"
   printf '%s %s %s %s\n' "$COSA_BUILDD_BUILD_ID" "$outcome" "$arch" "$new" > "$COSA_BUILDD_RESULT_FILE"
-  # An engine that keeps its own workdir: the service copies the build's files back once it ends,
-  # unless the build sends them itself first (its network must reach the API; one try, no retries:
-  # the copy through the engine is always there).
-  if [ -n "\${COSA_BUILDD_UPLOAD_URL:-}" ] && [ "$outcome" = built ]; then
-    step "sending build $new to the service"
-    up=(builds/builds.json builds/latest "builds/$new")
-    if [ -d ${KOLA_DIR} ]; then up+=(${KOLA_DIR}); fi
-    answer=$(mktemp)
-    if ! tar -cf - -- "\${up[@]}" | curl -sS --fail-with-body -T - -o "$answer" -H "Authorization: Bearer $COSA_BUILDD_TOKEN" \\
-        -H 'Content-Type: application/x-tar' "$COSA_BUILDD_UPLOAD_URL?cosaBuild=$new"; then
-      step "the service did not take it (it copies the files through the engine instead): $(cat "$answer")"
-    fi
-  fi
+${UPLOAD}
   # No URL: the report is the only way (a remote engine's build has no network).
   if [ -z "\${COSA_BUILDD_RESULT_URL:-}" ]; then exit 0; fi
 fi

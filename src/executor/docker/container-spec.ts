@@ -68,6 +68,21 @@ export const containerName = (buildId: string) => `cosa-buildd-${buildId}`
 
 const hostDevice = (path: string) => ({ PathOnHost: path, PathInContainer: path, CgroupPermissions: 'rwm' })
 
+/** Where the build leaves its result, and where it may send it and its files. */
+function reportEnv (input: SpecInput) {
+  const api = input.resultUrl?.replace(/\/$/, '')
+  const file = `COSA_BUILDD_RESULT_FILE=${MOUNTS.workdir}/${JOB_REPORT}`
+  if (input.workspace.kind === 'volume') {
+    // Where the build may send its files itself, when its network reaches the API (workdir-upload.ts).
+    return [file, ...(api ? [`COSA_BUILDD_UPLOAD_URL=${api}/v1/builds/${input.buildId}/workdir`] : [])]
+  }
+  return [
+    file,
+    `COSA_BUILDD_RESULT_URL=${api ?? 'http://localhost'}/v1/builds/${input.buildId}/result`,
+    ...(api ? [] : [`COSA_BUILDD_RESULT_SOCKET=${MOUNTS.api}/${API_SOCKET_NAME}`])
+  ]
+}
+
 export function containerSpec (input: SpecInput): ContainerSpec {
   const security: Docker.HostConfig = input.profile === 'privileged'
     ? { Privileged: true, SecurityOpt: ['label=disable'] }
@@ -77,20 +92,7 @@ export function containerSpec (input: SpecInput): ContainerSpec {
         SecurityOpt: ['no-new-privileges'],
         Devices: input.devices.map(hostDevice)
       }
-  const api = input.resultUrl?.replace(/\/$/, '')
-  const resultUrl = `${api ?? 'http://localhost'}/v1/builds/${input.buildId}/result`
   const ws = input.workspace
-  const report = ws.kind === 'volume'
-    ? [
-        `COSA_BUILDD_RESULT_FILE=${MOUNTS.workdir}/${JOB_REPORT}`,
-        // Where the build may send its files itself, when its network reaches the API (workdir-upload.ts).
-        ...(api ? [`COSA_BUILDD_UPLOAD_URL=${api}/v1/builds/${input.buildId}/workdir`] : [])
-      ]
-    : [
-        `COSA_BUILDD_RESULT_FILE=${MOUNTS.workdir}/${JOB_REPORT}`,
-        `COSA_BUILDD_RESULT_URL=${resultUrl}`,
-        ...(input.resultUrl ? [] : [`COSA_BUILDD_RESULT_SOCKET=${MOUNTS.api}/${API_SOCKET_NAME}`])
-      ]
   const mounts: Docker.HostConfig = ws.kind === 'volume'
     ? { Mounts: [{ Type: 'volume', Source: ws.volume, Target: MOUNTS.workdir, ReadOnly: false }] }
     : {
@@ -117,7 +119,7 @@ export function containerSpec (input: SpecInput): ContainerSpec {
     },
     Env: [
       `COSA_BUILDD_BUILD_ID=${input.buildId}`,
-      ...report,
+      ...reportEnv(input),
       `COSA_BUILDD_TOKEN=${input.resultToken}`,
       // Lets a non-root image user clone the service-owned mirror.
       `GIT_CONFIG_GLOBAL=${MOUNTS.config}/${MIRROR_GITCONFIG}`,
