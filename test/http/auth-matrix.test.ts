@@ -188,7 +188,7 @@ t.test('the result route takes only the token minted for that build', async (t) 
   // No background work: builds stay where the test puts them.
   const { app, routes } = await startCollecting(t, { tokens: TOKENS }, false)
   const resultRoutes = routes.filter((r) => r.access === 'build')
-  t.same(resultRoutes.map(key), ['POST /v1/builds/{id}/result'], 'one route takes build tokens')
+  t.same(resultRoutes.map(key), ['POST /v1/builds/{id}/result', 'PUT /v1/builds/{id}/workdir'], 'two routes take build tokens')
   const admin = { authorization: `Bearer ${ADMIN}` }
   await app.inject({ method: 'PUT', url: '/v1/streams/s', headers: admin, payload: { config: { url: 'file:///nonexistent', ref: 'main' }, image: INERT_IMAGE } })
   await app.inject({ method: 'PUT', url: '/v1/streams/t', headers: admin, payload: { config: { url: 'file:///nonexistent', ref: 'main' }, image: INERT_IMAGE } })
@@ -228,10 +228,24 @@ t.test('the result route takes only the token minted for that build', async (t) 
   t.ok(![401, 403].includes(own.statusCode) && own.statusCode < 500, `build A's own token is accepted (then the body is judged): ${own.statusCode}`)
   t.equal(own.json().code, 'BLD_RESULT_REJECTED', 'an empty meta.json is rejected on its merits')
 
+  // The upload of a build's files takes the same token, and only it.
+  const upload = (id: string, authorization?: string) => app.inject({
+    method: 'PUT',
+    url: `/v1/builds/${id}/workdir?cosaBuild=1.0`,
+    headers: { 'content-type': 'application/x-tar', ...(authorization === undefined ? {} : { authorization }) },
+    payload: Buffer.alloc(1024)
+  })
+  t.equal((await upload(a)).statusCode, 401, 'upload, no token: 401')
+  t.equal((await upload(a, `Bearer ${ADMIN}`)).statusCode, 401, 'upload, an API token is not a build token')
+  t.equal((await upload(a, `Bearer ${TOKEN_B}`)).statusCode, 403, 'upload, build B\'s token on build A: 403')
+  const ownUpload = await upload(a, `Bearer ${TOKEN_A}`)
+  t.equal(ownUpload.json().code, 'BLD_UPLOAD_NOT_TAKEN', 'build A\'s own token is accepted, then the engine is judged (it shares the service\'s disk)')
+
   // After the build has ended, its token has no use left (S4: expired callback).
   t.ok(await lifecycle.finish((await store.builds.getBuild(a))!, { state: 'failed' }))
   const expired = await post(a, `Bearer ${TOKEN_A}`)
   t.equal(expired.statusCode, 401, 'the token of a finished build has expired: 401')
+  t.equal((await upload(a, `Bearer ${TOKEN_A}`)).statusCode, 401, 'for uploads too')
 
   // The token is checked before the query and before the body is read.
   const unauthBadQuery = await app.inject({ method: 'POST', url: `/v1/builds/${a}/result`, headers: { 'content-type': 'application/json' }, payload: '{}' })

@@ -278,7 +278,7 @@ t.test('random requests: never a 5xx, every 4xx is {code, message}', async (t) =
     const bodyRoutes = endpoints.filter((e) => e.method === 'PUT' || e.method === 'POST')
     t.same(bodyRoutes.map((e) => `${e.method} ${e.url}`).sort(), ['POST /v1/builds/:id/cancel', 'POST /v1/builds/:id/result',
       'POST /v1/engines/:name/drain', 'POST /v1/engines/:name/undrain', 'POST /v1/event-tokens', 'POST /v1/streams/:stream/builds', 'POST /v1/webhooks/:name/deliveries/:id/redeliver',
-      'PUT /v1/builds/:id/pin', 'PUT /v1/engines/:name', 'PUT /v1/streams/:stream', 'PUT /v1/webhooks/:name'], 'the routes that take a body')
+      'PUT /v1/builds/:id/pin', 'PUT /v1/builds/:id/workdir', 'PUT /v1/engines/:name', 'PUT /v1/streams/:stream', 'PUT /v1/webhooks/:name'], 'the routes that take a body')
     const request = fc.record({
       endpoint: fc.constantFrom(...bodyRoutes),
       params: fc.array(mostly(fc.constantFrom('s', build), segments({ stream: 's', build })), { minLength: 1, maxLength: 1 }),
