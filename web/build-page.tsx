@@ -115,7 +115,8 @@ function Arches ({ build, now }: { build: Build, now: number }) {
 /** A retried build's attempts that ended (the one running now is the build itself). */
 function Attempts ({ build }: { build: Build }) {
   const attempts = build.attempts ?? []
-  if (attempts.length < 2 && !(attempts.length === 1 && !isFinished(build))) return null
+  // One attempt that ended is the build's own end: nothing to list.
+  if (attempts.length === 0 || (attempts.length === 1 && isFinished(build))) return null
   return (
     <section aria-labelledby="attempts">
       <h2 id="attempts">Attempts</h2>

@@ -24,6 +24,9 @@ export const metaSchema = withoutNestedIds(JSON.parse(readFileSync(META_SCHEMA_P
 const validate = new Ajv({ allErrors: true, strict: false }).compile(metaSchema)
 
 /** The images every meta.json must have (the schema requires `images.ostree`). */
+/** A cosa build id (`cosa build --version`), which is also its directory's name under builds/. */
+export const COSA_BUILD_ID = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/
+
 export interface MetaImage { path: string, sha256: string, size?: number }
 
 export interface Meta {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { Readable } from 'node:stream'
+import { COSA_BUILD_ID } from '../cosa/meta.js'
 import { errors } from '../errors.js'
 import { sentType } from './error-handler.js'
 import { z } from 'zod'
@@ -54,7 +55,7 @@ const results: FastifyPluginAsyncZod = async (app) => {
       security: [{ buildToken: [] }],
       params: BuildParams,
       querystring: z.strictObject({
-        cosaBuild: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/).meta({ description: 'the cosa build id the tar holds' })
+        cosaBuild: z.string().regex(COSA_BUILD_ID).meta({ description: 'the cosa build id the tar holds' })
       }),
       response: {
         200: z.object({

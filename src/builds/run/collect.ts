@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { COSA_BUILD_ID } from '../../cosa/meta.js'
 import { JOB_REPORT } from '../../executor/executor.js'
 import { uploadPaths } from '../workdir-upload.js'
 import { secondaryArch } from './arches.js'
@@ -14,7 +15,7 @@ import { workdirOf, type RunContext } from './context.js'
 // the same way.
 
 /** JOB_REPORT's line: build id, outcome, arch, cosa build id (a plain name: it becomes a path). */
-const REPORT = /^(\S+) (built|unchanged) ([a-z0-9_]{1,32}) ([A-Za-z0-9][A-Za-z0-9._+~-]{0,127})\n?$/
+const REPORT = new RegExp(`^(\\S+) (built|unchanged) ([a-z0-9_]{1,32}) (${COSA_BUILD_ID.source.slice(1, -1)})\\n?$`)
 
 export async function collect (ctx: RunContext, jobId: string): Promise<void> {
   const { deps: { logs, results, lifecycle, store, uploads }, build, executor, shutdown } = ctx

@@ -1,12 +1,13 @@
 import { z } from 'zod'
 import { buildStates, failureReasons } from '../../builds/build-state.js'
+import { COSA_BUILD_ID } from '../../cosa/meta.js'
 import { Timestamp } from './common.js'
 
 export const BuildState = z.enum(buildStates)
 
 export const BuildRequest = z.strictObject({
   force: z.boolean().optional().meta({ description: 'build even when the inputs are unchanged (cosa build --force)' }),
-  version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/).optional().meta({ description: 'build id (cosa build --version)' }),
+  version: z.string().regex(COSA_BUILD_ID).optional().meta({ description: 'build id (cosa build --version)' }),
   commit: z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, 'commit must be a full git commit id').optional()
     .meta({ description: 'config commit to build instead of the stream ref\'s head' }),
   skipPrune: z.boolean().optional().meta({ description: 'keep older builds in the workdir (cosa build --skip-prune)' }),
