@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { LogRepository } from '../store/repositories.js'
+import { KeyedQueue } from './keyed-queue.js'
 import { readLog, type LogSource } from './log-reader.js'
 import { DatabaseLogWriter } from './database-log-writer.js'
 import { noteLine, type BootTestFile, type IsDone, type LogStore, type LogWriter, type Marks, type WriterFence } from './log-store.js'
@@ -34,6 +35,8 @@ export class DatabaseLogStore implements LogStore {
   readonly #events = new EventEmitter()
   // The note writer of each build whose container log this process copies.
   readonly #writers = new Map<string, (text: string) => Promise<void>>()
+  // A note or resume waits for a closing writer's last output and checkpoint.
+  readonly #queue = new KeyedQueue()
 
   constructor (repo: LogRepository, opts: DatabaseLogOptions) {
     this.#repo = repo
@@ -48,16 +51,24 @@ export class DatabaseLogStore implements LogStore {
   }
 
   async resume (buildId: string) {
-    const checkpoint = await this.#repo.checkpoint(buildId)
-    if (!checkpoint) return undefined
-    await this.#repo.cutTo(buildId, checkpoint.bytes)
-    return checkpoint.marks
+    let marks: Marks | undefined
+    await this.#queue.run(buildId, async () => {
+      const checkpoint = await this.#repo.checkpoint(buildId)
+      if (!checkpoint) return
+      await this.#repo.cutTo(buildId, checkpoint.bytes)
+      marks = checkpoint.marks
+    })
+    return marks
   }
 
   async note (buildId: string, text: string) {
     const line = noteLine(text)
     const writer = this.#writers.get(buildId)
     if (writer) return writer(line)
+    await this.#queue.run(buildId, () => this.#appendNote(buildId, line))
+  }
+
+  async #appendNote (buildId: string, line: string) {
     const checkpoint = await this.#repo.checkpoint(buildId)
     const offset = checkpoint ? checkpoint.bytes : await this.#repo.size(buildId)
     const data = Buffer.from(line)
@@ -88,7 +99,7 @@ export class DatabaseLogStore implements LogStore {
       close: async () => {
         if (this.#writers.get(buildId) === note) this.#writers.delete(buildId)
         // No checkpoint here: output written since the last one is re-read on resume.
-        await writer.close()
+        await this.#queue.run(buildId, () => writer.close())
         this.#events.emit(buildId)
       }
     }

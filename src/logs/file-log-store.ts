@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { createReadStream } from 'node:fs'
 import { copyFile, mkdir, open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { KeyedQueue } from './keyed-queue.js'
 import { readLog, type LogSource } from './log-reader.js'
 import { BOOT_TEST_FILES, noteLine, TRUNCATED, type BootTestFile, type IsDone, type LogStore, type LogWriter, type Marks } from './log-store.js'
 
@@ -21,6 +22,8 @@ export class FileLogStore implements LogStore {
   readonly #events = new EventEmitter()
   // The note writer of each build whose container log is being copied.
   readonly #writers = new Map<string, (text: string) => Promise<void>>()
+  // Each build's file and checkpoint change one operation at a time (notes, output, checkpoints, resumes).
+  readonly #queue = new KeyedQueue()
 
   constructor (dir: string, maxBytes: number) {
     this.#dir = dir
@@ -71,6 +74,12 @@ export class FileLogStore implements LogStore {
    * anything written past the checkpoint (a dead process's unconfirmed lines).
    */
   async resume (buildId: string): Promise<Marks | undefined> {
+    let marks: Marks | undefined
+    await this.#queue.run(buildId, async () => { marks = await this.#resume(buildId) })
+    return marks
+  }
+
+  async #resume (buildId: string): Promise<Marks | undefined> {
     const cursor = await this.#cursor(buildId)
     if (!cursor) return undefined
     if (await this.size(buildId) > cursor.bytes) await truncate(this.path(buildId), cursor.bytes)
@@ -92,6 +101,10 @@ export class FileLogStore implements LogStore {
     const line = noteLine(text)
     const writer = this.#writers.get(buildId)
     if (writer) return writer(line)
+    await this.#queue.run(buildId, () => this.#appendNote(buildId, line))
+  }
+
+  async #appendNote (buildId: string, line: string) {
     await mkdir(this.#dir, { recursive: true })
     const cursor = await this.#cursor(buildId)
     if (cursor && await this.size(buildId) > cursor.bytes) await truncate(this.path(buildId), cursor.bytes)
@@ -130,9 +143,14 @@ export class FileLogStore implements LogStore {
     const fh: FileHandle = await open(this.path(buildId), 'a')
     let bytes = (await fh.stat()).size
     let full = bytes >= this.#maxBytes
+    // After a failed write the file may hold more than `bytes`: nothing after it is written or checkpointed.
+    let failed: unknown
+    const step = (fn: () => Promise<void>) => this.#queue.run(buildId, async () => {
+      if (failed !== undefined) throw failed
+      await fn().catch((err: unknown) => { failed = err; throw err })
+    })
     // Output and notes share the file handle, one write at a time.
-    let queue = Promise.resolve()
-    const append = (text: string | Buffer, note: boolean) => (queue = queue.then(async () => {
+    const append = (text: string | Buffer, note: boolean) => step(async () => {
       if (full && !note) return
       if (!note && bytes + Buffer.byteLength(text) > this.#maxBytes) {
         text = TRUNCATED
@@ -141,10 +159,10 @@ export class FileLogStore implements LogStore {
       await (typeof text === 'string' ? fh.write(text) : fh.write(text))
       bytes += Buffer.byteLength(text)
       this.#events.emit(buildId)
-    }))
+    })
     const noteWriter = (text: string) => append(text, true)
     this.#writers.set(buildId, noteWriter)
-    const checkpoint = (next: Marks) => (queue = queue.then(() => this.#saveCursor(buildId, { bytes, marks: next })))
+    const checkpoint = (next: Marks) => step(() => this.#saveCursor(buildId, { bytes, marks: next }))
     await checkpoint(marks ?? {})
     return {
       write: (text) => append(text, false),
@@ -152,7 +170,7 @@ export class FileLogStore implements LogStore {
       close: async () => {
         if (this.#writers.get(buildId) === noteWriter) this.#writers.delete(buildId)
         // No checkpoint here: output written since the last one is re-read on resume.
-        await queue.catch(() => undefined)
+        await this.#queue.run(buildId, async () => {})
         await fh.close()
         this.#events.emit(buildId)
       }

@@ -44,6 +44,22 @@ export function logStoreContract (t: Test, make: MakeLogStore) {
     t.match(await readAll(store, 'b1'), /two\n==> cosa-buildd: restarted\n$/)
   })
 
+  t.test('a note made while the writer closes is kept, after the writer\'s last checkpoint', async (t) => {
+    const { store } = await make(t, 1024 * 1024)
+    const marks = { stdout: { ts: '2026-01-01T00:00:02.000000001Z', n: 1 } }
+    // A cancel notes why while the pump ends: this once failed the build
+    // (both saved the file store's checkpoint through one .tmp file).
+    for (let i = 0; i < 20; i++) {
+      const id = `close${i}`
+      const writer = await store.open(id, undefined)
+      await writer.write('out\n')
+      const results = await Promise.allSettled([writer.checkpoint(marks), writer.close(), store.note(id, 'cancelled')])
+      t.same(results.filter((r) => r.status === 'rejected'), [], `round ${i}: nothing failed`)
+      t.same(await store.resume(id), marks, `round ${i}: resumes after the last marks`)
+      t.equal(await readAll(store, id), 'out\n==> cosa-buildd: cancelled\n', `round ${i}: the note is kept`)
+    }
+  })
+
   t.test('the log is bounded and says so; service notes still get in', async (t) => {
     const { store } = await make(t, 40)
     const writer = await store.open('b2', undefined)
