@@ -1,4 +1,5 @@
-import { authHeaders, request } from './api.js'
+import { authHeaders, getJson, request, type Build } from './api.js'
+import { isFinished } from './format.js'
 
 // A build's log in the browser, by the rules people ask of CI log views:
 // open at the tail (the last 64 KiB) with "load earlier"; follow while the
@@ -75,7 +76,9 @@ export class LogView {
     const size = Number(head.headers.get('x-log-size') ?? 0)
     const start = Math.max(0, size - TAIL_BYTES)
     this.#first = this.#end = start
-    this.#setFollow(live ? 'following' : 'ended')
+    // A finished build's log stays `loading` until its lines are in: `ended`
+    // must not say the log is complete before it is shown.
+    if (live) this.#setFollow('following')
     await this.#read(start, live, start > 0)
     // A finished build's log opens at its end too: that is where it failed.
     if (!live) this.#el.scrollTop = this.#el.scrollHeight
@@ -137,7 +140,9 @@ export class LogView {
           this.#rest = rest
           this.#append(lines)
         }
-        // The answer ends when the build has (follow), or at the end of what there is.
+        // A follow ends when the build has, and also when the server shuts
+        // down (it expects a resume with ?offset=): the build's state says which.
+        if (live && !(await this.#buildEnded())) throw new Error('log: the server ended the follow early')
         if (this.#rest.length > 0) {
           this.#append([{ text: decoder.decode(this.#rest), bytes: this.#rest.length }])
           this.#rest = new Uint8Array(0)
@@ -150,6 +155,10 @@ export class LogView {
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
       }
     }
+  }
+
+  async #buildEnded () {
+    return isFinished(await getJson<Build>(`/v1/builds/${encodeURIComponent(this.#opts.buildId)}`))
   }
 
   #append (lines: Line[]) {

@@ -287,6 +287,15 @@ t.test('with tokens: the token page, buttons by role, and catching up after the 
   const page = await newPage(t, browser)
   const urls: string[] = []
   page.on('request', (r) => urls.push(r.url()))
+  // What the page's API calls did, printed if the page does not catch up.
+  const trace: string[] = []
+  const started = Date.now()
+  const note = (what: string, url: string) => { if (url.includes('/v1/')) trace.push(`${Date.now() - started}ms ${what} ${url.replace(/token=[^&]+/, 'token=…')}`) }
+  page.on('request', (r) => note(r.method(), r.url()))
+  page.on('response', (r) => note(String(r.status()), r.url()))
+  page.on('requestfailed', (r) => note(`failed (${r.failure()?.errorText ?? '?'})`, r.url()))
+  page.on('requestfinished', (r) => note('finished', r.url()))
+  page.on('console', (m) => trace.push(`${Date.now() - started}ms console.${m.type()} ${m.text()}`))
 
   await page.goto(`${server.url}/builds/${build.id}`)
   await page.getByRole('link', { name: 'Paste one' }).click()
@@ -316,13 +325,21 @@ t.test('with tokens: the token page, buttons by role, and catching up after the 
   await server.exited
   await page.getByRole('status').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 10_000 })
   server = await startServer(t, dataDir, 1, { env })
+  // The server ends a log follow when it shuts down; the page resumes it
+  // rather than calling the log of a running build complete.
+  await page.locator('[data-follow="following"]').first().waitFor({ timeout: 15_000 })
+  t.equal((await call(server, `/v1/builds/${build.id}`, { token: TOKENS.read })).state, 'running', 'the build runs on')
   await call(server, `/v1/builds/${build.id}/cancel`, { method: 'POST', token: TOKENS.submit })
-  await waitState(server, build.id, FINAL, TOKENS.read)
+  const ended = await waitState(server, build.id, FINAL, TOKENS.read)
+  trace.push(`ended as ${JSON.stringify(ended)}`)
+  t.equal(ended.state, 'cancelled', 'the build is cancelled')
   t.equal(await page.locator('h1', { hasText: /^Cancelled/ }).count(), 0, 'cut off, the page has not heard of it')
   await page.unroute(events)
   // Alone this takes a few seconds (a reopen every 3 s, a fresh token, the
   // missed events); in the full suite on 2 cores it went past 15 s twice.
+  trace.push(`${Date.now() - started}ms unrouted`)
   await page.locator('h1', { hasText: /^Cancelled/ }).waitFor({ timeout: 40_000 })
+    .catch(async (error: unknown) => { t.comment(trace.slice(-200).join('\n') + '\nh1: ' + await page.locator('h1').first().textContent()); throw error })
   // The events missed, not just the state: build.finished closes the running phase of the timeline.
   await page.locator('.timeline li.running').waitFor({ state: 'detached', timeout: 5000 })
   await page.locator('[data-follow="ended"]').first().waitFor({ timeout: 15_000 })
