@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { ArtifactService } from './artifacts/artifact-service.js'
+import type { ArtifactStore } from './artifacts/artifact-store.js'
 import { openArtifactStore } from './artifacts/open-store.js'
 import { Publisher } from './artifacts/publisher.js'
 import { SpaceGuard } from './artifacts/space-guard.js'
@@ -179,16 +180,22 @@ async function openEngines (config: Config, dataDir: DataDir, store: Database, n
   return { engines, engineAdmin, health }
 }
 
-export default fp(async function core (app: FastifyInstance, opts: CoreOptions) {
-  const { config } = opts
-  const now = opts.now ?? (() => new Date())
-  const logger = app.log
-  const dataDir = new DataDir(config.dataDir)
-  const store = await openDatabase(config.database, dataDir.database)
-  logger.info({ database: config.database.url === undefined ? dataDir.database : redactDatabaseUrl(config.database.url) }, `state on ${store.dialect}`)
-  const { engines, engineAdmin, health } = await openEngines(config, dataDir, store, now, logger)
+interface Foundations {
+  config: Config
+  dataDir: DataDir
+  store: Database
+  engines: EngineRegistry
+  health: EngineHealth
+  artifactStore: ArtifactStore
+  now: () => Date
+  logger: Logger
+  onWebhookDelivery: CoreOptions['onWebhookDelivery']
+}
+
+/** A build's way from the queue to its artifacts: the one writer of its state, and what starts, runs, adopts and prunes builds. */
+function wireBuilds (f: Foundations) {
+  const { config, dataDir, store, engines, health, artifactStore, now, logger } = f
   const logs = openLogStore(store, dataDir.logs, config.builds.logMaxBytes)
-  const artifactStore = await openArtifactStore(config)
   const space = new SpaceGuard({ dataDir: dataDir.root, store: artifactStore, minFreeBytes: config.storage.minFreeBytes })
   const lifecycle = new BuildLifecycle({ store, now, logger, lease: { owner: config.replicas.id, ms: config.replicas.leaseSeconds * 1000 },
     infrastructureRetries: config.builds.infrastructureRetries
@@ -223,41 +230,35 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     now,
     canStart: startable(space)
   })
-  const reconciler = new Reconciler({ store, lifecycle, engines, runner, logger, engineLostMs: config.builds.engineLostMs })
-  const housekeeping = new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
   const builds = new BuildService({
     store, lifecycle, supervising: (id) => runner.isActive(id), logs, space, wake: () => scheduler.wake(), waitingFor: (id) => scheduler.waitingFor(id), now
   })
   const webhooks = openWebhooks({
     config, store, lifecycle, now, logger, onDelivery: (webhook, result) => {
       metrics.webhookDelivered(webhook, result)
-      opts.onWebhookDelivery?.(webhook, result)
+      f.onWebhookDelivery?.(webhook, result)
     }
   })
-  const closing = new AbortController()
-  app.addHook('preClose', async () => closing.abort())
+  return {
+    logs, space, lifecycle, metrics, results, uploads, runner, scheduler, builds, webhooks,
+    reconciler: new Reconciler({ store, lifecycle, engines, runner, logger, engineLostMs: config.builds.engineLostMs }),
+    housekeeping: new Housekeeping({ store, publisher, logs, retention: config.retention, now, logger })
+  }
+}
 
-  app.decorate('core', {
-    config,
-    dataDir,
-    store,
-    lifecycle,
-    engines,
-    engineAdmin,
-    space,
-    metrics,
-    streams: new StreamService({ store, engine: engines.default, now, defaults: streamDefaults(config), urls: urlPolicy(config) }),
-    builds,
-    streamRemoval: new StreamRemoval({ store, dataDir, artifacts: artifactStore, logs, engines, logger, forget: (s) => builds.forgetStream(s) }),
-    results,
-    uploads,
-    artifacts: new ArtifactService({ store, artifacts: artifactStore }),
-    ...eventServices(config, dataDir, store, lifecycle, now),
-    webhooks: webhooks.service,
-    closing: closing.signal
-  } satisfies Core)
+type Background = ReturnType<typeof wireBuilds> & { store: Database, engineAdmin: EngineService, artifactStore: ArtifactStore, dataDir: DataDir }
 
-  const resultSocket = new ResultSocket(app, dataDir.apiSocket)
+/**
+ * Once fastify is ready: the result socket, lease renewals, a reconcile
+ * (adopting what the last process left running), then scheduling, replica
+ * hints, webhooks and the periodic duties. On close, all of it stops and
+ * running builds are left to the next start.
+ */
+function runInBackground (app: FastifyInstance, opts: CoreOptions, b: Background) {
+  const { config } = opts
+  const { store, lifecycle, runner, scheduler, reconciler, housekeeping, webhooks, engineAdmin, artifactStore } = b
+  const logger = app.log
+  const resultSocket = new ResultSocket(app, b.dataDir.apiSocket)
   const timers: NodeJS.Timeout[] = []
   let stopHints = async () => {}
   app.addHook('onReady', async () => {
@@ -298,4 +299,41 @@ export default fp(async function core (app: FastifyInstance, opts: CoreOptions) 
     await artifactStore.close?.()
     await store.close()
   })
+}
+
+export default fp(async function core (app: FastifyInstance, opts: CoreOptions) {
+  const { config } = opts
+  const now = opts.now ?? (() => new Date())
+  const logger = app.log
+  const dataDir = new DataDir(config.dataDir)
+  const store = await openDatabase(config.database, dataDir.database)
+  logger.info({ database: config.database.url === undefined ? dataDir.database : redactDatabaseUrl(config.database.url) }, `state on ${store.dialect}`)
+  const { engines, engineAdmin, health } = await openEngines(config, dataDir, store, now, logger)
+  const artifactStore = await openArtifactStore(config)
+  const wired = wireBuilds({ config, dataDir, store, engines, health, artifactStore, now, logger, onWebhookDelivery: opts.onWebhookDelivery })
+  const { logs, builds } = wired
+  const closing = new AbortController()
+  app.addHook('preClose', async () => closing.abort())
+
+  app.decorate('core', {
+    config,
+    dataDir,
+    store,
+    lifecycle: wired.lifecycle,
+    engines,
+    engineAdmin,
+    space: wired.space,
+    metrics: wired.metrics,
+    streams: new StreamService({ store, engine: engines.default, now, defaults: streamDefaults(config), urls: urlPolicy(config) }),
+    builds,
+    streamRemoval: new StreamRemoval({ store, dataDir, artifacts: artifactStore, logs, engines, logger, forget: (s) => builds.forgetStream(s) }),
+    results: wired.results,
+    uploads: wired.uploads,
+    artifacts: new ArtifactService({ store, artifacts: artifactStore }),
+    ...eventServices(config, dataDir, store, wired.lifecycle, now),
+    webhooks: wired.webhooks.service,
+    closing: closing.signal
+  } satisfies Core)
+
+  runInBackground(app, opts, { ...wired, store, engineAdmin, artifactStore, dataDir })
 }, { name: 'core' })
