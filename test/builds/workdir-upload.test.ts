@@ -164,6 +164,23 @@ t.test('the upload route takes the running build\'s own files alone', async (t) 
   t.match(await refused.json(), { code: 'BLD_UPLOAD_REJECTED', message: /archive entry src\/ is outside/ })
   const workdir = join(h.dataDir, 'streams/remote-wait/work')
   t.equal(await stat(join(workdir, 'src/config.yaml')).catch(() => undefined), undefined, 'and nothing of it is outside the build\'s paths')
+  // Refused half way through a large upload, sent as a build sends it
+  // (tar | curl -T -): curl reads the answer, not a reset connection.
+  const bigRoot = join(dir, 'big')
+  await mkdir(join(bigRoot, 'src'), { recursive: true })
+  await mkdir(join(bigRoot, 'builds/42.0'), { recursive: true })
+  await writeFile(join(bigRoot, 'src/config.yaml'), 'not the build\'s\n')
+  await execa('truncate', ['-s', '64M', join(bigRoot, 'builds/42.0/disk.raw')])
+  await execa('truncate', ['-s', '256M', join(bigRoot, 'src/more.raw')])
+  const curlUpload = async (id: string, token: string) => {
+    const { stdout } = await execa('bash', ['-c', 'tar -C "$1" -cf - builds/42.0 src | curl -sS -T - -w "\n%{http_code}" ' +
+      '-H "content-type: application/x-tar" -H "authorization: Bearer $2" "$3"', '-', bigRoot, token,
+    `${url}/v1/builds/${id}/workdir?cosaBuild=42.0`], { reject: false })
+    const lines = stdout.trim().split('\n')
+    return { status: Number(lines.pop()), body: lines.join('\n') }
+  }
+  t.match(await curlUpload(onRemote, remoteToken), { status: 422, body: /BLD_UPLOAD_REJECTED/ }, 'a large refused upload gets its 422')
+  t.match(await curlUpload(onLocal, localToken), { status: 409, body: /BLD_UPLOAD_NOT_TAKEN/ }, 'and one not taken its 409')
   const onShared = await put(onLocal, good, as(localToken))
   t.equal(onShared.status, 409, 'a build whose engine shares the service\'s disk has nothing to upload')
   t.match(await onShared.json(), { code: 'BLD_UPLOAD_NOT_TAKEN' })
