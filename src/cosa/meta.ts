@@ -23,10 +23,11 @@ export const metaSchema = withoutNestedIds(JSON.parse(readFileSync(META_SCHEMA_P
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(metaSchema)
 
-/** The images every meta.json must have (the schema requires `images.ostree`). */
-/** A cosa build id (`cosa build --version`), which is also its directory's name under builds/. */
-export const COSA_BUILD_ID = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/
+/** A cosa build id (`cosa build --version`), which is also its directory's name under builds/: unanchored, for larger patterns. */
+export const COSA_BUILD_ID_PATTERN = '[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}'
+export const COSA_BUILD_ID = new RegExp(`^${COSA_BUILD_ID_PATTERN}$`)
 
+/** One entry of meta.json's `images` (the schema requires `images.ostree`). */
 export interface MetaImage { path: string, sha256: string, size?: number }
 
 export interface Meta {

@@ -51,14 +51,12 @@ export class DatabaseLogStore implements LogStore {
   }
 
   async resume (buildId: string) {
-    let marks: Marks | undefined
-    await this.#queue.run(buildId, async () => {
+    return this.#queue.run(buildId, async () => {
       const checkpoint = await this.#repo.checkpoint(buildId)
-      if (!checkpoint) return
+      if (!checkpoint) return undefined
       await this.#repo.cutTo(buildId, checkpoint.bytes)
-      marks = checkpoint.marks
+      return checkpoint.marks
     })
-    return marks
   }
 
   async note (buildId: string, text: string) {

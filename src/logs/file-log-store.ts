@@ -74,9 +74,7 @@ export class FileLogStore implements LogStore {
    * anything written past the checkpoint (a dead process's unconfirmed lines).
    */
   async resume (buildId: string): Promise<Marks | undefined> {
-    let marks: Marks | undefined
-    await this.#queue.run(buildId, async () => { marks = await this.#resume(buildId) })
-    return marks
+    return this.#queue.run(buildId, () => this.#resume(buildId))
   }
 
   async #resume (buildId: string): Promise<Marks | undefined> {

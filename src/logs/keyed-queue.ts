@@ -4,9 +4,9 @@
 
 /** Runs the steps given for each key one at a time, in order; a failed step does not stop the next. */
 export class KeyedQueue {
-  readonly #tails = new Map<string, Promise<void>>()
+  readonly #tails = new Map<string, Promise<unknown>>()
 
-  run (key: string, step: () => Promise<void>): Promise<void> {
+  run<T> (key: string, step: () => Promise<T>): Promise<T> {
     const next = (this.#tails.get(key) ?? Promise.resolve()).catch(() => undefined).then(step)
     this.#tails.set(key, next)
     const forget = () => { if (this.#tails.get(key) === next) this.#tails.delete(key) }

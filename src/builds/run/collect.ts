@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { COSA_BUILD_ID } from '../../cosa/meta.js'
+import { COSA_BUILD_ID_PATTERN } from '../../cosa/meta.js'
 import { JOB_REPORT } from '../../executor/executor.js'
 import { uploadPaths } from '../workdir-upload.js'
 import { secondaryArch } from './arches.js'
@@ -15,7 +15,7 @@ import { workdirOf, type RunContext } from './context.js'
 // the same way.
 
 /** JOB_REPORT's line: build id, outcome, arch, cosa build id (a plain name: it becomes a path). */
-const REPORT = new RegExp(`^(\\S+) (built|unchanged) ([a-z0-9_]{1,32}) (${COSA_BUILD_ID.source.slice(1, -1)})\\n?$`)
+const REPORT = new RegExp(`^(\\S+) (built|unchanged) ([a-z0-9_]{1,32}) (${COSA_BUILD_ID_PATTERN})\\n?$`)
 
 export async function collect (ctx: RunContext, jobId: string): Promise<void> {
   const { deps: { logs, results, lifecycle, store, uploads }, build, executor, shutdown } = ctx
